@@ -1,0 +1,89 @@
+"""Glue shared by the stage scripts: params -> datasets, model, loaders, dvclive; no method logic here."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from dvclive import Live
+
+from globallocal import config
+from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
+from globallocal.data.file_lists import read_list
+from globallocal.data.labels import NUM_CLASSES
+from globallocal.data.loading import source_dataset, target_dataset, train_loader
+from globallocal.models import build_model
+from globallocal.runtime import resolve_device, seed_everything
+from globallocal.training import build_train_state, train
+
+SOURCE_LIST = "source_train.txt"
+TARGET_TRAIN_LIST = "target_train.txt"
+TARGET_VAL_LIST = "target_val.txt"
+
+
+def load_validated_params() -> dict:
+    """params.yaml, every section checked, so a bad value stops the stage before any work."""
+    params = config.load_params()
+    config.validate(params)
+    return params
+
+
+def open_live(log_dir: Path) -> Live:
+    """A fresh dvclive log that leaves dvc.yaml and DVC experiments alone (the pipeline declares plots)."""
+    shutil.rmtree(log_dir, ignore_errors=True)
+    return Live(str(log_dir), dvcyaml=False, save_dvc_exp=False)
+
+
+def training_stage(
+    params: dict,
+    stage: str,
+    checkpoint_out: Path,
+    log_dir: Path,
+    init_checkpoint: Path | None = None,
+    aligned: bool = False,
+    supervise_on_target: bool = False,
+) -> dict:
+    """Train one model as ``stage``'s params say and write its checkpoint and dvclive log.
+
+    supervise_on_target: the oracle — target train labels take the source's place, no target stream.
+    aligned: the adapt stage — global + local alignment on the target train images.
+    """
+    data = config.data_config(params)
+    seed = config.seed(params)
+    seed_everything(seed)
+    device = resolve_device(config.device_name(params))
+    train_config = config.train_config(params, stage, aligned=aligned)
+    model_spec = config.model_config(params).spec(NUM_CLASSES)
+
+    if init_checkpoint is None:
+        model = build_model(**model_spec)
+    else:
+        model, checkpoint = model_from_checkpoint(init_checkpoint)
+        model_spec = checkpoint["model_spec"]
+    model.to(device)
+    norm = model.input_normalization
+
+    lists = data.lists_dir
+    if supervise_on_target:
+        supervised = target_dataset(
+            data.target_root, "train", read_list(lists / TARGET_TRAIN_LIST), data.target_size, norm, with_labels=True
+        )
+    else:
+        supervised = source_dataset(
+            data.source, data.source_root, read_list(lists / SOURCE_LIST), data.source_size, norm
+        )
+    batch = config.batch_size(params)
+    workers = config.num_workers(params)
+    source_loader = train_loader(supervised, batch, seed, workers)
+    target_loader = None
+    if aligned:
+        unlabelled = target_dataset(
+            data.target_root, "train", read_list(lists / TARGET_TRAIN_LIST), data.target_size, norm, with_labels=False
+        )
+        target_loader = train_loader(unlabelled, batch, seed + 1, workers)
+
+    state = build_train_state(model, train_config, NUM_CLASSES)
+    with open_live(log_dir) as live:
+        last = train(state, train_config, source_loader, target_loader, device, live=live, description=stage)
+    save_checkpoint(checkpoint_out, state, model_spec)
+    return last

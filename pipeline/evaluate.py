@@ -1,0 +1,104 @@
+"""Stage `evaluate`: score the source-only, adapted and oracle models on target val (DESIGN.md section 3).
+
+Writes reports/metrics.json (IoU in percent), each model's confusion matrix and a few qualitative
+samples under reports/eval/, and the predictions under predictions/<model>/labelIds (labelId PNGs with
+Cityscapes result names, the official evaluation's input) and predictions/<model>/color. It then
+scores the exported labelId PNGs with cityscapesscripts and records the largest per-class difference
+to our own numbers in reports/eval/official_check.json.
+"""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+from common import TARGET_VAL_LIST, load_validated_params
+
+from globallocal import config
+from globallocal.checkpoints import model_from_checkpoint
+from globallocal.cli import run_stage
+from globallocal.data.file_lists import read_list
+from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
+from globallocal.data.loading import target_dataset
+from globallocal.data.transforms import to_display_rgb
+from globallocal.evaluation import evaluate, official_cityscapes_evaluation
+from globallocal.runtime import resolve_device
+
+MODELS = {
+    "source_only": Path("models/source_only.pt"),
+    "adapted": Path("models/adapted.pt"),
+    "oracle": Path("models/oracle.pt"),
+}
+PREDICTIONS = Path("predictions")
+EVAL_DIR = Path("reports/eval")
+METRICS = Path("reports/metrics.json")
+
+
+def official_difference(ours: dict, official: dict) -> float:
+    """Largest |ours - official| per-class IoU (percent); classes undefined on both sides are skipped."""
+    worst = 0.0
+    for name in CLASS_NAMES:
+        mine, theirs = ours[name], official[name]
+        if mine is None and math.isnan(theirs):
+            continue
+        if mine is None or math.isnan(theirs):
+            return math.inf
+        worst = max(worst, abs(mine - theirs))
+    return worst
+
+
+def main() -> None:
+    params = load_validated_params()
+    data = config.data_config(params)
+    device = resolve_device(config.device_name(params))
+    num_keep = config.num_qualitative(params)
+    names = read_list(data.lists_dir / TARGET_VAL_LIST)
+    shutil.rmtree(PREDICTIONS, ignore_errors=True)
+    shutil.rmtree(EVAL_DIR, ignore_errors=True)
+    EVAL_DIR.mkdir(parents=True)
+
+    metrics, official, qualitative = {}, {}, {}
+    for model_name, checkpoint in MODELS.items():
+        model, _ = model_from_checkpoint(checkpoint)
+        dataset = target_dataset(
+            data.target_root, "val", names, data.target_size, model.input_normalization,
+            with_labels=True, resize_label=False,
+        )
+        labelid_dir = PREDICTIONS / model_name / "labelIds"
+        result, kept = evaluate(
+            model, dataset, device, NUM_CLASSES, labelid_dir=labelid_dir,
+            color_dir=PREDICTIONS / model_name / "color", num_keep=num_keep, progress=True,
+        )
+        metrics[model_name] = result.to_metrics(synthia=data.source == "synthia")
+        np.save(EVAL_DIR / f"confusion_{model_name}.npy", result.confusion)
+        scores = official_cityscapes_evaluation(data.target_root, "val", labelid_dir)
+        official[model_name] = official_difference(metrics[model_name]["per_class_iou"], scores)
+        qualitative[model_name] = kept
+        print(f"{model_name}: mIoU {metrics[model_name]['miou']}")
+
+    METRICS.write_text(json.dumps(metrics, indent=2) + "\n")
+    (EVAL_DIR / "official_check.json").write_text(
+        json.dumps({"max_abs_per_class_iou_difference": official}, indent=2) + "\n"
+    )
+    save_qualitative(EVAL_DIR / "qualitative.npz", qualitative, data, names[:num_keep])
+
+
+def save_qualitative(path: Path, qualitative: dict, data: config.DataConfig, names: list[str]) -> None:
+    """The first val images at label resolution, their labels, and each model's prediction and entropy."""
+    dataset = target_dataset(
+        data.target_root, "val", names, None, "imagenet", with_labels=True, resize_label=False
+    )
+    arrays = {}
+    for index in range(len(names)):
+        item = dataset[index]
+        arrays[f"image_{index}"] = to_display_rgb(item["image"], "imagenet")
+        arrays[f"label_{index}"] = item["label"].numpy().astype(np.uint8)
+        for model_name, kept in qualitative.items():
+            arrays[f"pred_{model_name}_{index}"] = kept[index]["pred"]
+            arrays[f"entropy_{model_name}_{index}"] = kept[index]["entropy"]
+    np.savez_compressed(path, names=np.array(names), **arrays)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,18 @@
+"""Stage `oracle`: the same network trained on target train labels — the upper bound of the report."""
+
+from pathlib import Path
+
+from common import load_validated_params, training_stage
+
+from globallocal.cli import run_stage
+
+
+def main() -> None:
+    params = load_validated_params()
+    training_stage(
+        params, "oracle", Path("models/oracle.pt"), Path("reports/train/oracle"), supervise_on_target=True
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

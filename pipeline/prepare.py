@@ -1,0 +1,49 @@
+"""Stage `prepare`: write the embedded synthetic benchmark (when asked) and the file lists.
+
+With ``prepare.generate: true`` the seeded two-domain benchmark is written in the GTA5 layout
+(``prepare.out_dir``/gta5) and the Cityscapes layout (``prepare.out_dir``/cityscapes). With false, the
+roots in ``data`` must hold the real datasets; ``prepare.out_dir`` then only gets a note saying so.
+Either way the lists of source train, target train and target val files are written to
+``data.lists_dir`` and every later stage reads them.
+"""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from common import SOURCE_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, load_validated_params
+
+from globallocal import config
+from globallocal.cli import run_stage
+from globallocal.data.file_lists import list_cityscapes, list_gta5, list_synthia, write_list
+from globallocal.data.synthetic import generate_benchmark
+
+SOURCE_LISTERS = {"gta5": list_gta5, "synthia": list_synthia}
+
+
+def main() -> None:
+    params = load_validated_params()
+    data = config.data_config(params)
+    synthetic = config.synthetic_config(params)
+    out_dir = config.prepare_out_dir(params)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    if synthetic is not None:
+        started_s = time.perf_counter()
+        summary = generate_benchmark(out_dir, synthetic)
+        summary["seconds"] = round(time.perf_counter() - started_s, 1)
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    else:
+        (out_dir / "NOT_GENERATED.txt").write_text(
+            "prepare.generate is false: the pipeline reads the real datasets at data.source_root and "
+            "data.target_root.\n"
+        )
+    lists = data.lists_dir
+    write_list(lists / SOURCE_LIST, SOURCE_LISTERS[data.source](data.source_root))
+    write_list(lists / TARGET_TRAIN_LIST, list_cityscapes(data.target_root, "train"))
+    write_list(lists / TARGET_VAL_LIST, list_cityscapes(data.target_root, "val"))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,16 @@
+"""Stage `pretrain`: source-only training; adaptation and the fair source-only baseline start here."""
+
+from pathlib import Path
+
+from common import load_validated_params, training_stage
+
+from globallocal.cli import run_stage
+
+
+def main() -> None:
+    params = load_validated_params()
+    training_stage(params, "pretrain", Path("models/pretrain.pt"), Path("reports/train/pretrain"))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,126 @@
+"""Stage `report`: PNG figures (matplotlib) and reports/report.md embedding them."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from common import load_validated_params
+
+from globallocal import config
+from globallocal.cli import run_stage
+from globallocal.data.labels import CLASS_NAMES
+from globallocal.reporting import (
+    plot_confusion,
+    plot_per_class_iou,
+    plot_qualitative,
+    plot_training_curves,
+    write_report,
+)
+
+REPORTS = Path("reports")
+FIGURES = REPORTS / "figures"
+EVAL_DIR = REPORTS / "eval"
+TRAIN_LOGS = REPORTS / "train"
+RUNS = ("pretrain", "source_only", "adapted", "oracle")
+COMPARED = ("source_only", "adapted", "oracle")
+CURVE_SMOOTHING = 3
+
+
+def load_qualitative(path: Path, models: tuple[str, ...]) -> list[dict]:
+    """The samples evaluate saved, in the shape reporting.plot_qualitative takes."""
+    with np.load(path) as arrays:
+        return [
+            {
+                "name": str(name),
+                "image": arrays[f"image_{i}"],
+                "label": arrays[f"label_{i}"],
+                "preds": {m: arrays[f"pred_{m}_{i}"] for m in models},
+                "entropy": {m: arrays[f"entropy_{m}_{i}"].astype(np.float32) for m in models},
+            }
+            for i, name in enumerate(arrays["names"])
+        ]
+
+
+def gap_sentence(metrics: dict) -> str:
+    """Where the adapted model stands between source-only and the oracle."""
+    low, mid, high = (metrics[m]["miou"] for m in COMPARED)
+    gap = high - low
+    recovered = f"{100 * (mid - low) / gap:.0f}%" if gap > 0 else "n/a"
+    return (
+        f"Source-only {low:.2f}, adapted {mid:.2f}, oracle {high:.2f} mIoU: adaptation changes mIoU by "
+        f"{mid - low:+.2f} points, {recovered} of the source-only-to-oracle gap ({gap:.2f} points)."
+    )
+
+
+def setup_note(params: dict) -> str:
+    data, model = config.data_config(params), config.model_config(params)
+    alignment = config.alignment_config(params)
+    synthetic = config.synthetic_config(params)
+    dataset = (
+        f"the embedded synthetic benchmark (seed {synthetic.seed}; {synthetic.num_source} source, "
+        f"{synthetic.num_target_train} target train, {synthetic.num_target_val} target val images)"
+        if synthetic else f"{data.source} at `{data.source_root}` -> Cityscapes at `{data.target_root}`"
+    )
+    return (
+        f"Data: {dataset}. Network: `{model.arch}` (output stride {model.output_stride}, frozen BN: "
+        f"{model.freeze_bn}), source at {data.source_size[0]}x{data.source_size[1]}, target at "
+        f"{data.target_size[0]}x{data.target_size[1]}, batch {config.batch_size(params)} per domain, "
+        f"training seed {config.seed(params)}.\n\n"
+        f"Adaptation: global family `{alignment.global_family}` ({alignment.gan_loss} GAN loss, "
+        f"lambda main {alignment.global_weight('main')}, aux {alignment.global_weight('aux')}) + local "
+        f"alignment (lambda {alignment.lambda_adv_local}, window {alignment.local.window}, representation "
+        f"`{alignment.local.representation}`, target confidence >= {alignment.local.conf_threshold}, "
+        f"start at iteration {alignment.local_start_iter}).\n\n"
+        "All numbers are the FINAL models of each stage (no snapshot selection on the val set)."
+    )
+
+
+def fairness_note(params: dict, metrics: dict) -> str:
+    pre = config.optim_config(params, "pretrain").iterations
+    ada = config.optim_config(params, "adapt").iterations
+    ora = config.optim_config(params, "oracle").iterations
+    return (
+        f"`adapted` = {pre} source-only iterations (`pretrain`) + {ada} adaptation iterations. `source_only` "
+        f"starts from the same pretrained weights and runs the same {ada}-iteration schedule with every "
+        f"alignment weight at 0, so both had {pre + ada} source-supervised iterations and differ only by the "
+        f"alignment terms. `oracle` is trained on target train labels for {ora} iterations from the same "
+        f"initialisation as `pretrain`.\n\n" + gap_sentence(metrics)
+    )
+
+
+def main() -> None:
+    params = load_validated_params()
+    metrics = json.loads((REPORTS / "metrics.json").read_text())
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "Training curves (moving average of the logged means)": FIGURES / "training_curves.png",
+        "Per-class IoU on target val": FIGURES / "per_class_iou.png",
+        "Confusion matrix of the adapted model (row-normalised)": FIGURES / "confusion_adapted.png",
+        "Confusion matrix of the source-only model (row-normalised)": FIGURES / "confusion_source_only.png",
+        "Target val samples: predictions and entropy maps": FIGURES / "qualitative.png",
+    }
+    paths = list(figures.values())
+    plot_training_curves({run: TRAIN_LOGS / run for run in RUNS}, paths[0], smoothing=CURVE_SMOOTHING)
+    plot_per_class_iou(metrics, paths[1], models=COMPARED)
+    for model_name, path in (("adapted", paths[2]), ("source_only", paths[3])):
+        confusion = np.load(EVAL_DIR / f"confusion_{model_name}.npy")
+        plot_confusion(confusion, CLASS_NAMES, path, title=f"{model_name} (rows: ground truth)")
+    plot_qualitative(load_qualitative(EVAL_DIR / "qualitative.npz", COMPARED), paths[4], models=COMPARED)
+    official = json.loads((EVAL_DIR / "official_check.json").read_text())
+    notes = {
+        "setup": setup_note(params),
+        "fairness": fairness_note(params, metrics),
+        "official evaluation": (
+            "The exported labelId PNGs (`predictions/<model>/labelIds`) were scored again with "
+            "cityscapesscripts' pixel-level evaluation; largest per-class IoU difference to the table "
+            "above (points): "
+            + ", ".join(f"{m} {v:.2g}" for m, v in official["max_abs_per_class_iou_difference"].items())
+            + "."
+        ),
+        "reproduce": "```\nmake repro        # or: .venv/bin/dvc repro\n```",
+    }
+    write_report(REPORTS / "report.md", {m: metrics[m] for m in COMPARED}, figures, notes)
+
+
+if __name__ == "__main__":
+    run_stage(main)

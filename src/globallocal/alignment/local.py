@@ -1,0 +1,163 @@
+"""Step 2: class-aware alignment of local outputs (the paper's contribution, in our reading).
+
+A *local output* is the K-dim output vector (softmax or self-information, as the global family uses) at
+one position of the output map, average-pooled over non-overlapping ``window x window`` cells
+(``window = 1`` gives the 1x1xK outputs of the paper's figure). Each local output gets a *category*:
+
+* source: its ground-truth label (for window > 1 the majority label of the cell, ignore counted as a
+  label of its own; cells whose majority share is below ``min_purity`` are dropped). Outputs labelled
+  ignore (255) or one of ``background_classes`` never enter the loss: the noisy source background.
+* target: the argmax of the (pooled) prediction, kept only where its probability >= ``conf_threshold``.
+
+The class-aware local discriminator D_l gives, per position, one source(0)/target(1) logit per
+category; only the logit of the output's own category is used. Losses average over the positions of
+each category, then over the categories present, so frequent classes do not drown rare ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from globallocal.alignment.discriminators import LocalDiscriminator
+from globallocal.alignment.gan_losses import SOURCE_LABEL, TARGET_LABEL, domain_probability, gan_loss
+from globallocal.alignment.representations import represent
+from globallocal.data.labels import IGNORE_INDEX
+
+#: Category value of a local output that takes no part in the loss.
+DROPPED = -1
+
+
+@dataclass(frozen=True)
+class LocalAlignmentConfig:
+    """Knobs of the local module; ``background_classes`` are trainIds."""
+
+    representation: str = "self_information"
+    window: int = 1
+    min_purity: float = 0.5
+    conf_threshold: float = 0.9
+    background_classes: tuple[int, ...] = ()
+    gan_loss: str = "vanilla"
+
+
+def pool_local_outputs(rep: torch.Tensor, window: int) -> torch.Tensor:
+    """(N, K, H, W) -> (N, K, H // window, W // window) mean over non-overlapping cells."""
+    if window == 1:
+        return rep
+    return F.avg_pool2d(rep, kernel_size=window, stride=window)
+
+
+def source_categories(
+    labels: torch.Tensor,
+    num_classes: int,
+    window: int = 1,
+    min_purity: float = 0.5,
+    background_classes: tuple[int, ...] = (),
+) -> torch.Tensor:
+    """Category of each source local output: (N, H, W) trainIds -> (N, H // window, W // window) long.
+
+    Ignore pixels, background classes and impure cells become ``DROPPED``.
+    """
+    valid = labels < num_classes
+    # Ignore is bin K, so a cell that is mostly ignore is dropped rather than given a minority class.
+    bins = torch.where(valid, labels, torch.full_like(labels, num_classes)).long()
+    if window == 1:
+        category, share = bins, torch.ones_like(bins, dtype=torch.float32)
+    else:
+        one_hot = F.one_hot(bins, num_classes + 1).permute(0, 3, 1, 2).float()
+        share, category = F.avg_pool2d(one_hot, kernel_size=window, stride=window).max(dim=1)
+    keep = (category < num_classes) & (share >= min_purity)
+    for background in background_classes:
+        keep &= category != background
+    return torch.where(keep, category, torch.full_like(category, DROPPED))
+
+
+def target_categories(prob: torch.Tensor, window: int = 1, conf_threshold: float = 0.9) -> torch.Tensor:
+    """Pseudo-label of each target local output: (N, K, H, W) probabilities -> (N, h, w) long.
+
+    The argmax of the cell's mean probability, or ``DROPPED`` where that maximum is below the threshold.
+    """
+    confidence, category = pool_local_outputs(prob, window).max(dim=1)
+    return torch.where(confidence >= conf_threshold, category, torch.full_like(category, DROPPED))
+
+
+def class_balanced_mean(values: torch.Tensor, categories: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean over categories present of the mean of ``values`` within each category.
+
+    values, categories: (M,) with categories in [0, num_classes). Returns a scalar (0 when M = 0, still
+    attached to the graph so that backward() works).
+    """
+    if values.numel() == 0:
+        return values.sum()
+    sums = values.new_zeros(num_classes).index_add(0, categories, values)
+    counts = torch.bincount(categories, minlength=num_classes)
+    present = counts > 0
+    return (sums[present] / counts[present]).mean()
+
+
+def _category_logits(d_out: torch.Tensor, categories: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick each kept position's logit of its own category: (N, K, h, w), (N, h, w) -> (M,), (M,)."""
+    keep = categories != DROPPED
+    picked = d_out.gather(1, categories.clamp(min=0).unsqueeze(1)).squeeze(1)
+    return picked[keep], categories[keep]
+
+
+class LocalAlignment(nn.Module):
+    """The local module: owns D_l and turns logits + categories into the generator / D_l losses."""
+
+    def __init__(self, num_classes: int, config: LocalAlignmentConfig):
+        super().__init__()
+        self.num_classes = num_classes
+        self.config = config
+        self.discriminator = LocalDiscriminator(num_classes)
+
+    def local_outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """(N, K, H, W) logits -> (N, K, h, w) pooled representation."""
+        return pool_local_outputs(represent(logits, self.config.representation), self.config.window)
+
+    def source_categories(self, labels: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        return source_categories(labels, self.num_classes, c.window, c.min_purity, c.background_classes)
+
+    def target_categories(self, logits: torch.Tensor) -> torch.Tensor:
+        prob = torch.softmax(logits.detach(), dim=1)
+        return target_categories(prob, self.config.window, self.config.conf_threshold)
+
+    def _loss(self, local: torch.Tensor, categories: torch.Tensor, domain_label: float):
+        picked, kept = _category_logits(self.discriminator(local), categories)
+        per_position = gan_loss(picked, domain_label, self.config.gan_loss, reduction="none")
+        return class_balanced_mean(per_position, kept, self.num_classes), picked
+
+    def generator_loss(self, target_logits: torch.Tensor) -> torch.Tensor:
+        """Make confident target local outputs of category c look 'source' to D_l[c]."""
+        categories = self.target_categories(target_logits)
+        loss, _ = self._loss(self.local_outputs(target_logits), categories, SOURCE_LABEL)
+        return loss
+
+    def discriminator_loss(
+        self, source_logits: torch.Tensor, source_labels: torch.Tensor, target_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """D_l's loss on detached outputs: source categories -> 0, target pseudo-categories -> 1, halved each.
+
+        Returns the loss and, for logging, D_l's mean 'target' output on each domain and the fraction of
+        local outputs kept.
+        """
+        source_cat = self.source_categories(source_labels)
+        target_cat = self.target_categories(target_logits)
+        loss_s, picked_s = self._loss(self.local_outputs(source_logits.detach()), source_cat, SOURCE_LABEL)
+        loss_t, picked_t = self._loss(self.local_outputs(target_logits.detach()), target_cat, TARGET_LABEL)
+        kind = self.config.gan_loss
+        stats = {
+            "source": _mean_or_nan(domain_probability(picked_s, kind)),
+            "target": _mean_or_nan(domain_probability(picked_t, kind)),
+            "kept_source": (source_cat != DROPPED).float().mean().item(),
+            "kept_target": (target_cat != DROPPED).float().mean().item(),
+        }
+        return 0.5 * loss_s + 0.5 * loss_t, stats
+
+
+def _mean_or_nan(x: torch.Tensor) -> float:
+    return x.mean().item() if x.numel() else float("nan")

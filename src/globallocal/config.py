@@ -1,0 +1,307 @@
+"""params.yaml -> typed, validated configuration. The only place that knows the params layout.
+
+Every value is checked once, here, with a message naming the key and the allowed values; the library
+below trusts what it receives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from globallocal.alignment.gan_losses import GAN_LOSSES
+from globallocal.alignment.global_alignment import GLOBAL_FAMILIES, family_representation
+from globallocal.alignment.local import LocalAlignmentConfig
+from globallocal.alignment.representations import REPRESENTATIONS
+from globallocal.data.labels import CLASS_NAMES
+from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
+from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
+from globallocal.data.synthetic import SyntheticConfig
+from globallocal.errors import UserError
+from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
+
+SOURCE_DATASETS = ("gta5", "synthia")
+MODEL_ARCHS = ("mobilenetv3_large", "deeplabv2_resnet101")
+OUTPUT_STRIDES = (8, 16)
+
+
+def load_params(path: Path = Path("params.yaml")) -> dict:
+    """Read params.yaml; a missing file or broken YAML is a UserError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: run from the repository root, where params.yaml lives")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(params, dict):
+        raise UserError(f"{path} must hold a mapping of sections (data, model, train, ...)")
+    return params
+
+
+# ---- typed getters: each names the full key in its error ----------------------------------------
+
+def _get(params: dict, key: str) -> Any:
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise UserError(f"params key '{key}' is missing from params.yaml; add it (see the README)")
+        node = node[part]
+    return node
+
+
+def _choice(params: dict, key: str, allowed: tuple[str, ...]) -> str:
+    value = _get(params, key)
+    if value not in allowed:
+        raise UserError(f"params key '{key}' is {value!r}; allowed values: {', '.join(allowed)}")
+    return value
+
+
+def _number(params: dict, key: str, minimum: float = 0.0, integer: bool = False, strict: bool = False):
+    value = _get(params, key)
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise UserError(f"params key '{key}' is {value!r}; expected {'an integer' if integer else 'a number'}")
+    if value < minimum or (strict and value == minimum):
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        raise UserError(f"params key '{key}' is {value!r}; it must be {bound}")
+    return value
+
+
+def _fraction(params: dict, key: str) -> float:
+    value = _number(params, key)
+    if value > 1:
+        raise UserError(f"params key '{key}' is {value!r}; it must lie in [0, 1]")
+    return float(value)
+
+
+def _bool(params: dict, key: str) -> bool:
+    value = _get(params, key)
+    if not isinstance(value, bool):
+        raise UserError(f"params key '{key}' is {value!r}; expected true or false")
+    return value
+
+
+def _size(params: dict, key: str) -> tuple[int, int]:
+    value = _get(params, key)
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise UserError(f"params key '{key}' is {value!r}; expected [width, height], two positive integers")
+    return int(value[0]), int(value[1])
+
+
+def _path(params: dict, key: str, optional: bool = False) -> Path | None:
+    value = _get(params, key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UserError(f"params key '{key}' is {value!r}; expected a path")
+    return Path(value)
+
+
+# ---- sections ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str
+    source_root: Path
+    target_root: Path
+    lists_dir: Path
+    source_size: tuple[int, int]
+    target_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str
+    backbone_weights: Path | None
+    freeze_bn: bool
+    output_stride: int
+
+    def spec(self, num_classes: int) -> dict:
+        """Keyword arguments of ``build_model`` (stored in checkpoints, so plain types only)."""
+        return {
+            "arch": self.arch,
+            "num_classes": num_classes,
+            "backbone_weights": str(self.backbone_weights) if self.backbone_weights else None,
+            "freeze_bn": self.freeze_bn,
+            "output_stride": self.output_stride,
+        }
+
+
+def data_config(params: dict) -> DataConfig:
+    return DataConfig(
+        source=_choice(params, "data.source", SOURCE_DATASETS),
+        source_root=_path(params, "data.source_root"),
+        target_root=_path(params, "data.target_root"),
+        lists_dir=_path(params, "data.lists_dir"),
+        source_size=_size(params, "data.source_size"),
+        target_size=_size(params, "data.target_size"),
+    )
+
+
+def model_config(params: dict) -> ModelConfig:
+    stride = _number(params, "model.output_stride", integer=True)
+    if stride not in OUTPUT_STRIDES:
+        raise UserError(f"params key 'model.output_stride' is {stride!r}; allowed values: 8, 16")
+    return ModelConfig(
+        arch=_choice(params, "model.arch", MODEL_ARCHS),
+        backbone_weights=_path(params, "model.backbone_weights", optional=True),
+        freeze_bn=_bool(params, "model.freeze_bn"),
+        output_stride=stride,
+    )
+
+
+def device_name(params: dict) -> str:
+    value = _get(params, "device")
+    if not isinstance(value, str) or not (value in ("auto", "cpu", "cuda") or value.startswith("cuda:")):
+        raise UserError(f"params key 'device' is {value!r}; allowed values: auto, cpu, cuda, cuda:N")
+    return value
+
+
+def seed(params: dict) -> int:
+    return _number(params, "seed", integer=True)
+
+
+def num_workers(params: dict) -> int:
+    return _number(params, "num_workers", integer=True)
+
+
+def batch_size(params: dict) -> int:
+    return _number(params, "train.batch_size", minimum=1, integer=True)
+
+
+def optim_config(params: dict, stage: str) -> OptimConfig:
+    """The optimisation schedule of a training stage (pretrain, adapt or oracle)."""
+    iterations = _number(params, f"{stage}.iterations", minimum=1, integer=True)
+    max_iters = _number(params, f"{stage}.max_iters", minimum=1, integer=True)
+    if max_iters < iterations:
+        raise UserError(
+            f"params key '{stage}.max_iters' is {max_iters}; the poly horizon must be >= "
+            f"'{stage}.iterations' ({iterations})"
+        )
+    betas = _get(params, "train.betas_d")
+    if not (isinstance(betas, list) and len(betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+        raise UserError(f"params key 'train.betas_d' is {betas!r}; expected two numbers in [0, 1)")
+    return OptimConfig(
+        iterations=iterations,
+        max_iters=max_iters,
+        lr=float(_number(params, f"{stage}.lr", strict=True)),
+        momentum=_fraction(params, "train.momentum"),
+        weight_decay=float(_number(params, "train.weight_decay")),
+        power=float(_number(params, "train.power")),
+        lr_d=float(_number(params, "train.lr_d", strict=True)),
+        betas_d=(float(betas[0]), float(betas[1])),
+    )
+
+
+def _class_ids(params: dict, key: str) -> tuple[int, ...]:
+    names = _get(params, key)
+    if not isinstance(names, list):
+        raise UserError(f"params key '{key}' is {names!r}; expected a list of class names")
+    unknown = [name for name in names if name not in CLASS_NAMES]
+    if unknown:
+        raise UserError(f"params key '{key}' names unknown classes {unknown}; allowed: {', '.join(CLASS_NAMES)}")
+    return tuple(CLASS_NAMES.index(name) for name in names)
+
+
+def alignment_config(params: dict) -> AlignmentConfig:
+    """The adapt stage's alignment terms."""
+    family = _choice(params, "adapt.global_family", GLOBAL_FAMILIES)
+    gan = _choice(params, "adapt.gan_loss", GAN_LOSSES)
+    representation = _choice(params, "adapt.local_representation", ("auto",) + REPRESENTATIONS)
+    if representation == "auto":
+        representation = family_representation(family)
+    local = LocalAlignmentConfig(
+        representation=representation,
+        window=_number(params, "adapt.local_window", minimum=1, integer=True),
+        min_purity=_fraction(params, "adapt.local_min_purity"),
+        conf_threshold=_fraction(params, "adapt.local_conf_threshold"),
+        background_classes=_class_ids(params, "adapt.local_background_classes"),
+        gan_loss=gan,
+    )
+    lambdas = {
+        name: float(_number(params, f"adapt.{name}"))
+        for name in (
+            "lambda_adv_main", "lambda_adv_aux", "lambda_ent_main", "lambda_ent_aux",
+            "lambda_adv_local", "lambda_adv_local_aux",
+        )
+    }
+    return AlignmentConfig(
+        global_family=family,
+        gan_loss=gan,
+        local_start_iter=_number(params, "adapt.local_start_iter", integer=True),
+        local=local,
+        **lambdas,
+    )
+
+
+def train_config(params: dict, stage: str, aligned: bool) -> TrainConfig:
+    """The full configuration of a training stage; ``aligned`` switches the adapt terms on."""
+    return TrainConfig(
+        optim=optim_config(params, stage),
+        lambda_seg_aux=float(_number(params, "train.lambda_seg_aux")),
+        multi_level=_bool(params, "train.multi_level"),
+        alignment=alignment_config(params) if aligned else None,
+        log_every=_number(params, "train.log_every", minimum=1, integer=True),
+    )
+
+
+def prepare_out_dir(params: dict) -> Path:
+    return _path(params, "prepare.out_dir")
+
+
+def synthetic_config(params: dict) -> SyntheticConfig | None:
+    """The embedded benchmark to generate, or None when ``prepare.generate`` is false (real datasets).
+
+    Generating requires the data roots to be the benchmark's own folders, so that nothing the user
+    pointed at (a real dataset) is ever overwritten.
+    """
+    if not _bool(params, "prepare.generate"):
+        return None
+    out_dir = prepare_out_dir(params)
+    data = data_config(params)
+    for key, root, expected in (
+        ("data.source_root", data.source_root, out_dir / SYNTHETIC_SOURCE_DIR),
+        ("data.target_root", data.target_root, out_dir / SYNTHETIC_TARGET_DIR),
+    ):
+        if root != expected:
+            raise UserError(
+                f"params key '{key}' is '{root}' but prepare.generate is true and writes the benchmark to "
+                f"'{expected}': point {key} there, or set prepare.generate to false to use a real dataset"
+            )
+    if data.source != "gta5":
+        raise UserError("params key 'data.source' must be 'gta5' when prepare.generate is true "
+                        "(the embedded benchmark is written in the GTA5 layout)")
+    return SyntheticConfig(
+        seed=_number(params, "prepare.seed", integer=True),
+        num_source=_number(params, "prepare.num_source", minimum=1, integer=True),
+        num_target_train=_number(params, "prepare.num_target_train", minimum=1, integer=True),
+        num_target_val=_number(params, "prepare.num_target_val", minimum=1, integer=True),
+        source_size=_size(params, "prepare.source_size"),
+        target_size=_size(params, "prepare.target_size"),
+    )
+
+
+def num_qualitative(params: dict) -> int:
+    return _number(params, "evaluate.num_qualitative", integer=True)
+
+
+def validate(params: dict) -> None:
+    """Check every section at once, so that a bad value fails before any stage trains."""
+    data_config(params)
+    model_config(params)
+    device_name(params)
+    seed(params)
+    num_workers(params)
+    batch_size(params)
+    for stage in ("pretrain", "adapt", "oracle"):
+        train_config(params, stage, aligned=stage == "adapt")
+    synthetic_config(params)
+    num_qualitative(params)

@@ -1,0 +1,1 @@
+"""Datasets in their real on-disk formats, the label mappings, and the embedded synthetic benchmark."""

@@ -1,0 +1,77 @@
+"""Segmentation networks G: DeepLab-v2 ResNet-101 (the paper's) and MobileNetV3-large (CPU default).
+
+`build_model` is the one way in; every model returns (aux_logits, main_logits) at feature
+resolution and says through `input_normalization` how its input must be prepared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from globallocal.errors import UserError
+from globallocal.models.aspp import ASPPClassifier
+from globallocal.models.deeplabv2 import deeplabv2_resnet101
+from globallocal.models.mobilenet import OUTPUT_STRIDES as MOBILENET_OUTPUT_STRIDES
+from globallocal.models.mobilenet import mobilenetv3_large
+from globallocal.models.pretrained import load_backbone_weights, read_checkpoint
+from globallocal.models.segmentation import INPUT_NORMALIZATIONS, SegmentationModel
+
+ARCHITECTURES = ("deeplabv2_resnet101", "mobilenetv3_large")
+
+#: Checkpoint keys that are not backbone: DeepLab-v2's ASPP heads (layer5, plus layer6 in
+#: AdaptSegNet/ADVENT multi-level models) and the ImageNet classifier of either backbone.
+RESNET_SKIPPED_PREFIXES = ("layer5.", "layer6.", "fc.")
+MOBILENET_SKIPPED_PREFIXES = ("classifier.",)
+
+__all__ = [
+    "ARCHITECTURES",
+    "ASPPClassifier",
+    "INPUT_NORMALIZATIONS",
+    "SegmentationModel",
+    "build_model",
+]
+
+
+def build_model(
+    arch: str,
+    num_classes: int,
+    backbone_weights: Path | None = None,
+    freeze_bn: bool = True,
+    output_stride: int = 8,
+) -> SegmentationModel:
+    """The segmentation network `arch`, with backbone weights from a local file if given.
+
+    ResNet-101 accepts a torchvision resnet101 state dict (then input_normalization is
+    "imagenet") or a DeepLab-v2 Caffe conversion as ADVENT uses (keys possibly under "Scale.";
+    input_normalization stays "caffe_bgr"). MobileNetV3 accepts a torchvision
+    mobilenet_v3_large state dict. Heads always start from scratch.
+    """
+    if arch == "deeplabv2_resnet101":
+        if output_stride != 8:
+            raise UserError(
+                f"output_stride {output_stride} is not available for deeplabv2_resnet101: "
+                "DeepLab-v2 ResNet-101 always runs at output stride 8."
+            )
+        model = deeplabv2_resnet101(num_classes, freeze_bn)
+        skipped = RESNET_SKIPPED_PREFIXES
+    elif arch == "mobilenetv3_large":
+        if output_stride not in MOBILENET_OUTPUT_STRIDES:
+            raise UserError(
+                f"output_stride {output_stride} is not available for mobilenetv3_large; "
+                f"use one of {MOBILENET_OUTPUT_STRIDES}."
+            )
+        model = mobilenetv3_large(num_classes, freeze_bn, output_stride)
+        skipped = MOBILENET_SKIPPED_PREFIXES
+    else:
+        raise UserError(f"Unknown model architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}.")
+    if backbone_weights is not None:
+        state = read_checkpoint(Path(backbone_weights))
+        load_backbone_weights(model.backbone, state, skipped, Path(backbone_weights))
+        if arch == "deeplabv2_resnet101" and _is_torchvision_classifier(state):
+            model.input_normalization = "imagenet"
+    return model
+
+
+def _is_torchvision_classifier(state: dict) -> bool:
+    """torchvision's ImageNet ResNets carry an "fc" classifier; DeepLab-v2 conversions do not."""
+    return "fc.weight" in state

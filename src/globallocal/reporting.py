@@ -1,0 +1,432 @@
+"""The report: training curves, per-class IoU bars, confusion heat maps, qualitative grids, Markdown.
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects rendered by the Agg canvas directly,
+never through ``pyplot``: no global backend switch, no open-figure bookkeeping, and the code
+works on a headless machine. Every figure has a fixed size in pixels (no ``bbox_inches="tight"``),
+so its PNG is exactly ``width_px x height_px``.
+
+Inputs (see ``pipeline/report.py``):
+
+* metrics: ``{model: {"miou": float, "per_class_iou": {class_name: float | None}, ...}}``,
+  IoU in percent, ``None`` when undefined (class absent from ground truth and predictions).
+* dvclive logs: ``<run_dir>/plots/metrics/<group>/<name>.tsv`` with columns ``step`` and ``<name>``.
+* qualitative samples: dicts with ``name``, ``image`` (H, W, 3) uint8 RGB, ``label`` (H, W) uint8
+  trainIds, ``preds[model]`` (H, W) uint8 trainIds, ``entropy[model]`` (H, W) float in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from globallocal.data.labels import CLASS_NAMES, colorize
+from globallocal.errors import UserError
+
+FIGURE_DPI = 100
+LEGEND_FONT_SIZE_PT = 9
+
+CURVE_PANEL_WIDTH_PX = 640
+CURVE_PANEL_HEIGHT_PX = 420
+MAX_CURVE_COLUMNS = 2
+
+PER_CLASS_FIGURE_PX = (1400, 560)
+#: Fraction of one class slot the group of bars fills; the rest separates neighbouring classes.
+BAR_GROUP_WIDTH = 0.8
+CLASS_LABEL_ROTATION_DEG = 45
+
+CONFUSION_FIGURE_PX = (1000, 900)
+#: Cells below this recall stay unlabelled so the few large entries stand out.
+MIN_ANNOTATED_RECALL = 0.01
+CONFUSION_ANNOTATION_FONT_SIZE_PT = 7
+CONFUSION_CMAP = "Blues"
+#: Rows without ground-truth pixels (recall undefined) are drawn in this colour.
+UNDEFINED_CELL_COLOR = "lightgrey"
+
+QUALITATIVE_PANEL_WIDTH_PX = 320
+#: Room under each row of panels for titles and the sample name.
+QUALITATIVE_ROW_MARGIN_PX = 40
+ENTROPY_CMAP = "viridis"
+
+TSV_SUBDIR = Path("plots") / "metrics"
+MISSING_VALUE = "—"
+IOU_DECIMALS = 1
+#: Optional subset mIoU keys (SYNTHIA protocols) and their row names in the table.
+SUBSET_MIOU_ROWS = (("miou_16", "mIoU-16"), ("miou_13", "mIoU-13"))
+#: Notes with a known place and heading; any other note follows the figures under its own key.
+NOTE_HEADINGS = {"setup": "Setup", "fairness": "Fair comparison", "reproduce": "How to reproduce"}
+
+
+# --- training curves ---------------------------------------------------------------------------
+
+
+def read_dvclive_metrics(log_dir: Path) -> dict[str, pd.DataFrame]:
+    """Read every scalar a dvclive run logged.
+
+    Returns ``{"loss/seg": DataFrame(step, value), ...}``, keyed by the name given to
+    ``Live.log_metric`` and sorted by name; each frame holds int ``step`` and float ``value``.
+    """
+    metrics_dir = Path(log_dir) / TSV_SUBDIR
+    tsv_paths = sorted(metrics_dir.rglob("*.tsv"))
+    if not tsv_paths:
+        raise UserError(
+            f"{metrics_dir}: no dvclive metric files (*.tsv) found; "
+            "run the training stage that writes this log first"
+        )
+    return {_metric_name(path, metrics_dir): _read_metric_tsv(path) for path in tsv_paths}
+
+
+def _metric_name(tsv_path: Path, metrics_dir: Path) -> str:
+    return tsv_path.relative_to(metrics_dir).with_suffix("").as_posix()
+
+
+def _read_metric_tsv(tsv_path: Path) -> pd.DataFrame:
+    # dvclive names the value column after the last part of the metric name ("loss/seg" -> "seg").
+    table = pd.read_csv(tsv_path, sep="\t")
+    value_column = tsv_path.stem
+    if "step" not in table.columns or value_column not in table.columns:
+        raise UserError(
+            f"{tsv_path}: expected dvclive columns 'step' and '{value_column}', "
+            f"found {list(table.columns)}; delete the file and rerun the training stage"
+        )
+    return pd.DataFrame(
+        {"step": table["step"].astype(int), "value": table[value_column].astype(float)}
+    )
+
+
+def metric_group(metric_name: str) -> str:
+    """The subplot a metric goes to: its first name part ("loss/seg" -> "loss"; "top" -> "top")."""
+    return metric_name.split("/", 1)[0]
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over the last ``window`` values; the first values average what exists.
+
+    ``moving_average([1, 2, 3, 4], 2) == [1, 1.5, 2.5, 3.5]``; ``window=1`` returns the input.
+    """
+    if window < 1:
+        raise UserError(f"curve smoothing window must be an integer >= 1, got {window}")
+    series = pd.Series(np.asarray(values, dtype=float))
+    return series.rolling(window, min_periods=1).mean().to_numpy()
+
+
+def plot_training_curves(log_dirs: dict[str, Path], out_path: Path, smoothing: int = 1) -> None:
+    """One subplot per metric group (loss, d_out, lr, ...), one line per run and metric.
+
+    ``log_dirs`` maps a run name (legend label) to its dvclive folder; x is the training step,
+    y the logged value smoothed by a trailing ``smoothing``-step moving average.
+    """
+    if not log_dirs:
+        raise UserError("no training logs given for the curves figure; list at least one run")
+    lines_by_group: dict[str, list[tuple[str, pd.DataFrame]]] = {}
+    for run_name, log_dir in log_dirs.items():
+        for metric_name, frame in read_dvclive_metrics(log_dir).items():
+            label = f"{run_name}: {metric_name}"
+            lines_by_group.setdefault(metric_group(metric_name), []).append((label, frame))
+
+    groups = sorted(lines_by_group)
+    num_columns = min(MAX_CURVE_COLUMNS, len(groups))
+    num_rows = math.ceil(len(groups) / num_columns)
+    figure = _new_figure(num_columns * CURVE_PANEL_WIDTH_PX, num_rows * CURVE_PANEL_HEIGHT_PX)
+    axes = figure.subplots(num_rows, num_columns, squeeze=False).ravel()
+    for axis, group in zip(axes, groups):
+        for label, frame in lines_by_group[group]:
+            axis.plot(frame["step"], moving_average(frame["value"], smoothing), label=label)
+        axis.set_title(group)
+        axis.set_xlabel("iteration")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=LEGEND_FONT_SIZE_PT)
+    for unused_axis in axes[len(groups):]:
+        unused_axis.set_visible(False)
+    if smoothing > 1:
+        figure.suptitle(f"moving average over {smoothing} steps")
+    _save(figure, out_path)
+
+
+# --- per-class IoU -----------------------------------------------------------------------------
+
+
+def plot_per_class_iou(
+    metrics: dict,
+    out_path: Path,
+    models: Sequence[str] = ("source_only", "adapted", "oracle"),
+) -> None:
+    """Grouped bars: per class (x axis) one bar per model, mIoU in the legend.
+
+    Undefined IoUs (``None``) get no bar but an "n/a" mark.
+    """
+    _check_models(metrics, models)
+    figure = _new_figure(*PER_CLASS_FIGURE_PX)
+    axis = figure.subplots()
+    class_positions = np.arange(len(CLASS_NAMES))
+    bar_width = BAR_GROUP_WIDTH / len(models)
+    for model_index, model in enumerate(models):
+        offset = (model_index - (len(models) - 1) / 2) * bar_width
+        ious = np.array(
+            [_as_float(metrics[model]["per_class_iou"].get(name)) for name in CLASS_NAMES]
+        )
+        label = f"{model} (mIoU {_format_iou(metrics[model]['miou'])})"
+        axis.bar(class_positions + offset, ious, width=bar_width, label=label)
+        # Without a mark an undefined IoU would look like a score of 0.
+        for position in class_positions[np.isnan(ious)] + offset:
+            axis.text(position, 1, "n/a", rotation=90, ha="center", va="bottom", fontsize="small")
+    axis.set_xticks(class_positions, CLASS_NAMES, rotation=CLASS_LABEL_ROTATION_DEG, ha="right")
+    axis.set_xlim(-0.5, len(CLASS_NAMES) - 0.5)
+    axis.set_ylim(0, 100)
+    axis.set_ylabel("IoU (%)")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend()
+    _save(figure, out_path)
+
+
+# --- confusion ---------------------------------------------------------------------------------
+
+
+def row_normalized_confusion(confusion: np.ndarray) -> np.ndarray:
+    """(K, K) counts (rows = ground truth, cols = prediction) -> (K, K) float per-row fractions.
+
+    Entry [i, j] is the share of class-i pixels predicted as j, so the diagonal is the recall.
+    Rows without any ground-truth pixel are NaN: their recall is undefined, not zero.
+    """
+    counts = np.asarray(confusion, dtype=np.float64)
+    row_totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(row_totals > 0, counts / row_totals, np.nan)
+
+
+def plot_confusion(
+    confusion: np.ndarray, class_names: Sequence[str], out_path: Path, title: str
+) -> None:
+    """Heat map of the row-normalised (recall) confusion matrix, class names on both axes.
+
+    ``confusion`` is (K, K) int counts, rows = ground truth, columns = prediction.
+    """
+    num_classes = len(class_names)
+    if np.shape(confusion) != (num_classes, num_classes):
+        raise ValueError(
+            f"confusion matrix has shape {np.shape(confusion)}, expected "
+            f"({num_classes}, {num_classes}) for {num_classes} class names"
+        )
+    recall = row_normalized_confusion(confusion)
+    figure = _new_figure(*CONFUSION_FIGURE_PX)
+    axis = figure.subplots()
+    cmap = colormaps[CONFUSION_CMAP].with_extremes(bad=UNDEFINED_CELL_COLOR)
+    image = axis.imshow(recall, cmap=cmap, vmin=0.0, vmax=1.0)
+    _annotate_cells(axis, recall)
+    positions = np.arange(num_classes)
+    axis.set_xticks(positions, class_names, rotation=CLASS_LABEL_ROTATION_DEG, ha="right")
+    axis.set_yticks(positions, class_names)
+    axis.set_xlabel("prediction")
+    axis.set_ylabel("ground truth")
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, label="share of ground-truth pixels", shrink=0.8)
+    _save(figure, out_path)
+
+
+def _annotate_cells(axis, recall: np.ndarray) -> None:
+    """Write each visible share as a whole percent; white on dark cells so it stays readable."""
+    dark_cell_threshold = 0.5
+    for row, column in zip(*np.nonzero(recall >= MIN_ANNOTATED_RECALL)):
+        share = recall[row, column]
+        axis.text(
+            column,
+            row,
+            f"{100 * share:.0f}",
+            ha="center",
+            va="center",
+            fontsize=CONFUSION_ANNOTATION_FONT_SIZE_PT,
+            color="white" if share > dark_cell_threshold else "black",
+        )
+
+
+# --- qualitative -------------------------------------------------------------------------------
+
+
+def qualitative_panels(
+    samples: Sequence[dict], models: Sequence[str]
+) -> list[list[tuple[str, np.ndarray]]]:
+    """The qualitative grid as data: one row per sample of (title, (H, W, 3) uint8 RGB) panels.
+
+    Columns: the image (titled with the sample name), ground truth (ignore black), then per
+    model its prediction and its entropy map (viridis, 0 = certain, 1 = uniform).
+    """
+    if not samples:
+        raise ValueError("no qualitative samples given")
+    rows = []
+    for sample in samples:
+        _check_sample(sample, models)
+        row = [(sample["name"], sample["image"]), ("ground truth", colorize(sample["label"]))]
+        for model in models:
+            row.append((model, colorize(sample["preds"][model])))
+            row.append((f"{model} entropy", entropy_to_rgb(sample["entropy"][model])))
+        rows.append(row)
+    return rows
+
+
+def entropy_to_rgb(entropy: np.ndarray) -> np.ndarray:
+    """(H, W) normalised entropy in [0, 1] -> (H, W, 3) uint8 RGB in the viridis colour map."""
+    rgba = colormaps[ENTROPY_CMAP](np.clip(entropy, 0.0, 1.0), bytes=True)
+    return rgba[..., :3]
+
+
+def plot_qualitative(
+    samples: Sequence[dict], out_path: Path, models: Sequence[str] = ("source_only", "adapted")
+) -> None:
+    """Grid, one row per sample: image, ground truth, then per model prediction and entropy.
+
+    Each panel is ``QUALITATIVE_PANEL_WIDTH_PX`` wide; the row height follows the first
+    sample's aspect ratio.
+    """
+    rows = qualitative_panels(samples, models)
+    num_columns = len(rows[0])
+    height_px, width_px = samples[0]["label"].shape
+    panel_height_px = round(QUALITATIVE_PANEL_WIDTH_PX * height_px / width_px)
+    figure = _new_figure(
+        num_columns * QUALITATIVE_PANEL_WIDTH_PX,
+        len(rows) * (panel_height_px + QUALITATIVE_ROW_MARGIN_PX),
+    )
+    axes = figure.subplots(len(rows), num_columns, squeeze=False)
+    for row_axes, row_panels in zip(axes, rows):
+        for axis, (title, rgb) in zip(row_axes, row_panels):
+            axis.imshow(rgb, interpolation="nearest")
+            axis.set_title(title)
+            axis.set_xticks([])
+            axis.set_yticks([])
+    _save(figure, out_path)
+
+
+def _check_sample(sample: dict, models: Sequence[str]) -> None:
+    label_shape = np.shape(sample["label"])
+    if np.shape(sample["image"])[:2] != label_shape:
+        raise ValueError(
+            f"sample {sample['name']!r}: image {np.shape(sample['image'])} is not at the "
+            f"label resolution {label_shape}"
+        )
+    for model in models:
+        for kind in ("preds", "entropy"):
+            if model not in sample[kind]:
+                raise ValueError(f"sample {sample['name']!r} has no {kind} for model {model!r}")
+            if np.shape(sample[kind][model]) != label_shape:
+                raise ValueError(
+                    f"sample {sample['name']!r}: {kind}[{model!r}] has shape "
+                    f"{np.shape(sample[kind][model])}, expected the label's {label_shape}"
+                )
+
+
+# --- Markdown ----------------------------------------------------------------------------------
+
+
+def iou_table(metrics: dict) -> str:
+    """Markdown table: one row per class, one column per model (metrics' key order), then mIoU.
+
+    IoUs print with one decimal; undefined ones as "—". ``miou_16`` / ``miou_13`` rows are
+    added when any model has them.
+    """
+    models = list(metrics)
+    _check_models(metrics, models)
+    lines = [
+        "| class | " + " | ".join(models) + " |",
+        "|---|" + "---:|" * len(models),
+    ]
+    for name in CLASS_NAMES:
+        cells = [_format_iou(metrics[model]["per_class_iou"].get(name)) for model in models]
+        lines.append(_table_row(name, cells))
+    lines.append(_table_row("mIoU", [_format_iou(metrics[model]["miou"]) for model in models]))
+    for key, row_name in SUBSET_MIOU_ROWS:
+        if any(key in metrics[model] for model in models):
+            cells = [_format_iou(metrics[model].get(key)) for model in models]
+            lines.append(_table_row(row_name, cells))
+    return "\n".join(lines)
+
+
+def write_report(
+    out_path: Path, metrics: dict, figures: dict[str, Path], notes: dict
+) -> str:
+    """Write the Markdown report to ``out_path`` and return its text.
+
+    Sections: notes["setup"], the per-class IoU table, notes["fairness"], the figures (each
+    ``figures`` key is its caption; links are relative to ``out_path``'s folder), any other
+    notes under their key, and notes["reproduce"] last. Notes are Markdown, inserted verbatim;
+    a missing note leaves its section out.
+    """
+    out_path = Path(out_path)
+    sections = ["# Domain adaptation report"]
+    sections += _note_section("setup", notes)
+    sections.append(
+        "## Per-class IoU on the target validation set (%)\n\n"
+        + iou_table(metrics)
+        + f"\n\n{MISSING_VALUE} = undefined (class absent from both ground truth and predictions)."
+    )
+    sections += _note_section("fairness", notes)
+    if figures:
+        sections.append("## Figures")
+        for caption, figure_path in figures.items():
+            link = _relative_link(figure_path, out_path.parent)
+            sections.append(f"### {caption}\n\n![{caption}]({link})")
+    for key in notes:
+        if key not in NOTE_HEADINGS:
+            sections += _note_section(key, notes)
+    sections += _note_section("reproduce", notes)
+    text = "\n\n".join(sections) + "\n"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text, encoding="utf-8")
+    return text
+
+
+def _note_section(key: str, notes: Mapping[str, str]) -> list[str]:
+    if key not in notes:
+        return []
+    heading = NOTE_HEADINGS.get(key, key)
+    return [f"## {heading}\n\n{notes[key].strip()}"]
+
+
+def _relative_link(target: Path, report_dir: Path) -> str:
+    relative = os.path.relpath(Path(target).resolve(), Path(report_dir).resolve())
+    return Path(relative).as_posix()
+
+
+def _table_row(first_cell: str, cells: Sequence[str]) -> str:
+    return f"| {first_cell} | " + " | ".join(cells) + " |"
+
+
+def _as_float(iou: float | None) -> float:
+    return math.nan if iou is None else float(iou)
+
+
+def _format_iou(iou: float | None) -> str:
+    value = _as_float(iou)
+    return MISSING_VALUE if math.isnan(value) else f"{value:.{IOU_DECIMALS}f}"
+
+
+def _check_models(metrics: Mapping, models: Sequence[str]) -> None:
+    for model in models:
+        if model not in metrics:
+            raise UserError(
+                f"metrics have no model {model!r} (found {list(metrics)}); evaluate it first "
+                "or leave it out of the report's models"
+            )
+        for key in ("miou", "per_class_iou"):
+            if key not in metrics[model]:
+                raise UserError(
+                    f"metrics for model {model!r} lack the key {key!r}; rerun the evaluate stage"
+                )
+
+
+# --- figure plumbing ---------------------------------------------------------------------------
+
+
+def _new_figure(width_px: int, height_px: int) -> Figure:
+    size_in = (width_px / FIGURE_DPI, height_px / FIGURE_DPI)
+    return Figure(figsize=size_in, dpi=FIGURE_DPI, layout="constrained")
+
+
+def _save(figure: Figure, out_path: Path) -> None:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_path, dpi=FIGURE_DPI, format="png")

@@ -1,0 +1,291 @@
+"""The one training loop: supervised (source-only, oracle) and adversarial global + local adaptation.
+
+Every method is the same loop with different alignment terms switched on (ADVENT copies its loop per
+method; we do not). One iteration, following ADVENT:
+
+1. G step: source segmentation loss (main + lambda_seg_aux * aux); then, on a target batch, the global
+   term of each aligned head and the local term, with the discriminators frozen.
+2. D step: every discriminator on detached source and target outputs, each domain's loss halved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from globallocal.alignment.global_alignment import GlobalAlignment
+from globallocal.alignment.local import LocalAlignment, LocalAlignmentConfig
+from globallocal.data.labels import IGNORE_INDEX
+
+HEADS = ("main", "aux")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SGD for the segmentation network, Adam for the discriminators, both with poly decay.
+
+    ``iterations`` is where training stops (ADVENT's early stop); ``max_iters`` the poly horizon.
+    """
+
+    iterations: int
+    max_iters: int
+    lr: float = 2.5e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    power: float = 0.9
+    lr_d: float = 1e-4
+    betas_d: tuple[float, float] = (0.9, 0.99)
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    """Which alignment terms act on which head, with their weights (0 switches a term off)."""
+
+    global_family: str = "advent"
+    gan_loss: str = "vanilla"
+    lambda_adv_main: float = 1e-3
+    lambda_adv_aux: float = 2e-4
+    lambda_ent_main: float = 1e-3
+    lambda_ent_aux: float = 2e-4
+    lambda_adv_local: float = 1e-3
+    lambda_adv_local_aux: float = 0.0
+    local_start_iter: int = 0
+    local: LocalAlignmentConfig = field(default_factory=LocalAlignmentConfig)
+
+    def global_weight(self, head: str) -> float:
+        """The weight of the global term on ``head``: lambda_ent for MinEnt, lambda_adv otherwise."""
+        if self.global_family == "none":
+            return 0.0
+        prefix = "lambda_ent" if self.global_family == "minent" else "lambda_adv"
+        return getattr(self, f"{prefix}_{head}")
+
+    def local_weight(self, head: str) -> float:
+        return self.lambda_adv_local if head == "main" else self.lambda_adv_local_aux
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optim: OptimConfig
+    lambda_seg_aux: float = 0.1
+    multi_level: bool = True
+    alignment: AlignmentConfig | None = None
+    log_every: int = 10
+
+
+def poly_lr(base_lr: float, iteration: int, max_iters: int, power: float) -> float:
+    """Poly decay: ``base_lr * (1 - iteration / max_iters) ** power``."""
+    return base_lr * (1 - iteration / max_iters) ** power
+
+
+def set_poly_lr(optimizer: torch.optim.Optimizer, base_lr: float, iteration: int, optim: OptimConfig) -> float:
+    """Set every group's lr to the poly value times its ``lr_mult`` (10 for heads); returns the base value."""
+    lr = poly_lr(base_lr, iteration, optim.max_iters, optim.power)
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_mult", 1.0)
+    return lr
+
+
+def upsample(logits: torch.Tensor, size_hw) -> torch.Tensor:
+    """Bilinear (align_corners=True) upsampling of (N, K, h, w) logits to (N, K, H, W)."""
+    return F.interpolate(logits, size=tuple(size_hw), mode="bilinear", align_corners=True)
+
+
+class Aligners(nn.Module):
+    """The alignment terms of one adaptation run, keyed by head; owns every discriminator."""
+
+    def __init__(self, config: AlignmentConfig, num_classes: int, heads: tuple[str, ...]):
+        super().__init__()
+        self.config = config
+        self.global_terms = nn.ModuleDict(
+            {
+                head: GlobalAlignment(config.global_family, num_classes, config.gan_loss)
+                for head in heads
+                if config.global_weight(head) > 0
+            }
+        )
+        self.local_terms = nn.ModuleDict(
+            {
+                head: LocalAlignment(num_classes, config.local)
+                for head in heads
+                if config.local_weight(head) > 0
+            }
+        )
+
+    def local_active(self, iteration: int) -> bool:
+        return iteration >= self.config.local_start_iter
+
+    def generator_loss(self, target: dict[str, torch.Tensor], iteration: int, log: dict) -> torch.Tensor:
+        total = next(iter(target.values())).new_zeros(())
+        for head, term in self.global_terms.items():
+            loss = term.generator_loss(target[head])
+            log[f"loss/global_{head}"] = loss.item()
+            total = total + self.config.global_weight(head) * loss
+        if self.local_active(iteration):
+            for head, term in self.local_terms.items():
+                loss = term.generator_loss(target[head])
+                log[f"loss/local_{head}"] = loss.item()
+                total = total + self.config.local_weight(head) * loss
+        return total
+
+    def discriminator_loss(
+        self, source: dict[str, torch.Tensor], labels: torch.Tensor, target: dict[str, torch.Tensor],
+        iteration: int, log: dict,
+    ) -> torch.Tensor | None:
+        losses = []
+        for head, term in self.global_terms.items():
+            if term.has_discriminator:
+                loss, stats = term.discriminator_loss(source[head], target[head])
+                losses.append(loss)
+                log[f"loss/d_global_{head}"] = loss.item()
+                for key, value in stats.items():
+                    log[f"d_out/global_{head}_{key}"] = value
+        if self.local_active(iteration):
+            for head, term in self.local_terms.items():
+                loss, stats = term.discriminator_loss(source[head], labels, target[head])
+                losses.append(loss)
+                log[f"loss/d_local_{head}"] = loss.item()
+                for key, value in stats.items():
+                    log[f"d_out/local_{head}_{key}"] = value
+        return sum(losses) if losses else None
+
+
+def infinite(loader: DataLoader) -> Iterator[dict]:
+    """Cycle over a loader forever, reshuffling at each pass."""
+    while True:
+        yield from loader
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for param in module.parameters():
+        param.requires_grad_(flag)
+
+
+def _forward(model: nn.Module, images: torch.Tensor, multi_level: bool) -> dict[str, torch.Tensor]:
+    """Both heads' logits, upsampled to the input size (every loss sees input-size maps)."""
+    aux, main = model(images)
+    size = images.shape[-2:]
+    out = {"main": upsample(main, size)}
+    if multi_level:
+        out["aux"] = upsample(aux, size)
+    return out
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training; saved as a plain dict in checkpoints."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    aligners: Aligners | None = None
+    optimizer_d: torch.optim.Optimizer | None = None
+    iteration: int = 0
+
+
+def build_train_state(model: nn.Module, config: TrainConfig, num_classes: int) -> TrainState:
+    optim = config.optim
+    optimizer = torch.optim.SGD(
+        model.param_groups(optim.lr), lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
+    )
+    state = TrainState(model=model, optimizer=optimizer)
+    if config.alignment is not None:
+        heads = HEADS if config.multi_level else ("main",)
+        aligners = Aligners(config.alignment, num_classes, heads).to(next(model.parameters()).device)
+        state.aligners = aligners
+        d_params = list(aligners.parameters())
+        if d_params:
+            state.optimizer_d = torch.optim.Adam(d_params, lr=optim.lr_d, betas=optim.betas_d)
+    return state
+
+
+def train_step(
+    state: TrainState, config: TrainConfig, source: dict, target: dict | None, device: torch.device
+) -> dict[str, float]:
+    """One iteration (G step, then D step); returns the values to log."""
+    model, aligners = state.model, state.aligners
+    log: dict[str, float] = {}
+    log["lr/generator"] = set_poly_lr(state.optimizer, config.optim.lr, state.iteration, config.optim)
+    state.optimizer.zero_grad(set_to_none=True)
+
+    images, labels = source["image"].to(device), source["label"].to(device)
+    src = _forward(model, images, config.multi_level)
+    loss_seg = F.cross_entropy(src["main"], labels, ignore_index=IGNORE_INDEX)
+    log["loss/seg_main"] = loss_seg.item()
+    if config.multi_level and config.lambda_seg_aux > 0:
+        loss_aux = F.cross_entropy(src["aux"], labels, ignore_index=IGNORE_INDEX)
+        log["loss/seg_aux"] = loss_aux.item()
+        loss_seg = loss_seg + config.lambda_seg_aux * loss_aux
+    # Backward now so the source graph is freed before the target forward (ADVENT does the same).
+    loss_seg.backward()
+
+    if aligners is not None and target is not None:
+        set_requires_grad(aligners, False)
+        tgt = _forward(model, target["image"].to(device), config.multi_level)
+        loss_adv = aligners.generator_loss(tgt, state.iteration, log)
+        if loss_adv.requires_grad:
+            loss_adv.backward()
+        if state.optimizer_d is not None:
+            set_requires_grad(aligners, True)
+            log["lr/discriminator"] = set_poly_lr(state.optimizer_d, config.optim.lr_d, state.iteration, config.optim)
+            state.optimizer_d.zero_grad(set_to_none=True)
+            src_detached = {head: logits.detach() for head, logits in src.items()}
+            tgt_detached = {head: logits.detach() for head, logits in tgt.items()}
+            loss_d = aligners.discriminator_loss(src_detached, labels, tgt_detached, state.iteration, log)
+            if loss_d is not None:
+                loss_d.backward()
+                state.optimizer_d.step()
+
+    state.optimizer.step()
+    state.iteration += 1
+    return log
+
+
+def train(
+    state: TrainState,
+    config: TrainConfig,
+    source_loader: DataLoader,
+    target_loader: DataLoader | None,
+    device: torch.device,
+    live=None,
+    progress: bool = True,
+    description: str = "train",
+) -> dict[str, float]:
+    """Run from ``state.iteration`` to ``config.optim.iterations``; log means every ``log_every`` steps.
+
+    ``live`` is a dvclive ``Live`` (or None). Returns the means of the last logging interval.
+    """
+    state.model.train()
+    if state.aligners is not None:
+        state.aligners.train()
+    sources = infinite(source_loader)
+    targets = infinite(target_loader) if target_loader is not None else None
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    last: dict[str, float] = {}
+    total = config.optim.iterations
+    bar = tqdm(total=total, initial=state.iteration, desc=description, disable=not progress, dynamic_ncols=True)
+    while state.iteration < total:
+        log = train_step(state, config, next(sources), next(targets) if targets else None, device)
+        for key, value in log.items():
+            if not math.isnan(value):
+                sums[key] += value
+                counts[key] += 1
+        if state.iteration % config.log_every == 0 or state.iteration == total:
+            last = {key: sums[key] / counts[key] for key in sums}
+            if live is not None:
+                for key, value in last.items():
+                    live.log_metric(key, value)
+                live.next_step()
+            bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in last.items() if k.startswith("loss/")}, refresh=False)
+            sums.clear()
+            counts.clear()
+        bar.update(1)
+    bar.close()
+    return last
