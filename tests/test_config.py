@@ -1,0 +1,92 @@
+"""params.yaml validation: the committed default passes; each bad value names its key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from globallocal import config
+from globallocal.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def params():
+    return config.load_params(REPO / "params.yaml")
+
+
+def with_value(params, key, value):
+    changed = copy.deepcopy(params)
+    node = changed
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return changed
+
+
+def test_committed_params_are_valid(params):
+    config.validate(params)
+
+
+def test_default_adapt_is_advent_plus_local_on_the_main_head(params):
+    alignment = config.alignment_config(params)
+    assert alignment.global_family == "advent"
+    assert alignment.local.representation == "self_information"  # 'auto' follows the global family
+    assert alignment.lambda_adv_local > 0 and alignment.global_weight("main") > 0
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("adapt.global_family", "cycada", "adapt.global_family"),
+        ("adapt.lambda_adv_local", -0.1, "adapt.lambda_adv_local"),
+        ("data.source_size", [256], "data.source_size"),
+        ("data.target_size", [256, 0], "data.target_size"),
+        ("data.target_size", "256x128", "data.target_size"),
+        ("model.arch", "resnet50", "model.arch"),
+        ("model.output_stride", 32, "model.output_stride"),
+        ("pretrain.lr", 0, "pretrain.lr"),
+        ("pretrain.iterations", 2.5, "pretrain.iterations"),
+        ("adapt.max_iters", 10, "adapt.max_iters"),
+        ("adapt.local_conf_threshold", 1.5, "adapt.local_conf_threshold"),
+        ("adapt.local_background_classes", ["sky", "skyscraper"], "skyscraper"),
+        ("device", "tpu", "device"),
+        ("train.multi_level", "yes", "train.multi_level"),
+        ("data.source_root", "elsewhere/gta5", "data.source_root"),
+    ],
+)
+def test_bad_value_fails_naming_the_key(params, key, value, message):
+    with pytest.raises(UserError, match=message.replace(".", r"\.")):
+        config.validate(with_value(params, key, value))
+
+
+def test_missing_key_is_named(params):
+    broken = copy.deepcopy(params)
+    del broken["adapt"]["lambda_adv_local"]
+    with pytest.raises(UserError, match=r"'adapt\.lambda_adv_local' is missing"):
+        config.validate(broken)
+
+
+def test_background_classes_become_train_ids(params):
+    changed = with_value(params, "adapt.local_background_classes", ["road", "sky"])
+    assert config.alignment_config(changed).local.background_classes == (0, 10)
+
+
+def test_minent_uses_the_entropy_weights(params):
+    changed = with_value(params, "adapt.global_family", "minent")
+    alignment = config.alignment_config(changed)
+    assert alignment.global_weight("main") == params["adapt"]["lambda_ent_main"]
+
+
+def test_real_data_needs_no_generation(params):
+    changed = with_value(params, "prepare.generate", False)
+    changed = with_value(changed, "data.source_root", "/datasets/GTA5")
+    assert config.synthetic_config(changed) is None
+    config.validate(changed)
+
+
+def test_missing_params_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="params.yaml"):
+        config.load_params(tmp_path / "params.yaml")

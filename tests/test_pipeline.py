@@ -1,0 +1,114 @@
+"""End to end: every DVC stage on a tiny setting, in a fresh git + DVC repo, through `dvc repro`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from globallocal.data.labels import CLASS_NAMES, TRAIN_TO_LABEL_ID
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "prepare": {"num_source": 6, "num_target_train": 6, "num_target_val": 3,
+                "source_size": [96, 53], "target_size": [96, 48]},
+    "data": {"source_size": [64, 36], "target_size": [64, 32]},
+    "pretrain": {"iterations": 3, "max_iters": 3},
+    "adapt": {"iterations": 2, "max_iters": 2},
+    "oracle": {"iterations": 2, "max_iters": 2},
+    "train": {"log_every": 1},
+    "evaluate": {"num_qualitative": 2},
+}
+
+
+def tiny_params() -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    params["device"] = "cpu"
+    return params
+
+
+def run(cmd, cwd, check=True):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of the project with tiny params, reproduced once with `dvc repro`."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "pipeline", "src", ".gitignore"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], root)
+    run([sys.executable, "-m", "dvc", "repro"], root)
+    return root
+
+
+def test_repro_writes_metrics_for_the_three_models_with_every_class(project):
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert list(metrics) == ["source_only", "adapted", "oracle"]
+    for scores in metrics.values():
+        assert list(scores["per_class_iou"]) == list(CLASS_NAMES)
+        defined = [v for v in scores["per_class_iou"].values() if v is not None]
+        assert scores["miou"] == pytest.approx(np.mean(defined), abs=0.01)
+
+
+def test_exported_predictions_are_labelid_pngs_that_the_official_evaluation_agrees_with(project):
+    folder = project / "predictions/adapted/labelIds"
+    files = sorted(folder.iterdir())
+    assert len(files) == 3 and all(f.name.endswith("_leftImg8bit.png") for f in files)
+    image = Image.open(files[0])
+    assert image.mode == "L" and image.size == (96, 48)  # the label's native resolution
+    assert set(np.unique(np.array(image))) <= set(TRAIN_TO_LABEL_ID)
+    check = json.loads((project / "reports/eval/official_check.json").read_text())
+    assert all(v < 1e-6 for v in check["max_abs_per_class_iou_difference"].values())
+
+
+def test_every_training_stage_logged_its_losses_with_dvclive(project):
+    for run_name, iterations in (("pretrain", 3), ("source_only", 2), ("adapted", 2), ("oracle", 2)):
+        tsv = project / f"reports/train/{run_name}/plots/metrics/loss/seg_main.tsv"
+        assert len(tsv.read_text().strip().splitlines()) == 1 + iterations, run_name
+    assert (project / "reports/train/adapted/plots/metrics/loss/local_main.tsv").is_file()
+    assert not (project / "reports/train/source_only/plots/metrics/loss/local_main.tsv").exists()
+
+
+def test_report_embeds_figures_that_exist(project):
+    text = (project / "reports/report.md").read_text()
+    for figure in ("training_curves", "per_class_iou", "confusion_adapted", "qualitative"):
+        assert f"figures/{figure}.png" in text
+        assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000
+
+
+def test_pipeline_is_up_to_date_after_repro(project):
+    status = run([sys.executable, "-m", "dvc", "status"], project)
+    assert "up to date" in status.stdout
+
+
+def test_bad_param_stops_the_first_stage_with_one_clear_line(project, tmp_path):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["adapt"]["global_family"] = "cycada"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = run([sys.executable, "pipeline/prepare.py"], project, check=False)
+    finally:
+        (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    assert result.returncode == 2
+    assert "adapt.global_family" in result.stderr and "Traceback" not in result.stderr
