@@ -117,6 +117,7 @@ TARGET_VAL = "target_val"
 SPLITS = (SOURCE, TARGET_TRAIN, TARGET_VAL)
 _SPLIT_STREAM = {SOURCE: 0, TARGET_TRAIN: 1, TARGET_VAL: 2}
 _PALETTE_STREAM = 100  # keeps palette seeds apart from image seeds
+_DOMAIN_STREAM = {"source": 0, "target": 1}
 
 #: Made-up city names; train and val cities differ, as in Cityscapes.
 TRAIN_CITIES = ("altbrunn", "bergheide", "kesselfurt")
@@ -230,12 +231,12 @@ SOURCE_STYLE = DomainStyle(
         motorcycle_share_of_riders=0.6, parked_motorcycles=0.5, parked_bicycles=0.4,
         void_props=3.0, size_scale_range=(1.0, 1.15),
     ),
-    hue_jitter=0.06,
-    saturation_gain=1.35,
-    value_gain=1.1,
+    hue_jitter=0.04,
+    saturation_gain=1.2,
+    value_gain=1.05,
     texture_gain=1.0,
     brightness_range=(0.95, 1.15),
-    contrast_range=(1.05, 1.25),
+    contrast_range=(1.0, 1.2),
     vertical_gradient_range=(-0.1, 0.1),
     white_balance_jitter=0.04,
     vignette_range=(0.0, 0.0),
@@ -257,21 +258,21 @@ TARGET_STYLE = DomainStyle(
         motorcycle_share_of_riders=0.25, parked_motorcycles=0.3, parked_bicycles=1.5,
         void_props=0.0, size_scale_range=(0.9, 1.05),
     ),
-    hue_jitter=0.06,
-    saturation_gain=0.7,
-    value_gain=0.9,
+    hue_jitter=0.04,
+    saturation_gain=0.8,
+    value_gain=0.95,
     texture_gain=0.7,
-    brightness_range=(0.75, 1.0),
-    contrast_range=(0.8, 0.95),
+    brightness_range=(0.8, 1.0),
+    contrast_range=(0.85, 1.0),
     vertical_gradient_range=(-0.3, 0.0),
     white_balance_jitter=0.06,
     vignette_range=(0.1, 0.25),
     shadow_darkness_range=(0.05, 0.3),
     shadow_blur_frac=0.02,
-    haze_range=(0.25, 0.45),
+    haze_range=(0.15, 0.35),
     haze_rgb=(0.72, 0.76, 0.8),
     blur_sigma_frac_range=(0.0025, 0.005),
-    noise_std_range=(0.015, 0.035),
+    noise_std_range=(0.01, 0.03),
     marking_rgb=(0.82, 0.8, 0.72),
     lamp_rgb=(0.85, 0.3, 0.25),
     hood_rgb=(0.2, 0.2, 0.22),
@@ -1080,7 +1081,7 @@ def _texture_row(amplitudes: dict[str, float]) -> list[float]:
 
 def make_palette(seed: int, style: DomainStyle) -> Palette:
     """The domain's class colours: canonical colours hue-shifted per class, saturation/value scaled."""
-    rng = np.random.default_rng([seed, _PALETTE_STREAM, 0 if style is SOURCE_STYLE else 1])
+    rng = np.random.default_rng([seed, _PALETTE_STREAM, _DOMAIN_STREAM[style.name]])
     rgb = _class_table(CANONICAL_RGB, VOID_PROP_RGB, (0.0, 0.0, 0.0))
     for code in [*range(NUM_CLASSES), VOID_CODE]:
         hue, saturation, value = colorsys.rgb_to_hsv(*rgb[code])
