@@ -37,7 +37,12 @@ Why: the per-class palette shift, the global photometric changes and the differe
 statistics together make a real domain gap (a classifier of source colours is miscalibrated on
 target colours), while shapes, positions, textures and context stay the same, so the classes remain
 recognisable and an adaptation method has something to recover. The parameters below follow these
-principles and were not tuned to favour any adaptation method.
+principles and were not tuned to favour any adaptation method. Only the size of the gap was checked,
+against the real benchmark's (source-only about 37 vs oracle about 65 mIoU on GTA5 -> Cityscapes):
+a small CNN trained from scratch at 128x64 for 400 steps scores 0.21-0.28 mIoU on target val when
+trained on the source and 0.53-0.57 when trained on target train (benchmark seeds 0-2). A first,
+stronger setting (hue shifts of +-0.06, saturation x1.35 vs x0.7, heavier haze) left the source-only
+model at 0.09, too far below the oracle for output-space alignment to have structure to work with.
 
 Determinism: every image has its own ``numpy`` Generator seeded from ``(seed, split, index)`` and each
 domain's palette one seeded from ``(seed, domain)``, so the same seed gives byte-identical files
@@ -68,6 +73,8 @@ from globallocal.data.labels import (
     train_id_to_label_id_lut,
 )
 from globallocal.errors import UserError
+
+Rng = np.random.Generator
 
 # --------------------------------------------------------------------------------------------
 # Public configuration
@@ -144,11 +151,11 @@ def _label_id(name: str) -> int:
     return next(label.id for label in _CITYSCAPES_LABELS if label.name == name)
 
 
-ROAD, SIDEWALK, BUILDING, WALL, FENCE = (_train_id(n) for n in ("road", "sidewalk", "building", "wall", "fence"))
-POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN = (_train_id(n) for n in ("pole", "traffic light", "traffic sign"))
-VEGETATION, TERRAIN, SKY = (_train_id(n) for n in ("vegetation", "terrain", "sky"))
-PERSON, RIDER, CAR, TRUCK, BUS, TRAIN = (_train_id(n) for n in ("person", "rider", "car", "truck", "bus", "train"))
-MOTORCYCLE, BICYCLE = (_train_id(n) for n in ("motorcycle", "bicycle"))
+ROAD, SIDEWALK, BUILDING, WALL, FENCE = map(_train_id, ("road", "sidewalk", "building", "wall", "fence"))
+POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN = map(_train_id, ("pole", "traffic light", "traffic sign"))
+VEGETATION, TERRAIN, SKY = map(_train_id, ("vegetation", "terrain", "sky"))
+PERSON, RIDER, CAR, TRUCK, BUS, TRAIN = map(_train_id, ("person", "rider", "car", "truck", "bus", "train"))
+MOTORCYCLE, BICYCLE = map(_train_id, ("motorcycle", "bicycle"))
 
 #: The canvas holds trainIds 0..18 plus three void codes that become Cityscapes void labelIds.
 VOID_CODE = IGNORE_INDEX  # unlabelled props -> labelId 0 ("unlabeled")
@@ -166,11 +173,6 @@ def canvas_to_label_id_lut() -> np.ndarray:
     lut[EGO_CODE] = EGO_VEHICLE_ID
     lut[BORDER_CODE] = RECTIFICATION_BORDER_ID
     return lut
-
-
-def canvas_to_train_id(canvas: np.ndarray) -> np.ndarray:
-    """(H, W) canvas codes -> (H, W) trainIds, void codes -> 255."""
-    return np.where(canvas < NUM_CLASSES, canvas, IGNORE_INDEX).astype(np.uint8)
 
 
 #: Detail codes: marks drawn inside an object that change its look, never its label.
@@ -309,11 +311,14 @@ WALL_HEIGHT_RANGE_M = (1.0, 3.0)
 FENCE_HEIGHT_RANGE_M = (1.0, 2.2)
 SEGMENT_KINDS = ("building", "wall", "fence", "park")
 SEGMENT_KIND_PROBABILITIES = (0.6, 0.1, 0.12, 0.18)
+PARK_PROBABILITY = SEGMENT_KIND_PROBABILITIES[SEGMENT_KINDS.index("park")]
 PARK_DEPTH_M = 25.0  # how far a park extends away from the street
 TREES_PER_PARK = 2.0
 TREE_BEHIND_FENCE_PROBABILITY = 0.5
 CANOPY_RADIUS_RANGE_M = (1.8, 4.0)
 CANOPY_CENTRE_HEIGHT_RANGE_M = (4.0, 8.0)
+CANOPY_FLATNESS = 0.85  # canopy height / width
+MIN_TRUNK_M = 1.0  # bare trunk below the canopy
 TRUNK_WIDTH_M = 0.35
 STREET_TREES_PER_SIDE = 1.2
 
@@ -331,6 +336,8 @@ SIGN_SIZE_RANGE_M = (0.6, 1.0)
 SIGN_HEIGHT_RANGE_M = (2.0, 3.2)
 
 MAX_OBJECT_DEPTH_M = 80.0
+#: Objects may stand a little nearer than the ground at the bottom row: the frame cuts them off.
+NEAREST_OBJECT_FACTOR = 0.9
 PARKED_VEHICLE_PROBABILITY = 0.4
 PERSON_CROSSING_PROBABILITY = 0.2
 RIDER_ON_SIDEWALK_PROBABILITY = 0.2
@@ -341,14 +348,19 @@ BUS_SIZE_M = (2.55, 12.0, 3.2)
 TRAIN_SIZE_M = (2.65, 25.0, 3.7)
 PERSON_HEIGHT_RANGE_M = (1.55, 1.9)
 BICYCLE_LENGTH_M = 1.75
+BICYCLE_SEAT_M = 0.85
 MOTORCYCLE_LENGTH_M = 2.1
+MOTORCYCLE_SEAT_M = 0.95
 PROP_SIZE_RANGE_M = (0.5, 2.0)
 
 HOOD_HEIGHT_RANGE = (0.06, 0.12)  # fraction of image height
+HOOD_CENTRE_SHIFT_RANGE = (-0.05, 0.05)  # fraction of image width
+HOOD_HALF_WIDTH_RANGE = (0.6, 0.8)  # fraction of image width
 BORDER_PROBABILITY = 0.5  # target only, as some Cityscapes frames have one
 BORDER_WIDTH_RANGE = (0.002, 0.008)  # fraction of image width
 
 Point = tuple[float, float]
+Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) in pixels
 
 
 @dataclass(frozen=True)
@@ -414,14 +426,14 @@ class Painter:
         self._detail.polygon(points, fill=DETAIL_NONE)
         self._shadow.polygon(points, fill=int(shaded))
 
-    def ellipse(self, box: tuple[float, float, float, float], code: int, instance: int) -> None:
+    def ellipse(self, box: Box, code: int, instance: int) -> None:
         box = _ordered_box(box)
         self._canvas.ellipse(box, fill=code)
         self._instance.ellipse(box, fill=instance)
         self._detail.ellipse(box, fill=DETAIL_NONE)
         self._shadow.ellipse(box, fill=0)
 
-    def ring(self, box: tuple[float, float, float, float], code: int, instance: int, width_px: int) -> None:
+    def ring(self, box: Box, code: int, instance: int, width_px: int) -> None:
         box = _ordered_box(box)
         self._canvas.ellipse(box, outline=code, width=width_px)
         self._instance.ellipse(box, outline=instance, width=width_px)
@@ -438,7 +450,7 @@ class Painter:
         """Change the look inside an already drawn shape (windows, wheels, lane markings)."""
         self._detail.polygon(points, fill=detail)
 
-    def mark_ellipse(self, box: tuple[float, float, float, float], detail: int) -> None:
+    def mark_ellipse(self, box: Box, detail: int) -> None:
         self._detail.ellipse(_ordered_box(box), fill=detail)
 
     def cast_shadow(self, points: list[Point]) -> None:
@@ -449,16 +461,16 @@ class Painter:
         return Scene(canvas, instance, detail, shadow, horizon_px)
 
 
-def _ordered_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+def _ordered_box(box: Box) -> Box:
     x0, y0, x1, y1 = box
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
-def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+def _uniform(rng: Rng, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(*bounds))
 
 
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+def _log_uniform(rng: Rng, low: float, high: float) -> float:
     """Depths drawn uniformly in log space: as many objects near as far, per octave of depth."""
     return float(math.exp(rng.uniform(math.log(low), math.log(high))))
 
@@ -473,7 +485,8 @@ def _plane(cam: Camera, x_m: float, depth_m: float, offsets: list[tuple[float, f
     return [cam.project(x_m + dx, depth_m, height) for dx, height in offsets]
 
 
-def _plane_box(cam: Camera, x_m: float, depth_m: float, half_width_m: float, bottom_m: float, top_m: float):
+def _plane_box(cam: Camera, x_m: float, depth_m: float, half_width_m: float, bottom_m: float,
+               top_m: float) -> Box:
     """Image box (x0, y0, x1, y1) of an upright rectangle facing the camera."""
     left, top = cam.project(x_m - half_width_m, depth_m, top_m)
     right, bottom = cam.project(x_m + half_width_m, depth_m, bottom_m)
@@ -481,10 +494,12 @@ def _plane_box(cam: Camera, x_m: float, depth_m: float, half_width_m: float, bot
 
 
 def _ground_quad(cam: Camera, x0_m: float, x1_m: float, near_m: float, far_m: float) -> list[Point]:
-    return [cam.project(x0_m, near_m), cam.project(x1_m, near_m), cam.project(x1_m, far_m), cam.project(x0_m, far_m)]
+    corners = ((x0_m, near_m), (x1_m, near_m), (x1_m, far_m), (x0_m, far_m))
+    return [cam.project(x_m, depth_m) for x_m, depth_m in corners]
 
 
-def _side_quad(cam: Camera, x_m: float, near_m: float, far_m: float, bottom_m: float, top_m: float) -> list[Point]:
+def _side_quad(cam: Camera, x_m: float, near_m: float, far_m: float, bottom_m: float,
+               top_m: float) -> list[Point]:
     """A vertical face along the street at across-position x_m."""
     return [
         cam.project(x_m, near_m, bottom_m),
@@ -497,7 +512,7 @@ def _side_quad(cam: Camera, x_m: float, near_m: float, far_m: float, bottom_m: f
 # ---- street -----------------------------------------------------------------------------------
 
 
-def draw_camera(rng: np.random.Generator, width_px: int, height_px: int) -> Camera:
+def draw_camera(rng: Rng, width_px: int, height_px: int) -> Camera:
     """A camera with a random horizon row and a slightly off-centre vanishing point."""
     return Camera(
         horizon_px=_uniform(rng, HORIZON_ROW_RANGE) * height_px,
@@ -506,12 +521,13 @@ def draw_camera(rng: np.random.Generator, width_px: int, height_px: int) -> Came
     )
 
 
-def draw_street(rng: np.random.Generator) -> Street:
+def draw_street(rng: Rng) -> Street:
     """Road, sidewalks, verges and street length, in metres."""
     road_width = _uniform(rng, ROAD_WIDTH_RANGE_M)
     road_left = -road_width / 2 - _uniform(rng, CAMERA_LANE_SHIFT_RANGE) * road_width
     sidewalk = _uniform(rng, SIDEWALK_WIDTH_RANGE_M)
-    verges = [_uniform(rng, VERGE_WIDTH_RANGE_M) if rng.random() < VERGE_PROBABILITY else 0.0 for _ in range(2)]
+    verges = [_uniform(rng, VERGE_WIDTH_RANGE_M) if rng.random() < VERGE_PROBABILITY else 0.0
+              for _ in range(2)]
     is_open = bool(rng.random() < OPEN_STREET_PROBABILITY)
     end = OPEN_STREET_LENGTH_M if is_open else _uniform(rng, STREET_LENGTH_RANGE_M)
     return Street(
@@ -525,15 +541,16 @@ def draw_street(rng: np.random.Generator) -> Street:
     )
 
 
-def _draw_ground(p: Painter, cam: Camera, street: Street, rng: np.random.Generator) -> None:
+def _draw_ground(p: Painter, cam: Camera, street: Street, rng: Rng) -> None:
     """Terrain everywhere below the horizon, then sidewalks, road and lane markings."""
-    p.polygon([(0, cam.horizon_px), (p.width_px, cam.horizon_px), (p.width_px, p.height_px), (0, p.height_px)],
-              TERRAIN, 0)
+    below_horizon = (0, cam.horizon_px, p.width_px, p.height_px)
+    p.polygon(_box_points(below_horizon), TERRAIN, 0)
     near, far = NEAREST_DEPTH_M, street.end_m
     walk = street.sidewalk_width_m
-    p.polygon(_ground_quad(cam, street.road_left_m - walk, street.road_left_m, near, far), SIDEWALK, p.new_instance())
-    p.polygon(_ground_quad(cam, street.road_right_m, street.road_right_m + walk, near, far), SIDEWALK, p.new_instance())
-    p.polygon(_ground_quad(cam, street.road_left_m, street.road_right_m, near, far), ROAD, p.new_instance())
+    left, right = street.road_left_m, street.road_right_m
+    p.polygon(_ground_quad(cam, left - walk, left, near, far), SIDEWALK, p.new_instance())
+    p.polygon(_ground_quad(cam, right, right + walk, near, far), SIDEWALK, p.new_instance())
+    p.polygon(_ground_quad(cam, left, right, near, far), ROAD, p.new_instance())
     _draw_lane_markings(p, cam, street, rng)
 
 
@@ -544,38 +561,45 @@ DASH_PERIOD_M = 9.0
 CROSSWALK_PROBABILITY = 0.3
 CROSSWALK_DEPTH_RANGE_M = (8.0, 30.0)
 CROSSWALK_STRIPE_M = 0.5
+CROSSWALK_LENGTH_M = 3.0
+EDGE_LINE_INSET_M = 0.3  # solid lines run this far inside the kerb
 
 
-def _draw_lane_markings(p: Painter, cam: Camera, street: Street, rng: np.random.Generator) -> None:
+def _draw_lane_markings(p: Painter, cam: Camera, street: Street, rng: Rng) -> None:
     """Solid edge lines, dashed lane dividers and sometimes a zebra crossing (detail only)."""
     half = MARKING_WIDTH_M / 2
-    for edge in (street.road_left_m + 0.3, street.road_right_m - 0.3):
+    for edge in (street.road_left_m + EDGE_LINE_INSET_M, street.road_right_m - EDGE_LINE_INSET_M):
         p.mark(_ground_quad(cam, edge - half, edge + half, NEAREST_DEPTH_M, street.end_m), DETAIL_BRIGHT)
     lanes = max(1, round((street.road_right_m - street.road_left_m) / LANE_WIDTH_M))
     lane_width = (street.road_right_m - street.road_left_m) / lanes
     phase = rng.uniform(0, DASH_PERIOD_M)
+    last_m = min(street.end_m, MAX_OBJECT_DEPTH_M * 2)  # farther dashes are below a pixel anyway
     for lane in range(1, lanes):
         x = street.road_left_m + lane * lane_width
-        for start in np.arange(NEAREST_DEPTH_M + phase, min(street.end_m, MAX_OBJECT_DEPTH_M * 2), DASH_PERIOD_M):
+        for start in np.arange(NEAREST_DEPTH_M + phase, last_m, DASH_PERIOD_M):
             p.mark(_ground_quad(cam, x - half, x + half, start, start + DASH_LENGTH_M), DETAIL_BRIGHT)
     if rng.random() < CROSSWALK_PROBABILITY:
-        near = min(_uniform(rng, CROSSWALK_DEPTH_RANGE_M), street.end_m - 4)
-        for x in np.arange(street.road_left_m + 0.5, street.road_right_m - 0.5, 2 * CROSSWALK_STRIPE_M):
-            p.mark(_ground_quad(cam, x, x + CROSSWALK_STRIPE_M, near, near + 3.0), DETAIL_BRIGHT)
+        near = min(_uniform(rng, CROSSWALK_DEPTH_RANGE_M), street.end_m - CROSSWALK_LENGTH_M)
+        far = near + CROSSWALK_LENGTH_M
+        stripes = np.arange(street.road_left_m + CROSSWALK_STRIPE_M, street.road_right_m - CROSSWALK_STRIPE_M,
+                            2 * CROSSWALK_STRIPE_M)
+        for x in stripes:
+            p.mark(_ground_quad(cam, x, x + CROSSWALK_STRIPE_M, near, far), DETAIL_BRIGHT)
 
 
-def _draw_tree(p: Painter, cam: Camera, x_m: float, depth_m: float, rng: np.random.Generator) -> None:
+def _draw_tree(p: Painter, cam: Camera, x_m: float, depth_m: float, rng: Rng) -> None:
     """A trunk and a round canopy, both vegetation (as Cityscapes labels trees)."""
     radius = _uniform(rng, CANOPY_RADIUS_RANGE_M)
-    centre = max(_uniform(rng, CANOPY_CENTRE_HEIGHT_RANGE_M), radius + 1.0)
+    centre = max(_uniform(rng, CANOPY_CENTRE_HEIGHT_RANGE_M), radius * CANOPY_FLATNESS + MIN_TRUNK_M)
     instance = p.new_instance()
     trunk = _plane_box(cam, x_m, depth_m, TRUNK_WIDTH_M / 2, 0.0, centre)
     p.polygon(_box_points(trunk, min_width_px=1), VEGETATION, instance)
-    p.ellipse(_plane_box(cam, x_m, depth_m, radius, centre - radius * 0.85, centre + radius * 0.85),
-              VEGETATION, instance)
+    half_height = radius * CANOPY_FLATNESS
+    canopy = _plane_box(cam, x_m, depth_m, radius, centre - half_height, centre + half_height)
+    p.ellipse(canopy, VEGETATION, instance)
 
 
-def _box_points(box: tuple[float, float, float, float], min_width_px: float = 0.0) -> list[Point]:
+def _box_points(box: Box, min_width_px: float = 0.0) -> list[Point]:
     """Corners of an image box, widened about its centre to at least min_width_px."""
     x0, y0, x1, y1 = _ordered_box(box)
     if x1 - x0 < min_width_px:
@@ -584,12 +608,12 @@ def _box_points(box: tuple[float, float, float, float], min_width_px: float = 0.
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
 
 
-def _draw_back_row(p: Painter, cam: Camera, street: Street, rng: np.random.Generator) -> None:
+def _draw_back_row(p: Painter, cam: Camera, street: Street, rng: Rng) -> None:
     """Buildings (sometimes trees) standing across the far end of a closed street."""
     x = -BACK_ROW_HALF_WIDTH_M
     while x < BACK_ROW_HALF_WIDTH_M:
         width = _uniform(rng, BACK_BUILDING_WIDTH_RANGE_M)
-        if rng.random() < SEGMENT_KIND_PROBABILITIES[SEGMENT_KINDS.index("park")]:
+        if rng.random() < PARK_PROBABILITY:
             _draw_tree(p, cam, x + width / 2, street.end_m, rng)
         else:
             height = _uniform(rng, BUILDING_HEIGHT_RANGE_M)
@@ -598,7 +622,7 @@ def _draw_back_row(p: Painter, cam: Camera, street: Street, rng: np.random.Gener
         x += width
 
 
-def _draw_facades(p: Painter, cam: Camera, street: Street, shaded_side: int, rng: np.random.Generator) -> None:
+def _draw_facades(p: Painter, cam: Camera, street: Street, shaded_side: int, rng: Rng) -> None:
     """Both sides of the street, far to near: buildings, walls, fences and parks along the facade line."""
     for side, facade_x in ((-1, street.facade_left_m), (1, street.facade_right_m)):
         shaded = side == shaded_side
@@ -611,15 +635,16 @@ def _draw_facades(p: Painter, cam: Camera, street: Street, shaded_side: int, rng
 
 
 def _draw_segment(p: Painter, cam: Camera, kind: str, side: int, facade_x: float, near: float, far: float,
-                  shaded: bool, rng: np.random.Generator) -> None:
+                  shaded: bool, rng: Rng) -> None:
+    """One stretch of the facade line between depths near and far; parks show trees behind it."""
     if kind == "building":
         height = _uniform(rng, BUILDING_HEIGHT_RANGE_M)
         p.polygon(_side_quad(cam, facade_x, near, far, 0.0, height), BUILDING, p.new_instance(), shaded)
         return
     if kind == "park" or (kind == "fence" and rng.random() < TREE_BEHIND_FENCE_PROBABILITY):
         for _ in range(max(1, rng.poisson(TREES_PER_PARK))):
-            depth = rng.uniform(near, far) + 2.0
-            _draw_tree(p, cam, facade_x + side * rng.uniform(1.0, PARK_DEPTH_M), depth, rng)
+            x, depth = facade_x + side * rng.uniform(1.0, PARK_DEPTH_M), rng.uniform(near, far)
+            _draw_tree(p, cam, x, depth, rng)
     if kind == "wall":
         height = _uniform(rng, WALL_HEIGHT_RANGE_M)
         p.polygon(_side_quad(cam, facade_x, near, far, 0.0, height), WALL, p.new_instance(), shaded)
@@ -632,7 +657,7 @@ SHADOW_SIDE_PROBABILITY = 0.7
 SHADOW_WIDTH_RANGE_M = (2.0, 8.0)
 
 
-def _draw_cast_shadow(p: Painter, cam: Camera, street: Street, side: int, rng: np.random.Generator) -> None:
+def _draw_cast_shadow(p: Painter, cam: Camera, street: Street, side: int, rng: Rng) -> None:
     """The shade the buildings on one side throw across the ground."""
     width = _uniform(rng, SHADOW_WIDTH_RANGE_M)
     facade = street.facade_left_m if side < 0 else street.facade_right_m
@@ -643,55 +668,71 @@ def _draw_cast_shadow(p: Painter, cam: Camera, street: Street, side: int, rng: n
 # ---- things -----------------------------------------------------------------------------------
 
 
-def _draw_pole(p: Painter, cam: Camera, x_m: float, depth_m: float, side: int, rng: np.random.Generator) -> None:
-    """A pole that may carry a traffic sign and a traffic light (on top or on a mast arm)."""
+SIGN_BELOW_POLE_TOP_M = 0.5
+LIGHT_BELOW_POLE_TOP_M = 0.2
+MAST_ARM_WIDTH_M = 0.14
+LAMP_POSITIONS = (0.2, 0.5, 0.8)  # lamp centres, fraction of the traffic light's height from its top
+LAMP_RADIUS = 0.3  # fraction of the traffic light's width
+SIGN_INNER_SCALE = 0.6  # the light inner field of a sign, relative to the sign
+
+
+def _draw_pole(p: Painter, cam: Camera, x_m: float, depth_m: float, side: int, rng: Rng) -> None:
+    """A pole that may carry a traffic sign and a traffic light (on top or on a mast arm over the road)."""
     height = _uniform(rng, POLE_HEIGHT_RANGE_M)
     instance = p.new_instance()
     box = _plane_box(cam, x_m, depth_m, POLE_WIDTH_M / 2, 0.0, height)
     p.polygon(_box_points(box, min_width_px=1), POLE, instance)
     if rng.random() < SIGN_ON_POLE_PROBABILITY:
-        _draw_sign(p, cam, x_m, depth_m, min(height - 0.5, _uniform(rng, SIGN_HEIGHT_RANGE_M)), rng)
+        sign_centre = min(height - SIGN_BELOW_POLE_TOP_M, _uniform(rng, SIGN_HEIGHT_RANGE_M))
+        _draw_sign(p, cam, x_m, depth_m, sign_centre, rng)
     if rng.random() < TRAFFIC_LIGHT_PROBABILITY:
-        light_x = x_m
+        light_x, light_top = x_m, height - LIGHT_BELOW_POLE_TOP_M
         if rng.random() < MAST_ARM_PROBABILITY:
-            light_x = x_m - side * _uniform(rng, MAST_ARM_LENGTH_RANGE_M)
-            arm = [cam.project(x_m, depth_m, height - 0.2), cam.project(light_x, depth_m, height - 0.2)]
-            p.line(arm, POLE, instance, _pixel_width(cam, POLE_WIDTH_M * 0.7, depth_m))
-        _draw_traffic_light(p, cam, light_x, depth_m, height - 0.2)
+            light_x = x_m - side * _uniform(rng, MAST_ARM_LENGTH_RANGE_M)  # reaching over the road
+            arm = [cam.project(x_m, depth_m, light_top), cam.project(light_x, depth_m, light_top)]
+            p.line(arm, POLE, instance, _pixel_width(cam, MAST_ARM_WIDTH_M, depth_m))
+        _draw_traffic_light(p, cam, light_x, depth_m, light_top)
 
 
 def _draw_traffic_light(p: Painter, cam: Camera, x_m: float, depth_m: float, top_m: float) -> None:
+    """A box hanging from top_m with three lamps."""
     width, height = TRAFFIC_LIGHT_SIZE_M
     box = _plane_box(cam, x_m, depth_m, width / 2, top_m - height, top_m)
     p.polygon(_box_points(box, min_width_px=1), TRAFFIC_LIGHT, p.new_instance())
-    lamp = width * 0.3
-    for centre in (top_m - height * 0.2, top_m - height * 0.5, top_m - height * 0.8):
-        p.mark_ellipse(_plane_box(cam, x_m, depth_m, lamp, centre - lamp, centre + lamp), DETAIL_LAMP)
+    radius = width * LAMP_RADIUS
+    for position in LAMP_POSITIONS:
+        centre = top_m - height * position
+        p.mark_ellipse(_plane_box(cam, x_m, depth_m, radius, centre - radius, centre + radius), DETAIL_LAMP)
 
 
 SIGN_SHAPES = ("circle", "triangle", "rectangle")
 
 
-def _draw_sign(p: Painter, cam: Camera, x_m: float, depth_m: float, centre_m: float, rng: np.random.Generator) -> None:
-    """A round, triangular or rectangular sign face with a light inner field."""
+def _draw_sign(p: Painter, cam: Camera, x_m: float, depth_m: float, centre_m: float, rng: Rng) -> None:
+    """A round or triangular sign with a light inner field, or a plain rectangular one."""
     half = _uniform(rng, SIGN_SIZE_RANGE_M) / 2
     shape = SIGN_SHAPES[rng.integers(len(SIGN_SHAPES))]
     instance = p.new_instance()
     box = _plane_box(cam, x_m, depth_m, half, centre_m - half, centre_m + half)
-    inner = _plane_box(cam, x_m, depth_m, half * 0.6, centre_m - half * 0.6, centre_m + half * 0.6)
     if shape == "circle":
         p.ellipse(box, TRAFFIC_SIGN, instance)
-        p.mark_ellipse(inner, DETAIL_BRIGHT)
+        inner = half * SIGN_INNER_SCALE
+        field = _plane_box(cam, x_m, depth_m, inner, centre_m - inner, centre_m + inner)
+        p.mark_ellipse(field, DETAIL_BRIGHT)
     elif shape == "triangle":
-        p.polygon(_plane(cam, x_m, depth_m, [(-half, centre_m + half), (half, centre_m + half), (0, centre_m - half)]),
-                  TRAFFIC_SIGN, instance)
-        p.mark(_plane(cam, x_m, depth_m, [(-half * 0.5, centre_m + half * 0.6), (half * 0.5, centre_m + half * 0.6),
-                                          (0, centre_m - half * 0.4)]), DETAIL_BRIGHT)
+        for size, draw in ((half, None), (half * SIGN_INNER_SCALE, DETAIL_BRIGHT)):
+            corners = _plane(cam, x_m, depth_m, [(-size, centre_m + size), (size, centre_m + size),
+                                                 (0.0, centre_m - size)])
+            if draw is None:
+                p.polygon(corners, TRAFFIC_SIGN, instance)
+            else:
+                p.mark(corners, draw)
     else:
         p.polygon(_box_points(box, min_width_px=1), TRAFFIC_SIGN, instance)
 
 
-def _draw_sign_post(p: Painter, cam: Camera, x_m: float, depth_m: float, rng: np.random.Generator) -> None:
+def _draw_sign_post(p: Painter, cam: Camera, x_m: float, depth_m: float, rng: Rng) -> None:
+    """A thin post carrying one sign."""
     box = _plane_box(cam, x_m, depth_m, POLE_WIDTH_M / 3, 0.0, SIGN_POST_HEIGHT_M)
     p.polygon(_box_points(box, min_width_px=1), POLE, p.new_instance())
     _draw_sign(p, cam, x_m, depth_m, SIGN_POST_HEIGHT_M, rng)
@@ -702,19 +743,19 @@ def _draw_box(p: Painter, cam: Camera, x_m: float, depth_m: float, size_m: tuple
     """An upright box (width, length) whose rear face is at depth_m: the visible side, top and rear."""
     width, length = size_m
     left, right, far = x_m - width / 2, x_m + width / 2, depth_m + length
-    if left > 0:
-        p.polygon(_side_quad(cam, left, depth_m, far, bottom_m, top_m), code, instance)
-    elif right < 0:
-        p.polygon(_side_quad(cam, right, depth_m, far, bottom_m, top_m), code, instance)
-    if top_m < CAMERA_HEIGHT_M:
+    side_x = _visible_side_x(x_m, width)
+    if side_x is not None:
+        p.polygon(_side_quad(cam, side_x, depth_m, far, bottom_m, top_m), code, instance)
+    if top_m < CAMERA_HEIGHT_M:  # the camera looks down on it
         top = [cam.project(left, depth_m, top_m), cam.project(right, depth_m, top_m),
                cam.project(right, far, top_m), cam.project(left, far, top_m)]
         p.polygon(top, code, instance)
-    p.polygon(_box_points(_plane_box(cam, x_m, depth_m, width / 2, bottom_m, top_m), min_width_px=1), code, instance)
+    rear = _plane_box(cam, x_m, depth_m, width / 2, bottom_m, top_m)
+    p.polygon(_box_points(rear, min_width_px=1), code, instance)
 
 
 def _visible_side_x(x_m: float, width_m: float) -> float | None:
-    """Across-position of the box side facing the camera, or None when the camera is behind the box."""
+    """Across-position of the box side facing the camera, or None when the camera is right behind it."""
     if x_m - width_m / 2 > 0:
         return x_m - width_m / 2
     if x_m + width_m / 2 < 0:
@@ -722,152 +763,265 @@ def _visible_side_x(x_m: float, width_m: float) -> float | None:
     return None
 
 
+SIDE_BAND_MARGIN_M = 0.5  # window bands stop this short of a box's ends
+
+
 def _mark_side_band(p: Painter, cam: Camera, x_m: float, depth_m: float, size_m: tuple[float, float],
                     bottom_m: float, top_m: float, detail: int) -> None:
+    """A band (side windows) along the visible side of a box, between heights bottom_m and top_m."""
     side_x = _visible_side_x(x_m, size_m[0])
     if side_x is not None:
-        margin = min(0.5, size_m[1] * 0.1)
-        p.mark(_side_quad(cam, side_x, depth_m + margin, depth_m + size_m[1] - margin, bottom_m, top_m), detail)
+        margin = min(SIDE_BAND_MARGIN_M, size_m[1] * 0.1)
+        near, far = depth_m + margin, depth_m + size_m[1] - margin
+        p.mark(_side_quad(cam, side_x, near, far, bottom_m, top_m), detail)
 
 
-def _mark_wheels(p: Painter, cam: Camera, x_m: float, depth_m: float, size_m: tuple[float, float], radius_m: float) -> None:
+TYRE_WIDTH_M = 0.15
+TYRE_INSET_M = 0.2  # from the vehicle's side to its tyre
+AXLE_POSITIONS = (0.2, 0.8)  # fraction of the vehicle's length from its rear
+
+
+def _mark_wheels(p: Painter, cam: Camera, x_m: float, depth_m: float, size_m: tuple[float, float],
+                 radius_m: float) -> None:
     """Dark tyres at the rear corners and, when the side shows, along the side."""
     width, length = size_m
-    for dx in (-width / 2 + 0.2, width / 2 - 0.35):
-        p.mark(_box_points(_plane_box(cam, x_m + dx + 0.075, depth_m, 0.075, 0.0, radius_m)), DETAIL_DARK)
+    for dx in (-width / 2 + TYRE_INSET_M, width / 2 - TYRE_INSET_M - TYRE_WIDTH_M):
+        tyre = _plane_box(cam, x_m + dx + TYRE_WIDTH_M / 2, depth_m, TYRE_WIDTH_M / 2, 0.0, radius_m)
+        p.mark(_box_points(tyre), DETAIL_DARK)
     side_x = _visible_side_x(x_m, width)
     if side_x is not None:
-        for centre in (depth_m + length * 0.2, depth_m + length * 0.8):
-            p.mark(_side_quad(cam, side_x, centre - radius_m, centre + radius_m, 0.0, 2 * radius_m), DETAIL_DARK)
+        for position in AXLE_POSITIONS:
+            axle = depth_m + length * position
+            p.mark(_side_quad(cam, side_x, axle - radius_m, axle + radius_m, 0.0, 2 * radius_m), DETAIL_DARK)
 
 
-def _draw_car(p: Painter, cam: Camera, x_m: float, depth_m: float, scale: float, rng: np.random.Generator) -> None:
+CONTACT_SHADOW_MARGIN_M = 0.2
+
+
+def _cast_contact_shadow(p: Painter, cam: Camera, x_m: float, depth_m: float, width_m: float,
+                         length_m: float) -> None:
+    """The dark patch of ground under a vehicle, a little larger than its footprint."""
+    margin = CONTACT_SHADOW_MARGIN_M
+    half = width_m / 2 + margin
+    p.cast_shadow(_ground_quad(cam, x_m - half, x_m + half, depth_m - margin, depth_m + length_m))
+
+
+#: Car proportions: body from CAR_CLEARANCE_M up to CAR_BODY_TOP of its height; a narrower,
+#: shorter cabin (CAR_CABIN_SIZE of width and length) set CAR_CABIN_SETBACK of its length from the rear.
+CAR_CLEARANCE_M = 0.15
+CAR_BODY_TOP = 0.55
+CAR_CABIN_SIZE = (0.85, 0.5)
+CAR_CABIN_SETBACK = 0.25
+CAR_WHEEL_RADIUS_M = 0.33
+WINDOW_FRAME_M = 0.08
+TAIL_LIGHT_SIZE_M = (0.25, 0.15)  # (width, height)
+TAIL_LIGHT_INSET_M = 0.1
+TAIL_LIGHT_DROP_M = 0.2  # from the top of the body to the bottom of the lights
+
+
+def _draw_car(p: Painter, cam: Camera, x_m: float, depth_m: float, scale: float) -> None:
+    """A car seen from behind (and from the side when off-centre): body, cabin, windows, tyres, lights."""
     width, length, height = (side * scale for side in CAR_SIZE_M)
     instance = p.new_instance()
-    body_top = height * 0.55
-    p.cast_shadow(_ground_quad(cam, x_m - width / 2 - 0.2, x_m + width / 2 + 0.2, depth_m - 0.2, depth_m + length))
-    _draw_box(p, cam, x_m, depth_m, (width, length), 0.15 * scale, body_top, CAR, instance)
-    cabin = (width * 0.85, length * 0.5)
-    cabin_depth = depth_m + length * 0.25
+    body_top = height * CAR_BODY_TOP
+    _cast_contact_shadow(p, cam, x_m, depth_m, width, length)
+    _draw_box(p, cam, x_m, depth_m, (width, length), CAR_CLEARANCE_M * scale, body_top, CAR, instance)
+    cabin = (width * CAR_CABIN_SIZE[0], length * CAR_CABIN_SIZE[1])
+    cabin_depth = depth_m + length * CAR_CABIN_SETBACK
     _draw_box(p, cam, x_m, cabin_depth, cabin, body_top, height, CAR, instance)
-    window = _plane_box(cam, x_m, cabin_depth, cabin[0] * 0.4, body_top + 0.08, height - 0.08)
-    p.mark(_box_points(window), DETAIL_DARK)
-    _mark_side_band(p, cam, x_m, cabin_depth, cabin, body_top + 0.08, height - 0.08, DETAIL_DARK)
-    _mark_wheels(p, cam, x_m, depth_m, (width, length), 0.33 * scale)
-    for dx in (-width / 2 + 0.1, width / 2 - 0.35):
-        lamp = _plane_box(cam, x_m + dx + 0.125, depth_m, 0.125, body_top - 0.2, body_top - 0.05)
-        p.mark(_box_points(lamp), DETAIL_LAMP)
+    glass_bottom, glass_top = body_top + WINDOW_FRAME_M, height - WINDOW_FRAME_M
+    rear_window = _plane_box(cam, x_m, cabin_depth, cabin[0] / 2 - WINDOW_FRAME_M, glass_bottom, glass_top)
+    p.mark(_box_points(rear_window), DETAIL_DARK)
+    _mark_side_band(p, cam, x_m, cabin_depth, cabin, glass_bottom, glass_top, DETAIL_DARK)
+    _mark_wheels(p, cam, x_m, depth_m, (width, length), CAR_WHEEL_RADIUS_M * scale)
+    light_width, light_height = TAIL_LIGHT_SIZE_M
+    for side in (-1, 1):
+        centre = x_m + side * (width / 2 - TAIL_LIGHT_INSET_M - light_width / 2)
+        bottom = body_top - TAIL_LIGHT_DROP_M
+        light = _plane_box(cam, centre, depth_m, light_width / 2, bottom, bottom + light_height)
+        p.mark(_box_points(light), DETAIL_LAMP)
 
 
-def _draw_large_vehicle(p: Painter, cam: Camera, code: int, x_m: float, depth_m: float, scale: float,
-                        rng: np.random.Generator) -> None:
+LARGE_VEHICLE_CLEARANCE_M = 0.3
+LARGE_VEHICLE_WHEEL_RADIUS_M = 0.5
+WINDOW_BAND = (0.5, 0.88)  # bus and tram windows, fraction of the height
+TRUCK_CAB_LENGTH_M = 2.0
+TRUCK_CAB_HEIGHT = 0.75  # fraction of the cargo box height
+TRUCK_CAB_WINDOW = (0.45, 0.7)
+TRUCK_CAB_GAP_M = 0.3
+
+
+def _draw_large_vehicle(p: Painter, cam: Camera, code: int, x_m: float, depth_m: float, scale: float) -> None:
     """Truck, bus or train (tram): a tall box with a window band, and a cab for trucks."""
     size = {TRUCK: TRUCK_SIZE_M, BUS: BUS_SIZE_M, TRAIN: TRAIN_SIZE_M}[code]
     width, length, height = (side * scale for side in size)
     instance = p.new_instance()
-    p.cast_shadow(_ground_quad(cam, x_m - width / 2 - 0.2, x_m + width / 2 + 0.2, depth_m - 0.2, depth_m + length))
+    _cast_contact_shadow(p, cam, x_m, depth_m, width, length)
+    clearance = LARGE_VEHICLE_CLEARANCE_M
     if code == TRUCK:
-        cab_length = 2.0 * scale
-        _draw_box(p, cam, x_m, depth_m + length - cab_length, (width * 0.95, cab_length), 0.3, height * 0.75,
-                  TRUCK, instance)
-        _mark_side_band(p, cam, x_m, depth_m + length - cab_length, (width * 0.95, cab_length),
-                        height * 0.45, height * 0.7, DETAIL_DARK)
-        _draw_box(p, cam, x_m, depth_m, (width, length - cab_length - 0.3), 0.4, height, TRUCK, instance)
+        cab_length = TRUCK_CAB_LENGTH_M * scale
+        cab = (width * 0.95, cab_length)
+        cab_depth = depth_m + length - cab_length
+        _draw_box(p, cam, x_m, cab_depth, cab, clearance, height * TRUCK_CAB_HEIGHT, TRUCK, instance)
+        low, high = TRUCK_CAB_WINDOW
+        _mark_side_band(p, cam, x_m, cab_depth, cab, height * low, height * high, DETAIL_DARK)
+        cargo = (width, length - cab_length - TRUCK_CAB_GAP_M)
+        _draw_box(p, cam, x_m, depth_m, cargo, clearance, height, TRUCK, instance)
     else:
-        _draw_box(p, cam, x_m, depth_m, (width, length), 0.3, height, code, instance)
-        _mark_side_band(p, cam, x_m, depth_m, (width, length), height * 0.5, height * 0.88, DETAIL_DARK)
-        window = _plane_box(cam, x_m, depth_m, width * 0.4, height * 0.5, height * 0.88)
+        low, high = WINDOW_BAND
+        _draw_box(p, cam, x_m, depth_m, (width, length), clearance, height, code, instance)
+        _mark_side_band(p, cam, x_m, depth_m, (width, length), height * low, height * high, DETAIL_DARK)
+        window = _plane_box(cam, x_m, depth_m, width * 0.4, height * low, height * high)
         p.mark(_box_points(window), DETAIL_DARK)
-    _mark_wheels(p, cam, x_m, depth_m, (width, length), 0.5 * scale)
+    _mark_wheels(p, cam, x_m, depth_m, (width, length), LARGE_VEHICLE_WHEEL_RADIUS_M * scale)
 
 
 def _mirror(offsets: list[tuple[float, float]], facing: int) -> list[tuple[float, float]]:
     return [(dx * facing, height) for dx, height in offsets]
 
 
-def _draw_person(p: Painter, cam: Camera, code: int, x_m: float, depth_m: float, height_m: float,
-                 rng: np.random.Generator, hip_m: float = 0.0, facing: int = 1) -> int:
-    """A standing person (hip_m == 0), or a seated rider whose hips are hip_m above the ground."""
+#: Body parts as (across, up) offsets in units of body height, facing right; feet at 0.
+STANDING_TORSO = ((-0.15, 0.5), (0.15, 0.5), (0.16, 0.83), (-0.16, 0.83))
+STANDING_HIP_JOINTS = ((0.01, 0.53), (0.12, 0.53))  # top of the right leg
+STANDING_FEET = ((0.1, 0.0), (0.02, 0.0))  # bottom of the right leg, before the stride
+STANDING_HEAD_CENTRE = (0.0, 0.92)
+MAX_STRIDE = 0.12  # how far each foot may step out, in body heights
+#: A seated rider's parts, with the hips at (0, 0) instead of the feet.
+SEATED_TORSO = ((-0.1, 0.0), (0.08, 0.0), (0.2, 0.33), (0.04, 0.35))
+SEATED_HEAD_CENTRE = (0.14, 0.42)
+SEATED_LEG_ACROSS = ((-0.05, 0.05), (0.1, 0.03))  # (back, front) edge of the thigh, then of the shin
+PEDAL_HEIGHT_M = 0.2
+HEAD_RADIUS = 0.07
+
+
+def _body_part(shape, height_m: float, hip_m: float = 0.0, facing: int = 1) -> list[tuple[float, float]]:
+    """Offsets in metres of a body-part shape for a body height_m tall whose hips are raised hip_m."""
+    return [(dx * height_m * facing, up * height_m + hip_m) for dx, up in shape]
+
+
+def _draw_head(p: Painter, cam: Camera, x_m: float, depth_m: float, centre_m: tuple[float, float],
+               height_m: float, code: int, instance: int) -> None:
+    across, up = centre_m
+    radius = HEAD_RADIUS * height_m
+    p.ellipse(_plane_box(cam, x_m + across, depth_m, radius * 0.85, up - radius, up + radius), code, instance)
+
+
+def _draw_person(p: Painter, cam: Camera, x_m: float, depth_m: float, height_m: float, rng: Rng) -> None:
+    """A standing or walking person: two legs a random stride apart, a torso and a head."""
     instance = p.new_instance()
-    h = height_m
-    if hip_m == 0.0:
-        stride = rng.uniform(0.0, 0.12) * h
-        p.polygon(_plane(cam, x_m, depth_m, [(-0.12 * h, 0.53 * h), (-0.01 * h, 0.53 * h), (-0.02 * h - stride, 0.0),
-                                             (-0.1 * h - stride, 0.0)]), code, instance)
-        p.polygon(_plane(cam, x_m, depth_m, [(0.01 * h, 0.53 * h), (0.12 * h, 0.53 * h), (0.1 * h + stride, 0.0),
-                                             (0.02 * h + stride, 0.0)]), code, instance)
-        torso = [(-0.15 * h, 0.5 * h), (0.15 * h, 0.5 * h), (0.16 * h, 0.83 * h), (-0.16 * h, 0.83 * h)]
-        head_x, head_y = 0.0, 0.92 * h
-    else:
-        lean = 0.18 * h * facing
-        torso = _mirror([(-0.1 * h, hip_m), (0.08 * h, hip_m), (0.2 * h, hip_m + 0.33 * h), (0.04 * h, hip_m + 0.35 * h)],
-                        facing)
-        leg = _mirror([(-0.05 * h, hip_m), (0.05 * h, hip_m), (0.1 * h, 0.2), (0.03 * h, 0.2)], facing)
-        p.polygon(_plane(cam, x_m, depth_m, leg), code, instance)
-        head_x, head_y = lean * 0.8, hip_m + 0.42 * h
-    p.polygon(_plane(cam, x_m, depth_m, torso), code, instance)
-    head = 0.07 * h
-    p.ellipse(_plane_box(cam, x_m + head_x, depth_m, head * 0.85, head_y - head, head_y + head), code, instance)
-    return instance
+    stride = rng.uniform(0.0, MAX_STRIDE)
+    right_leg = STANDING_HIP_JOINTS + tuple((dx + stride, up) for dx, up in STANDING_FEET)
+    for facing in (-1, 1):
+        p.polygon(_plane(cam, x_m, depth_m, _body_part(right_leg, height_m, facing=facing)), PERSON, instance)
+    p.polygon(_plane(cam, x_m, depth_m, _body_part(STANDING_TORSO, height_m)), PERSON, instance)
+    (head,) = _body_part((STANDING_HEAD_CENTRE,), height_m)
+    _draw_head(p, cam, x_m, depth_m, head, height_m, PERSON, instance)
+
+
+def _draw_seated_rider(p: Painter, cam: Camera, x_m: float, depth_m: float, height_m: float, hip_m: float,
+                       facing: int) -> None:
+    """A rider sitting hip_m above the ground, leaning forward, one leg down to the pedal."""
+    instance = p.new_instance()
+    (thigh_back, thigh_front), (shin_front, shin_back) = SEATED_LEG_ACROSS
+    leg = [(thigh_back * height_m, hip_m), (thigh_front * height_m, hip_m),
+           (shin_front * height_m, PEDAL_HEIGHT_M), (shin_back * height_m, PEDAL_HEIGHT_M)]
+    p.polygon(_plane(cam, x_m, depth_m, _mirror(leg, facing)), RIDER, instance)
+    p.polygon(_plane(cam, x_m, depth_m, _body_part(SEATED_TORSO, height_m, hip_m, facing)), RIDER, instance)
+    (head,) = _body_part((SEATED_HEAD_CENTRE,), height_m, hip_m, facing)
+    _draw_head(p, cam, x_m, depth_m, head, height_m, RIDER, instance)
+
+
+BICYCLE_WHEEL_RADIUS_M = 0.34
+BICYCLE_TUBE_M = 0.05
+BICYCLE_HUB_M = 0.52  # axle distance from the bicycle's centre
+#: The frame as one polyline of (across, up) points in metres, facing right.
+_REAR_AXLE, _FRONT_AXLE = (-BICYCLE_HUB_M, BICYCLE_WHEEL_RADIUS_M), (BICYCLE_HUB_M, BICYCLE_WHEEL_RADIUS_M)
+_SEAT, _PEDALS, _HEAD_TUBE, _HANDLEBAR = (-0.12, 0.85), (0.0, 0.3), (0.4, 0.85), (0.45, 1.0)
+BICYCLE_FRAME = (_REAR_AXLE, _SEAT, _PEDALS, _REAR_AXLE, _PEDALS, _HEAD_TUBE, _SEAT, _HEAD_TUBE, _FRONT_AXLE,
+                 _HEAD_TUBE, _HANDLEBAR)
+MOTORCYCLE_WHEEL_RADIUS_M = 0.32
+MOTORCYCLE_HUB_M = 0.7
+#: The body outline in metres, facing right: from under the seat to the front fork, tank and seat.
+MOTORCYCLE_BODY = ((-0.8, 0.45), (0.7, 0.4), (0.75, 0.75), (0.35, 1.05), (-0.3, 0.95), (-0.85, 0.8))
+RIDER_SEAT_OFFSET_M = 0.1  # the rider sits a little behind the two-wheeler's centre
 
 
 def _draw_bicycle(p: Painter, cam: Camera, x_m: float, depth_m: float, facing: int) -> None:
     """Side view: two wheels and a diamond frame."""
     instance = p.new_instance()
-    radius, hub = 0.34, BICYCLE_LENGTH_M * 0.3
-    tube = _pixel_width(cam, 0.05, depth_m)
-    for dx in (-hub, hub):
-        p.ring(_plane_box(cam, x_m + dx, depth_m, radius, 0.0, 2 * radius), BICYCLE, instance, tube)
-    frame = _mirror([(-hub, radius), (-0.12, 0.85), (0.05, 0.3), (-hub, radius), (0.0, 0.3), (0.4, 0.85),
-                     (-0.12, 0.85), (0.4, 0.85), (hub, radius), (0.4, 0.85), (0.45, 1.0)], facing)
-    p.line(_plane(cam, x_m, depth_m, frame), BICYCLE, instance, tube)
+    radius = BICYCLE_WHEEL_RADIUS_M
+    tube = _pixel_width(cam, BICYCLE_TUBE_M, depth_m)
+    for hub in (-BICYCLE_HUB_M, BICYCLE_HUB_M):
+        p.ring(_plane_box(cam, x_m + hub, depth_m, radius, 0.0, 2 * radius), BICYCLE, instance, tube)
+    p.line(_plane(cam, x_m, depth_m, _mirror(BICYCLE_FRAME, facing)), BICYCLE, instance, tube)
 
 
 def _draw_motorcycle(p: Painter, cam: Camera, x_m: float, depth_m: float, facing: int) -> None:
     """Side view: a body over two dark wheels."""
     instance = p.new_instance()
-    radius, hub = 0.32, MOTORCYCLE_LENGTH_M * 0.33
-    body = _mirror([(-hub - 0.1, 0.45), (hub, 0.4), (hub + 0.05, 0.75), (0.35, 1.05), (-0.3, 0.95),
-                    (-hub - 0.15, 0.8)], facing)
-    for dx in (-hub, hub):
-        p.ellipse(_plane_box(cam, x_m + dx, depth_m, radius, 0.0, 2 * radius), MOTORCYCLE, instance)
-        p.mark_ellipse(_plane_box(cam, x_m + dx, depth_m, radius, 0.0, 2 * radius), DETAIL_DARK)
-    p.polygon(_plane(cam, x_m, depth_m, body), MOTORCYCLE, instance)
+    radius = MOTORCYCLE_WHEEL_RADIUS_M
+    for hub in (-MOTORCYCLE_HUB_M, MOTORCYCLE_HUB_M):
+        wheel = _plane_box(cam, x_m + hub, depth_m, radius, 0.0, 2 * radius)
+        p.ellipse(wheel, MOTORCYCLE, instance)
+        p.mark_ellipse(wheel, DETAIL_DARK)
+    p.polygon(_plane(cam, x_m, depth_m, _mirror(MOTORCYCLE_BODY, facing)), MOTORCYCLE, instance)
 
 
 def _draw_rider(p: Painter, cam: Camera, x_m: float, depth_m: float, on_motorcycle: bool, scale: float,
-                rng: np.random.Generator) -> None:
-    facing = 1 if rng.random() < 0.5 else -1
+                rng: Rng) -> None:
+    """A bicycle or motorcycle seen from the side, with its rider."""
+    facing = _side(rng)
     if on_motorcycle:
         _draw_motorcycle(p, cam, x_m, depth_m, facing)
     else:
         _draw_bicycle(p, cam, x_m, depth_m, facing)
-    hip = 0.95 if on_motorcycle else 0.85
-    _draw_person(p, cam, RIDER, x_m - 0.1 * facing, depth_m, _uniform(rng, PERSON_HEIGHT_RANGE_M) * scale, rng,
-                 hip_m=hip, facing=facing)
+    hip = MOTORCYCLE_SEAT_M if on_motorcycle else BICYCLE_SEAT_M
+    height = _uniform(rng, PERSON_HEIGHT_RANGE_M) * scale
+    _draw_seated_rider(p, cam, x_m - RIDER_SEAT_OFFSET_M * facing, depth_m, height, hip, facing)
 
 
-def _draw_prop(p: Painter, cam: Camera, x_m: float, depth_m: float, rng: np.random.Generator) -> None:
-    """An unlabelled object (bin, box, bench...): a random convex-ish blob standing on the ground."""
+PROP_CORNERS_RANGE = (5, 9)  # [low, high)
+PROP_MIN_RADIUS = 0.6  # fraction of the full radius: how round a prop is at least
+
+
+def _draw_prop(p: Painter, cam: Camera, x_m: float, depth_m: float, rng: Rng) -> None:
+    """An unlabelled object (bin, box, bench...): a random star-shaped blob standing on the ground."""
     size = _uniform(rng, PROP_SIZE_RANGE_M)
-    corners = int(rng.integers(5, 9))
+    corners = int(rng.integers(*PROP_CORNERS_RANGE))
     angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
-    radii = rng.uniform(0.6, 1.0, corners) * size / 2
+    radii = rng.uniform(PROP_MIN_RADIUS, 1.0, corners) * size / 2
     offsets = [(float(r * np.cos(a)), float(size / 2 + r * np.sin(a))) for a, r in zip(angles, radii)]
     p.polygon(_plane(cam, x_m, depth_m, offsets), VOID_CODE, p.new_instance())
 
 
-def _sidewalk_x(rng: np.random.Generator, street: Street, side: int, inner: float = 0.0, outer: float = 1.0) -> float:
-    """An across-position on the left (side -1) or right (+1) sidewalk, between fractions inner..outer."""
-    offset = rng.uniform(inner, outer) * street.sidewalk_width_m
+#: Where things stand across a sidewalk: (from, to) as fractions of its width from the kerb.
+POLE_BAND = (0.05, 0.2)
+STREET_TREE_BAND = (0.7, 0.9)
+SIGN_POST_BAND = (0.05, 0.3)
+PEDESTRIAN_BAND = (0.0, 1.0)
+RIDER_SIDEWALK_BAND = (0.2, 0.6)
+PARKED_TWO_WHEELER_BAND = (0.5, 0.9)
+PROP_BAND = (0.3, 1.0)
+LANE_MARGIN_M = 0.3  # between a moving vehicle and the kerb
+KERB_GAP_M = 0.2  # between a parked vehicle and the kerb
+#: Large vehicles start farther away than other objects, so that they rarely fill the whole frame.
+LARGE_VEHICLE_NEAR_FACTOR = 1.5
+LARGE_VEHICLE_SIZES_M = {TRUCK: TRUCK_SIZE_M, BUS: BUS_SIZE_M, TRAIN: TRAIN_SIZE_M}
+
+
+def _sidewalk_x(rng: Rng, street: Street, side: int, band: tuple[float, float]) -> float:
+    """An across-position on the left (side -1) or right (+1) sidewalk, within band."""
+    offset = rng.uniform(*band) * street.sidewalk_width_m
     return street.road_left_m - offset if side < 0 else street.road_right_m + offset
 
 
-def _lane_x(rng: np.random.Generator, street: Street, width_m: float) -> float:
-    return float(rng.uniform(street.road_left_m + width_m / 2 + 0.3, street.road_right_m - width_m / 2 - 0.3))
+def _lane_x(rng: Rng, street: Street, width_m: float) -> float:
+    """An across-position on the road for something width_m wide that keeps clear of the kerbs."""
+    margin = width_m / 2 + LANE_MARGIN_M
+    return float(rng.uniform(street.road_left_m + margin, street.road_right_m - margin))
 
 
-def _side(rng: np.random.Generator) -> int:
+def _side(rng: Rng) -> int:
     return -1 if rng.random() < 0.5 else 1
 
 
@@ -875,65 +1029,65 @@ DrawCall = tuple[float, Callable[[], None]]
 
 
 def _street_furniture(p: Painter, cam: Camera, street: Street, near_m: float, far_m: float,
-                      rng: np.random.Generator) -> list[DrawCall]:
+                      rng: Rng) -> list[DrawCall]:
     """Poles, sign posts and street trees (shared statistics), as (depth, draw) calls."""
     calls: list[DrawCall] = []
     for side in (-1, 1):
         for _ in range(rng.poisson(POLES_PER_SIDE)):
-            x, depth = _sidewalk_x(rng, street, side, 0.05, 0.2), _log_uniform(rng, near_m, far_m)
+            x, depth = _sidewalk_x(rng, street, side, POLE_BAND), _log_uniform(rng, near_m, far_m)
             calls.append((depth, _bind(_draw_pole, p, cam, x, depth, side, _child(rng))))
         for _ in range(rng.poisson(STREET_TREES_PER_SIDE)):
-            x, depth = _sidewalk_x(rng, street, side, 0.7, 0.9), _log_uniform(rng, near_m, far_m)
+            x, depth = _sidewalk_x(rng, street, side, STREET_TREE_BAND), _log_uniform(rng, near_m, far_m)
             calls.append((depth, _bind(_draw_tree, p, cam, x, depth, _child(rng))))
     for _ in range(rng.poisson(SIGN_POSTS)):
-        x, depth = _sidewalk_x(rng, street, _side(rng), 0.05, 0.3), _log_uniform(rng, near_m, far_m)
+        x, depth = _sidewalk_x(rng, street, _side(rng), SIGN_POST_BAND), _log_uniform(rng, near_m, far_m)
         calls.append((depth, _bind(_draw_sign_post, p, cam, x, depth, _child(rng))))
     return calls
 
 
 def _objects(p: Painter, cam: Camera, street: Street, stats: ObjectStatistics, near_m: float, far_m: float,
-             rng: np.random.Generator) -> list[DrawCall]:
+             rng: Rng) -> list[DrawCall]:
     """Vehicles, people, two-wheelers and props, with this domain's counts and sizes."""
     calls: list[DrawCall] = []
     scale = _uniform(rng, stats.size_scale_range)
 
-    def vehicle_x(width: float) -> float:
-        if rng.random() < PARKED_VEHICLE_PROBABILITY:
-            side = _side(rng)
-            edge = street.road_left_m if side < 0 else street.road_right_m
-            return edge - side * (width / 2 + 0.2)
-        return _lane_x(rng, street, width)
+    def kerb_x(side: int, inset_m: float) -> float:
+        return street.road_left_m + inset_m if side < 0 else street.road_right_m - inset_m
 
     for _ in range(rng.poisson(stats.cars)):
-        x, depth = vehicle_x(CAR_SIZE_M[0] * scale), _log_uniform(rng, near_m, far_m)
-        calls.append((depth, _bind(_draw_car, p, cam, x, depth, scale, _child(rng))))
+        width = CAR_SIZE_M[0] * scale
+        parked = rng.random() < PARKED_VEHICLE_PROBABILITY
+        x = kerb_x(_side(rng), width / 2 + KERB_GAP_M) if parked else _lane_x(rng, street, width)
+        depth = _log_uniform(rng, near_m, far_m)
+        calls.append((depth, _bind(_draw_car, p, cam, x, depth, scale)))
     large = [(TRUCK, rng.poisson(stats.trucks)), (BUS, rng.poisson(stats.buses)),
              (TRAIN, int(rng.random() < stats.train_probability))]
     for code, count in large:
         for _ in range(count):
-            x, depth = _lane_x(rng, street, TRAIN_SIZE_M[0] * scale), _log_uniform(rng, near_m * 1.5, far_m)
-            calls.append((depth, _bind(_draw_large_vehicle, p, cam, code, x, depth, scale, _child(rng))))
+            x = _lane_x(rng, street, LARGE_VEHICLE_SIZES_M[code][0] * scale)
+            depth = _log_uniform(rng, near_m * LARGE_VEHICLE_NEAR_FACTOR, far_m)
+            calls.append((depth, _bind(_draw_large_vehicle, p, cam, code, x, depth, scale)))
     for _ in range(rng.poisson(stats.persons)):
         crossing = rng.random() < PERSON_CROSSING_PROBABILITY
-        x = _lane_x(rng, street, 1.0) if crossing else _sidewalk_x(rng, street, _side(rng))
+        x = _lane_x(rng, street, 0.0) if crossing else _sidewalk_x(rng, street, _side(rng), PEDESTRIAN_BAND)
         depth, height = _log_uniform(rng, near_m, far_m), _uniform(rng, PERSON_HEIGHT_RANGE_M) * scale
-        calls.append((depth, _bind(_draw_person, p, cam, PERSON, x, depth, height, _child(rng))))
+        calls.append((depth, _bind(_draw_person, p, cam, x, depth, height, _child(rng))))
     for _ in range(rng.poisson(stats.riders)):
         side = _side(rng)
         if rng.random() < RIDER_ON_SIDEWALK_PROBABILITY:
-            x = _sidewalk_x(rng, street, side, 0.2, 0.6)
+            x = _sidewalk_x(rng, street, side, RIDER_SIDEWALK_BAND)
         else:
-            edge = street.road_left_m if side < 0 else street.road_right_m
-            x = edge - side * rng.uniform(0.5, BIKE_LANE_WIDTH_M)
+            x = kerb_x(side, rng.uniform(LANE_MARGIN_M, BIKE_LANE_WIDTH_M))
         on_motorcycle = bool(rng.random() < stats.motorcycle_share_of_riders)
         depth = _log_uniform(rng, near_m, far_m)
         calls.append((depth, _bind(_draw_rider, p, cam, x, depth, on_motorcycle, scale, _child(rng))))
     for count, draw in ((stats.parked_bicycles, _draw_bicycle), (stats.parked_motorcycles, _draw_motorcycle)):
         for _ in range(rng.poisson(count)):
-            x, depth = _sidewalk_x(rng, street, _side(rng), 0.5, 0.9), _log_uniform(rng, near_m, far_m)
+            x = _sidewalk_x(rng, street, _side(rng), PARKED_TWO_WHEELER_BAND)
+            depth = _log_uniform(rng, near_m, far_m)
             calls.append((depth, _bind(draw, p, cam, x, depth, _side(rng))))
     for _ in range(rng.poisson(stats.void_props)):
-        x, depth = _sidewalk_x(rng, street, _side(rng), 0.3, 1.0), _log_uniform(rng, near_m, far_m)
+        x, depth = _sidewalk_x(rng, street, _side(rng), PROP_BAND), _log_uniform(rng, near_m, far_m)
         calls.append((depth, _bind(_draw_prop, p, cam, x, depth, _child(rng))))
     return calls
 
@@ -942,30 +1096,31 @@ def _bind(function: Callable, *args) -> Callable[[], None]:
     return lambda: function(*args)
 
 
-def _child(rng: np.random.Generator) -> np.random.Generator:
+def _child(rng: Rng) -> Rng:
     """An independent generator for one object, so drawing order cannot change what is drawn."""
     return np.random.default_rng(rng.integers(2**63))
 
 
-def _draw_hood(p: Painter, rng: np.random.Generator) -> None:
+def _draw_hood(p: Painter, rng: Rng) -> None:
     """The ego vehicle's bonnet: a flat ellipse cap rising from the bottom edge."""
     hood_px = _uniform(rng, HOOD_HEIGHT_RANGE) * p.height_px
-    centre_x = p.width_px * (0.5 + rng.uniform(-0.05, 0.05))
-    half_width = p.width_px * rng.uniform(0.6, 0.8)
-    p.ellipse((centre_x - half_width, p.height_px - hood_px, centre_x + half_width, p.height_px + hood_px * 2),
-              EGO_CODE, 0)
+    centre_x = p.width_px * (0.5 + _uniform(rng, HOOD_CENTRE_SHIFT_RANGE))
+    half_width = p.width_px * _uniform(rng, HOOD_HALF_WIDTH_RANGE)
+    # The ellipse's lower two thirds lie below the image: only a flat cap hood_px high shows.
+    hood = (centre_x - half_width, p.height_px - hood_px, centre_x + half_width, p.height_px + hood_px * 2)
+    p.ellipse(hood, EGO_CODE, 0)
 
 
-def _draw_border(p: Painter, rng: np.random.Generator) -> None:
+def _draw_border(p: Painter, rng: Rng) -> None:
     """A rectification border: a thin band along the left, right or bottom edge."""
     band = max(1.0, _uniform(rng, BORDER_WIDTH_RANGE) * p.width_px)
     w, h = p.width_px, p.height_px
     edge = int(rng.integers(3))
-    box = [(0, 0, band - 1, h), (w - band, 0, w, h), (0, h - band, w, h)][edge]
+    box = [(0, 0, band - 1, h - 1), (w - band, 0, w - 1, h - 1), (0, h - band, w - 1, h - 1)][edge]
     p.polygon(_box_points(box), BORDER_CODE, 0)
 
 
-def draw_scene(rng: np.random.Generator, width_px: int, height_px: int, stats: ObjectStatistics,
+def draw_scene(rng: Rng, width_px: int, height_px: int, stats: ObjectStatistics,
                with_border: bool) -> Scene:
     """Draw one street layout (shared statistics) with one domain's object statistics.
 
@@ -981,9 +1136,10 @@ def draw_scene(rng: np.random.Generator, width_px: int, height_px: int, stats: O
     if not street.is_open:
         _draw_back_row(p, cam, street, rng)
     _draw_facades(p, cam, street, shaded_side, rng)
-    near = 0.9 * cam.depth_at_row(height_px)
+    near = NEAREST_OBJECT_FACTOR * cam.depth_at_row(height_px)
     far = min(street.end_m, MAX_OBJECT_DEPTH_M)
-    calls = _street_furniture(p, cam, street, near, far, rng) + _objects(p, cam, street, stats, near, far, rng)
+    calls = _street_furniture(p, cam, street, near, far, rng)
+    calls += _objects(p, cam, street, stats, near, far, rng)
     for _, draw in sorted(calls, key=lambda call: -call[0]):  # painter's order: far to near
         draw()
     _draw_hood(p, rng)
@@ -1018,6 +1174,7 @@ INSTANCE_TINT_STD = {
     "motorcycle": 0.1, "bicycle": 0.1,
 }
 VOID_PROP_TINT_STD = 0.2
+TINT_LUMINANCE_SHARE = 0.7
 
 TEXTURE_FIELDS = ("low", "mid", "grain", "leafy", "windows", "bars", "stripes", "ramp")
 #: Texture amplitude per class and field: the relative brightness change a field causes.
@@ -1047,10 +1204,17 @@ LOW_NOISE_CELLS = 4  # grid cells across the image height for the large-scale va
 MID_NOISE_CELL_FRAC = 1 / 40
 LEAFY_CELL_FRAC = 1 / 70
 LEAFY_THRESHOLD = 0.3
+GRAIN_STD = 0.5
+LEAF_LEVELS = (1.0, -0.6)  # (lit, shaded) leaves
 WINDOW_PERIOD_FRAC = (1 / 18, 1 / 13)  # (x, y) window spacing as a fraction of image height
-WINDOW_DUTY = 0.55
+WINDOW_PERIOD_JITTER = (0.8, 1.25)  # per image, so facades differ between images
+WINDOW_DUTY = 0.55  # window share of each period, along x and along y
+WINDOW_LEVELS = (0.3, -1.0)  # (wall, glass)
 BAR_PERIOD_FRAC = 1 / 60
+BAR_DUTY = 0.3
 STRIPE_PERIOD_FRAC = 1 / 28
+STRIPE_DUTY = 0.15  # the dark joint between paving slabs or panels
+STRIPE_LEVELS = (0.3, -1.0)  # (surface, joint)
 MIN_CELL_PX = 2.0
 
 HAZE_FALLOFF_FRAC = 0.15  # haze halves about every 0.1 image heights away from the horizon
@@ -1060,7 +1224,10 @@ BRIGHT_DETAIL_WEIGHT = 0.75
 
 @dataclass(frozen=True)
 class Palette:
-    """Per-domain colour tables indexed by canvas code: (256, 3) base RGB, (256,) tint std, (256, F) textures."""
+    """One domain's tables indexed by canvas code.
+
+    rgb (256, 3) base colour, tint_std (256,) per-object colour spread, texture (256, F) field weights.
+    """
 
     rgb: np.ndarray
     tint_std: np.ndarray
@@ -1097,7 +1264,7 @@ def make_palette(seed: int, style: DomainStyle) -> Palette:
     return Palette(rgb=rgb, tint_std=tint_std, texture=texture * style.texture_gain)
 
 
-def _smooth_noise(rng: np.random.Generator, width_px: int, height_px: int, cell_px: float) -> np.ndarray:
+def _smooth_noise(rng: Rng, width_px: int, height_px: int, cell_px: float) -> np.ndarray:
     """(H, W) float32 noise of unit-ish amplitude varying over about cell_px pixels."""
     cell_px = max(cell_px, MIN_CELL_PX)
     grid = rng.standard_normal((math.ceil(height_px / cell_px) + 1, math.ceil(width_px / cell_px) + 1))
@@ -1110,7 +1277,7 @@ def _periodic(coords_px: np.ndarray, period_px: float, duty: float) -> np.ndarra
     return (np.mod(coords_px, period_px) < duty * period_px).astype(np.float32)
 
 
-def texture_fields(rng: np.random.Generator, width_px: int, height_px: int) -> list[np.ndarray]:
+def texture_fields(rng: Rng, width_px: int, height_px: int) -> list[np.ndarray]:
     """Texture fields in TEXTURE_FIELDS order, float32, each roughly in [-1, 1].
 
     Each is (H, W), or (1, W) / (H, 1) for patterns that vary along one axis only.
@@ -1120,14 +1287,22 @@ def texture_fields(rng: np.random.Generator, width_px: int, height_px: int) -> l
     cols = np.arange(w, dtype=np.float32)[None, :]
     low = _smooth_noise(rng, w, h, h / LOW_NOISE_CELLS)
     mid = _smooth_noise(rng, w, h, h * MID_NOISE_CELL_FRAC)
-    grain = rng.standard_normal((h, w), dtype=np.float32) * 0.5
-    leafy = np.where(_smooth_noise(rng, w, h, h * LEAFY_CELL_FRAC) > LEAFY_THRESHOLD, 1.0, -0.6).astype(np.float32)
-    period_x, period_y = (frac * h * rng.uniform(0.8, 1.25) for frac in WINDOW_PERIOD_FRAC)
-    windows = 0.3 - 1.3 * _periodic(cols, period_x, WINDOW_DUTY) * _periodic(rows, period_y, WINDOW_DUTY)
-    bars = 1.0 - 2.0 * _periodic(cols, h * BAR_PERIOD_FRAC, 0.3)
-    stripes = 0.3 - 1.3 * _periodic(rows, h * STRIPE_PERIOD_FRAC, 0.15)
+    grain = rng.standard_normal((h, w), dtype=np.float32) * GRAIN_STD
+    leaves = _smooth_noise(rng, w, h, h * LEAFY_CELL_FRAC) > LEAFY_THRESHOLD
+    leafy = np.where(leaves, *LEAF_LEVELS).astype(np.float32)
+    period_x, period_y = (frac * h * _uniform(rng, WINDOW_PERIOD_JITTER) for frac in WINDOW_PERIOD_FRAC)
+    glass = _periodic(cols, period_x, WINDOW_DUTY) * _periodic(rows, period_y, WINDOW_DUTY)
+    windows = _two_levels(glass, WINDOW_LEVELS)
+    bars = _two_levels(_periodic(cols, h * BAR_PERIOD_FRAC, BAR_DUTY), (1.0, -1.0))
+    stripes = _two_levels(_periodic(rows, h * STRIPE_PERIOD_FRAC, STRIPE_DUTY), STRIPE_LEVELS)
     ramp = rows / h
     return [low, mid, grain, leafy, windows, bars, stripes, ramp]
+
+
+def _two_levels(mask: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
+    """levels[0] where mask is 0, levels[1] where it is 1."""
+    off, on = levels
+    return off + (on - off) * mask
 
 
 def _texture(codes: np.ndarray, palette: Palette, fields: list[np.ndarray]) -> np.ndarray:
@@ -1150,7 +1325,8 @@ def _apply_details(rgb: np.ndarray, detail: np.ndarray, style: DomainStyle) -> n
     return rgb * gain[detail][..., None] + offset[detail]
 
 
-def _apply_shadows(rgb: np.ndarray, shadow: np.ndarray, style: DomainStyle, rng: np.random.Generator) -> np.ndarray:
+def _apply_shadows(rgb: np.ndarray, shadow: np.ndarray, style: DomainStyle, rng: Rng) -> np.ndarray:
+    """Darken the shaded pixels; soften the shadow edges where the domain's light is diffuse."""
     shade = shadow.astype(np.float32) * _uniform(rng, style.shadow_darkness_range)
     sigma = style.shadow_blur_frac * shadow.shape[0]
     if sigma > 0:
@@ -1158,7 +1334,7 @@ def _apply_shadows(rgb: np.ndarray, shadow: np.ndarray, style: DomainStyle, rng:
     return rgb * (1.0 - shade)[..., None]
 
 
-def _apply_haze(rgb: np.ndarray, horizon_px: float, style: DomainStyle, rng: np.random.Generator) -> np.ndarray:
+def _apply_haze(rgb: np.ndarray, horizon_px: float, style: DomainStyle, rng: Rng) -> np.ndarray:
     """Blend toward the haze colour, most at the horizon (the farthest visible scene)."""
     h = rgb.shape[0]
     distance = np.abs(np.arange(h, dtype=np.float32) - horizon_px) / (HAZE_FALLOFF_FRAC * h)
@@ -1166,7 +1342,7 @@ def _apply_haze(rgb: np.ndarray, horizon_px: float, style: DomainStyle, rng: np.
     return (1 - weight) * rgb + weight * np.asarray(style.haze_rgb, dtype=np.float32)
 
 
-def _apply_lighting(rgb: np.ndarray, style: DomainStyle, rng: np.random.Generator) -> np.ndarray:
+def _apply_lighting(rgb: np.ndarray, style: DomainStyle, rng: Rng) -> np.ndarray:
     """Contrast, brightness, white balance, a vertical gradient and vignetting."""
     h, w, _ = rgb.shape
     contrast = _uniform(rng, style.contrast_range)
@@ -1175,11 +1351,12 @@ def _apply_lighting(rgb: np.ndarray, style: DomainStyle, rng: np.random.Generato
     gradient = 1 + _uniform(rng, style.vertical_gradient_range) * (np.arange(h, dtype=np.float32) / h - 0.5)
     rows = (np.arange(h, dtype=np.float32) / h - 0.5)[:, None]
     cols = (np.arange(w, dtype=np.float32) / w - 0.5)[None, :]
-    vignette = 1 - _uniform(rng, style.vignette_range) * 2 * (rows**2 + cols**2)
+    vignette = 1 - _uniform(rng, style.vignette_range) * 2 * (rows**2 + cols**2)  # 2 r^2 is 1 at the corners
     return rgb * (gradient[:, None] * vignette)[..., None] * gain.astype(np.float32)
 
 
-def _apply_blur_and_noise(rgb: np.ndarray, style: DomainStyle, rng: np.random.Generator) -> np.ndarray:
+def _apply_blur_and_noise(rgb: np.ndarray, style: DomainStyle, rng: Rng) -> np.ndarray:
+    """Camera blur, then Gaussian sensor noise per pixel and channel."""
     sigma = _uniform(rng, style.blur_sigma_frac_range) * rgb.shape[0]
     if sigma > 0:
         rgb = cv2.GaussianBlur(rgb, (0, 0), sigma)
@@ -1187,14 +1364,16 @@ def _apply_blur_and_noise(rgb: np.ndarray, style: DomainStyle, rng: np.random.Ge
     return rgb + noise
 
 
-def render(scene: Scene, style: DomainStyle, palette: Palette, rng: np.random.Generator) -> np.ndarray:
+def render(scene: Scene, style: DomainStyle, palette: Palette, rng: Rng) -> np.ndarray:
     """Paint a Scene in one domain's look: (H, W, 3) uint8 RGB."""
     h, w = scene.canvas.shape
     codes = scene.canvas
     texture = _texture(codes, palette, texture_fields(rng, w, h))
     instance_tint = rng.standard_normal((256, 3), dtype=np.float32)
-    instance_tint = 0.7 * instance_tint[:, :1] + 0.3 * instance_tint  # mostly lighter/darker, a little hue
-    rgb = palette.rgb[codes] * (1 + texture)[..., None] + palette.tint_std[codes][..., None] * instance_tint[scene.instance]
+    # Mostly lighter or darker (one value for all channels), a little change of hue.
+    instance_tint = TINT_LUMINANCE_SHARE * instance_tint[:, :1] + (1 - TINT_LUMINANCE_SHARE) * instance_tint
+    tint = palette.tint_std[codes][..., None] * instance_tint[scene.instance]
+    rgb = palette.rgb[codes] * (1 + texture)[..., None] + tint
     rgb = _apply_details(rgb, scene.detail, style)
     rgb = _apply_shadows(rgb, scene.shadow, style, rng)
     rgb = _apply_haze(rgb, scene.horizon_px, style, rng)
@@ -1268,8 +1447,9 @@ def _clear_previous(out_root: Path) -> None:
         return
     if not (out_root / MARKER_FILE).is_file():
         raise UserError(
-            f"{out_root} already holds a gta5/ or cityscapes/ folder that the synthetic generator did not write "
-            f"(no {MARKER_FILE}); point the output at an empty folder or move those folders away"
+            f"{out_root} already holds a {SOURCE_DIR}/ or {TARGET_DIR}/ folder that the synthetic "
+            f"generator did not write (no {MARKER_FILE}); point the output at an empty folder or move "
+            "those folders away"
         )
     for folder in previous:
         shutil.rmtree(folder, ignore_errors=True)
@@ -1291,7 +1471,8 @@ def generate_benchmark(out_root: Path, config: SyntheticConfig) -> dict:
     _clear_previous(out_root)
     label_palette = cityscapes_palette()
     palettes = {style.name: make_palette(config.seed, style) for style in (SOURCE_STYLE, TARGET_STYLE)}
-    counts = {SOURCE: config.num_source, TARGET_TRAIN: config.num_target_train, TARGET_VAL: config.num_target_val}
+    counts = {SOURCE: config.num_source, TARGET_TRAIN: config.num_target_train,
+              TARGET_VAL: config.num_target_val}
     jobs = [(split, index) for split in SPLITS for index in range(counts[split])]
 
     def make_and_write(job: tuple[str, int]) -> np.ndarray:
@@ -1313,7 +1494,8 @@ def generate_benchmark(out_root: Path, config: SyntheticConfig) -> dict:
         "num_target_train": config.num_target_train,
         "num_target_val": config.num_target_val,
         "class_frequencies": {domain: _fractions(totals) for domain, totals in pixel_counts.items()},
-        "class_image_counts": {domain: dict(zip(CLASS_NAMES, map(int, n))) for domain, n in image_counts.items()},
+        "class_image_counts": {domain: dict(zip(CLASS_NAMES, map(int, per_class)))
+                               for domain, per_class in image_counts.items()},
     }
     marker = {"config": asdict(config), "summary": summary}
     (out_root / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
