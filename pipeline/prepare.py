@@ -7,7 +7,6 @@ Either way the lists of source train, target train and target val files are writ
 ``data.lists_dir`` and every later stage reads them.
 """
 
-import shutil
 import time
 from pathlib import Path
 
@@ -26,8 +25,7 @@ def main() -> None:
     data = config.data_config(params)
     synthetic = config.synthetic_config(params)
     out_dir = config.prepare_out_dir(params)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if synthetic is not None:
         started_s = time.perf_counter()
         generate_benchmark(out_dir, synthetic)  # also writes out_dir/synthetic_benchmark.json
