@@ -84,10 +84,11 @@ def test_exported_predictions_are_labelid_pngs_that_the_official_evaluation_agre
 
 def test_every_training_stage_logged_its_losses_with_dvclive(project):
     for run_name, iterations in (("pretrain", 3), ("source_only", 2), ("adapted", 2), ("oracle", 2)):
-        tsv = project / f"reports/train/{run_name}/plots/metrics/loss/seg_main.tsv"
-        assert len(tsv.read_text().strip().splitlines()) == 1 + iterations, run_name
-    assert (project / "reports/train/adapted/plots/metrics/loss/local_main.tsv").is_file()
-    assert not (project / "reports/train/source_only/plots/metrics/loss/local_main.tsv").exists()
+        tsv = project / f"reports/train/{run_name}/plots/metrics/loss_seg/main.tsv"
+        rows = tsv.read_text().strip().splitlines()
+        assert [int(row.split("\t")[0]) for row in rows[1:]] == list(range(1, iterations + 1)), run_name
+    assert (project / "reports/train/adapted/plots/metrics/loss_adv/local_main.tsv").is_file()
+    assert not (project / "reports/train/source_only/plots/metrics/loss_adv/local_main.tsv").exists()
 
 
 def test_report_embeds_figures_that_exist(project):

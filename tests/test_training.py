@@ -73,7 +73,7 @@ def test_supervised_step_logs_segmentation_losses_only():
     source, _ = batches()
     log = train_step(state, config(), source, None, torch.device("cpu"))
     assert state.aligners is None and state.iteration == 1
-    assert set(log) == {"lr/generator", "loss/seg_main", "loss/seg_aux"}
+    assert set(log) == {"lr/generator", "loss_seg/main", "loss_seg/aux"}
 
 
 def test_adaptation_step_updates_generator_and_both_discriminators():
@@ -88,7 +88,7 @@ def test_adaptation_step_updates_generator_and_both_discriminators():
     for name, param in state.aligners.named_parameters():
         assert not torch.equal(param, before[name]), name
         assert param.requires_grad  # re-enabled after the generator step
-    assert {"loss/global_main", "loss/local_main", "loss/d_global_main", "loss/d_local_main"} <= set(log)
+    assert {"loss_adv/global_main", "loss_adv/local_main", "loss_d/global_main", "loss_d/local_main"} <= set(log)
 
 
 def test_alignment_terms_change_the_generator_update():
@@ -120,19 +120,19 @@ def test_local_start_iter_delays_the_local_term():
     source, target = batches()
     first = train_step(state, cfg, source, target, torch.device("cpu"))
     second = train_step(state, cfg, source, target, torch.device("cpu"))
-    assert "loss/local_main" not in first and "loss/local_main" in second
+    assert "loss_adv/local_main" not in first and "loss_adv/local_main" in second
 
 
 class RecordingLive:
     def __init__(self):
-        self.steps, self.current = [], {}
+        self.steps, self.current, self.step = [], {}, 0
 
     def log_metric(self, name, value):
         assert isinstance(value, float)
         self.current[name] = value
 
     def next_step(self):
-        self.steps.append(self.current)
+        self.steps.append(dict(self.current, step=self.step))
         self.current = {}
 
 
@@ -143,7 +143,7 @@ def test_train_runs_to_iterations_and_logs_interval_means():
     source, _ = batches()
     live = RecordingLive()
     train(state, cfg, [source], None, torch.device("cpu"), live=live, progress=False)
-    assert state.iteration == 4 and len(live.steps) == 2
+    assert state.iteration == 4 and [s["step"] for s in live.steps] == [2, 4]
     # lr logged = mean of the two iterations' poly values.
     expected = (poly_lr(0.01, 0, 4, 0.9) + poly_lr(0.01, 1, 4, 0.9)) / 2
     assert live.steps[0]["lr/generator"] == pytest.approx(expected)

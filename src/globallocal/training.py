@@ -26,6 +26,8 @@ from globallocal.alignment.local import LocalAlignment, LocalAlignmentConfig
 from globallocal.data.labels import IGNORE_INDEX
 
 HEADS = ("main", "aux")
+#: Seconds between progress-bar refreshes (keeps `dvc repro` logs short).
+PROGRESS_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -126,12 +128,12 @@ class Aligners(nn.Module):
         total = next(iter(target.values())).new_zeros(())
         for head, term in self.global_terms.items():
             loss = term.generator_loss(target[head])
-            log[f"loss/global_{head}"] = loss.item()
+            log[f"loss_adv/global_{head}"] = loss.item()
             total = total + self.config.global_weight(head) * loss
         if self.local_active(iteration):
             for head, term in self.local_terms.items():
                 loss = term.generator_loss(target[head])
-                log[f"loss/local_{head}"] = loss.item()
+                log[f"loss_adv/local_{head}"] = loss.item()
                 total = total + self.config.local_weight(head) * loss
         return total
 
@@ -144,16 +146,18 @@ class Aligners(nn.Module):
             if term.has_discriminator:
                 loss, stats = term.discriminator_loss(source[head], target[head])
                 losses.append(loss)
-                log[f"loss/d_global_{head}"] = loss.item()
+                log[f"loss_d/global_{head}"] = loss.item()
                 for key, value in stats.items():
                     log[f"d_out/global_{head}_{key}"] = value
         if self.local_active(iteration):
             for head, term in self.local_terms.items():
                 loss, stats = term.discriminator_loss(source[head], labels, target[head])
                 losses.append(loss)
-                log[f"loss/d_local_{head}"] = loss.item()
+                log[f"loss_d/local_{head}"] = loss.item()
                 for key, value in stats.items():
-                    log[f"d_out/local_{head}_{key}"] = value
+                    # kept_* are the fractions of local outputs that entered the loss, not D outputs.
+                    group = "local_kept" if key.startswith("kept_") else "d_out"
+                    log[f"{group}/local_{head}_{key.removeprefix('kept_')}"] = value
         return sum(losses) if losses else None
 
 
@@ -217,10 +221,10 @@ def train_step(
     images, labels = source["image"].to(device), source["label"].to(device)
     src = _forward(model, images, config.multi_level)
     loss_seg = F.cross_entropy(src["main"], labels, ignore_index=IGNORE_INDEX)
-    log["loss/seg_main"] = loss_seg.item()
+    log["loss_seg/main"] = loss_seg.item()
     if config.multi_level and config.lambda_seg_aux > 0:
         loss_aux = F.cross_entropy(src["aux"], labels, ignore_index=IGNORE_INDEX)
-        log["loss/seg_aux"] = loss_aux.item()
+        log["loss_seg/aux"] = loss_aux.item()
         loss_seg = loss_seg + config.lambda_seg_aux * loss_aux
     # Backward now so the source graph is freed before the target forward (ADVENT does the same).
     loss_seg.backward()
@@ -270,7 +274,10 @@ def train(
     counts: dict[str, int] = defaultdict(int)
     last: dict[str, float] = {}
     total = config.optim.iterations
-    bar = tqdm(total=total, initial=state.iteration, desc=description, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=total, initial=state.iteration, desc=description, disable=not progress, dynamic_ncols=True,
+        mininterval=PROGRESS_INTERVAL_S,
+    )
     while state.iteration < total:
         log = train_step(state, config, next(sources), next(targets) if targets else None, device)
         for key, value in log.items():
@@ -280,10 +287,11 @@ def train(
         if state.iteration % config.log_every == 0 or state.iteration == total:
             last = {key: sums[key] / counts[key] for key in sums}
             if live is not None:
+                live.step = state.iteration  # x axis = training iteration, not the log-interval count
                 for key, value in last.items():
                     live.log_metric(key, value)
                 live.next_step()
-            bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in last.items() if k.startswith("loss/")}, refresh=False)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.startswith("loss")}, refresh=False)
             sums.clear()
             counts.clear()
         bar.update(1)
