@@ -1,0 +1,75 @@
+"""Run the pipeline for several training seeds as DVC experiments and print mean and spread of mIoU.
+
+    .venv/bin/python benchmarks/seeds.py --seeds 0 1 2        # runs missing seeds, then prints
+    .venv/bin/python benchmarks/seeds.py --seeds 0 1 2 --no-run
+
+Each seed is one `dvc exp run --temp -S seed=N` (a temporary copy of the committed workspace, sharing
+the DVC cache, so `prepare` is restored rather than regenerated); results are read back from
+`dvc exp show --json`. The committed workspace counts as its own seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+MODELS = ("source_only", "adapted", "oracle")
+METRICS_FILE = "reports/metrics.json"
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def runs(node):
+    """Yield every (params, metrics) pair found anywhere in `dvc exp show --json` output."""
+    if isinstance(node, dict):
+        data = node.get("data")
+        if isinstance(data, dict) and "params" in data and "metrics" in data:
+            params = data["params"].get("params.yaml", {}).get("data", {})
+            metrics = (data.get("metrics") or {}).get(METRICS_FILE, {}).get("data")
+            if params and metrics:
+                yield params, metrics
+        for value in node.values():
+            yield from runs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from runs(value)
+
+
+def results_by_seed() -> dict[int, dict]:
+    shown = subprocess.run(DVC + ["exp", "show", "--json"], capture_output=True, text=True, check=True)
+    by_seed: dict[int, dict] = {}
+    for params, metrics in runs(json.loads(shown.stdout)):
+        by_seed.setdefault(params["seed"], metrics)
+    return by_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--no-run", action="store_true", help="only print what has been run")
+    args = parser.parse_args()
+    if not args.no_run:
+        done = results_by_seed()
+        for seed in args.seeds:
+            if seed not in done:
+                print(f"running seed {seed} ...", flush=True)
+                subprocess.run(DVC + ["exp", "run", "--temp", "-S", f"seed={seed}", "-n", f"seed-{seed}"],
+                               check=True, stdout=subprocess.DEVNULL)
+    by_seed = results_by_seed()
+    seeds = [s for s in args.seeds if s in by_seed]
+    print(f"mIoU (%) on target val, training seeds {seeds}:")
+    print("| model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | std |")
+    print("|---|" + "---:|" * (len(seeds) + 2))
+    for model in MODELS:
+        values = [by_seed[s][model]["miou"] for s in seeds]
+        spread = statistics.stdev(values) if len(values) > 1 else float("nan")
+        cells = " | ".join(f"{v:.2f}" for v in values)
+        print(f"| {model} | {cells} | {statistics.mean(values):.2f} | {spread:.2f} |")
+
+
+if __name__ == "__main__":
+    Path("dvc.yaml").is_file() or sys.exit("run from the repository root")
+    main()
