@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 MODELS = ("source_only", "adapted", "oracle")
 METRICS_FILE = "reports/metrics.json"
 DVC = [sys.executable, "-m", "dvc"]
+#: Stage commands call `python`: make it this interpreter (the project's venv).
+ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def runs(node):
@@ -57,7 +60,7 @@ def main() -> None:
             if seed not in done:
                 print(f"running seed {seed} ...", flush=True)
                 subprocess.run(DVC + ["exp", "run", "--temp", "-S", f"seed={seed}", "-n", f"seed-{seed}"],
-                               check=True, stdout=subprocess.DEVNULL)
+                               check=True, stdout=subprocess.DEVNULL, env=ENV)
     by_seed = results_by_seed()
     seeds = [s for s in args.seeds if s in by_seed]
     print(f"mIoU (%) on target val, training seeds {seeds}:")
