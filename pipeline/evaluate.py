@@ -33,6 +33,7 @@ MODELS = {
 PREDICTIONS = Path("predictions")
 EVAL_DIR = Path("reports/eval")
 METRICS = Path("reports/metrics.json")
+IMAGE_SUFFIX = "_leftImg8bit.png"
 
 
 def official_difference(ours: dict, official: dict) -> float:
@@ -97,7 +98,8 @@ def save_qualitative(path: Path, qualitative: dict, data: config.DataConfig, nam
         for model_name, kept in qualitative.items():
             arrays[f"pred_{model_name}_{index}"] = kept[index]["pred"]
             arrays[f"entropy_{model_name}_{index}"] = kept[index]["entropy"]
-    np.savez_compressed(path, names=np.array(names), **arrays)
+    short_names = [Path(name).name.removesuffix(IMAGE_SUFFIX) for name in names]  # figure titles
+    np.savez_compressed(path, names=np.array(short_names), **arrays)
 
 
 if __name__ == "__main__":
