@@ -8,7 +8,6 @@ Either way the lists of source train, target train and target val files are writ
 """
 
 import time
-from pathlib import Path
 
 from common import SOURCE_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, load_validated_params
 

@@ -25,7 +25,6 @@ from torch import nn
 from globallocal.alignment.discriminators import LocalDiscriminator
 from globallocal.alignment.gan_losses import SOURCE_LABEL, TARGET_LABEL, domain_probability, gan_loss
 from globallocal.alignment.representations import represent
-from globallocal.data.labels import IGNORE_INDEX
 
 #: Category value of a local output that takes no part in the loss.
 DROPPED = -1
