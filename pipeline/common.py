@@ -13,11 +13,13 @@ from globallocal.data.file_lists import read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import source_dataset, target_dataset, train_loader
 from globallocal.models import build_model
+from globallocal.precision import check_precision
 from globallocal.runtime import resolve_device, seed_everything
 from globallocal.training import build_train_state, train
 
 SOURCE_LIST = "source_train.txt"
 TARGET_TRAIN_LIST = "target_train.txt"
+TARGET_DEV_LIST = "target_dev.txt"
 TARGET_VAL_LIST = "target_val.txt"
 
 
@@ -53,6 +55,7 @@ def training_stage(
     seed_everything(seed)
     device = resolve_device(config.device_name(params))
     train_config = config.train_config(params, stage, aligned=aligned)
+    check_precision(train_config.precision, device)
     model_spec = config.model_config(params).spec(NUM_CLASSES)
 
     if init_checkpoint is None:

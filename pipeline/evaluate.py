@@ -1,7 +1,9 @@
-"""Stage `evaluate`: score the source-only, adapted and oracle models on target val (DESIGN.md section 3).
+"""Stage `evaluate`: score the source-only, adapted and oracle models on target val and on the held-out
+target dev split (DESIGN.md section 3).
 
-Writes reports/metrics.json (IoU in percent), each model's confusion matrix and a few qualitative
-samples under reports/eval/, and the predictions under predictions/<model>/labelIds (labelId PNGs with
+Writes reports/metrics.json (the headline mIoU of each model on val, and under "dev" on target dev: the
+numbers every choice is made on), reports/per_class_iou.json (per-class val IoU of each model, in
+percent), each model's confusion matrix and a few qualitative samples under reports/eval/, and the predictions under predictions/<model>/labelIds (labelId PNGs with
 Cityscapes result names, the official evaluation's input) and predictions/<model>/color. It then
 scores the exported labelId PNGs with cityscapesscripts and records the largest per-class difference
 to our own numbers in reports/eval/official_check.json.
@@ -13,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from common import TARGET_VAL_LIST, load_validated_params
+from common import TARGET_DEV_LIST, TARGET_VAL_LIST, load_validated_params
 
 from globallocal import config
 from globallocal.checkpoints import model_from_checkpoint
@@ -33,6 +35,7 @@ MODELS = {
 PREDICTIONS = Path("predictions")
 EVAL_DIR = Path("reports/eval")
 METRICS = Path("reports/metrics.json")
+PER_CLASS_IOU = Path("reports/per_class_iou.json")
 IMAGE_SUFFIX = "_leftImg8bit.png"
 
 
@@ -55,11 +58,13 @@ def main() -> None:
     device = resolve_device(config.device_name(params))
     num_keep = config.num_qualitative(params)
     names = read_list(data.lists_dir / TARGET_VAL_LIST)
+    dev_names = read_list(data.lists_dir / TARGET_DEV_LIST)
+    synthia = data.source == "synthia"
     shutil.rmtree(PREDICTIONS, ignore_errors=True)
     shutil.rmtree(EVAL_DIR, ignore_errors=True)
     EVAL_DIR.mkdir(parents=True)
 
-    metrics, official, qualitative = {}, {}, {}
+    metrics, dev_metrics, per_class, official, qualitative = {}, {}, {}, {}, {}
     for model_name, checkpoint in MODELS.items():
         model, _ = model_from_checkpoint(checkpoint)
         dataset = target_dataset(
@@ -71,14 +76,25 @@ def main() -> None:
             model, dataset, device, NUM_CLASSES, labelid_dir=labelid_dir,
             color_dir=PREDICTIONS / model_name / "color", num_keep=num_keep, progress=True,
         )
-        metrics[model_name] = result.to_metrics(synthia=data.source == "synthia")
+        scored = result.to_metrics(synthia=synthia)
+        per_class[model_name] = scored.pop("per_class_iou")
+        metrics[model_name] = scored
         np.save(EVAL_DIR / f"confusion_{model_name}.npy", result.confusion)
         scores = official_cityscapes_evaluation(data.target_root, "val", labelid_dir)
-        official[model_name] = official_difference(metrics[model_name]["per_class_iou"], scores)
+        official[model_name] = official_difference(per_class[model_name], scores)
         qualitative[model_name] = kept
-        print(f"{model_name}: mIoU {metrics[model_name]['miou']}")
+        dev_set = target_dataset(
+            data.target_root, "train", dev_names, data.target_size, model.input_normalization,
+            with_labels=True, resize_label=False,
+        )
+        dev_result, _ = evaluate(model, dev_set, device, NUM_CLASSES, progress=True)
+        dev_metrics[model_name] = dev_result.to_metrics(synthia=synthia)
+        dev_metrics[model_name].pop("per_class_iou")
+        print(f"{model_name}: mIoU val {metrics[model_name]['miou']}, dev {dev_metrics[model_name]['miou']}")
 
+    metrics["dev"] = dev_metrics
     METRICS.write_text(json.dumps(metrics, indent=2) + "\n")
+    PER_CLASS_IOU.write_text(json.dumps(per_class, indent=2) + "\n")
     (EVAL_DIR / "official_check.json").write_text(
         json.dumps({"max_abs_per_class_iou_difference": official}, indent=2) + "\n"
     )

@@ -3,17 +3,19 @@
 With ``prepare.generate: true`` the seeded two-domain benchmark is written in the GTA5 layout
 (``prepare.out_dir``/gta5) and the Cityscapes layout (``prepare.out_dir``/cityscapes). With false, the
 roots in ``data`` must hold the real datasets; ``prepare.out_dir`` then only gets a note saying so.
-Either way the lists of source train, target train and target val files are written to
-``data.lists_dir`` and every later stage reads them.
+Either way the lists of source train, target train, target dev and target val files are written to
+``data.lists_dir`` and every later stage reads them. Target dev (``prepare.dev_size`` images drawn with
+``prepare.dev_seed``) is a labelled subset of target train that is removed from the unlabelled
+adaptation stream (and from the oracle's training set): every choice is made on it, never on val.
 """
 
 import time
 
-from common import SOURCE_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, load_validated_params
+from common import SOURCE_LIST, TARGET_DEV_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, load_validated_params
 
 from globallocal import config
 from globallocal.cli import run_stage
-from globallocal.data.file_lists import list_cityscapes, list_gta5, list_synthia, write_list
+from globallocal.data.file_lists import list_cityscapes, list_gta5, list_synthia, split_dev, write_list
 from globallocal.data.synthetic import generate_benchmark
 
 SOURCE_LISTERS = {"gta5": list_gta5, "synthia": list_synthia}
@@ -36,7 +38,10 @@ def main() -> None:
         )
     lists = data.lists_dir
     write_list(lists / SOURCE_LIST, SOURCE_LISTERS[data.source](data.source_root))
-    write_list(lists / TARGET_TRAIN_LIST, list_cityscapes(data.target_root, "train"))
+    dev_size, dev_seed = config.dev_split(params)
+    target_train, target_dev = split_dev(list_cityscapes(data.target_root, "train"), dev_size, dev_seed)
+    write_list(lists / TARGET_TRAIN_LIST, target_train)
+    write_list(lists / TARGET_DEV_LIST, target_dev)
     write_list(lists / TARGET_VAL_LIST, list_cityscapes(data.target_root, "val"))
 
 

@@ -388,3 +388,16 @@ def test_synthia_8_bit_label_raises_user_error_naming_it(tmp_path):
     with pytest.raises(UserError, match="16-bit 3-channel PNG, got 8-bit 3-channel") as error:
         SynthiaDataset(root)[0]
     assert str(label_path) in str(error.value)
+
+
+def test_split_dev_is_seeded_sorted_disjoint_and_complete():
+    from globallocal.data.file_lists import split_dev
+
+    names = [f"c/c_{i:06d}_000019_leftImg8bit.png" for i in range(10)]
+    rest, dev = split_dev(list(reversed(names)), 3, seed=0)
+    assert len(dev) == 3 and dev == sorted(dev) and rest == sorted(rest)
+    assert sorted(rest + dev) == names and not set(rest) & set(dev)
+    assert split_dev(names, 3, seed=0) == (rest, dev)  # input order does not matter
+    assert split_dev(names, 3, seed=1)[1] != dev
+    with pytest.raises(UserError, match="prepare.dev_size"):
+        split_dev(names, 10, seed=0)

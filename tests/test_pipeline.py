@@ -16,7 +16,7 @@ from globallocal.data.labels import CLASS_NAMES, TRAIN_TO_LABEL_ID
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
-    "prepare": {"num_source": 6, "num_target_train": 6, "num_target_val": 3,
+    "prepare": {"num_source": 6, "num_target_train": 6, "num_target_val": 3, "dev_size": 2,
                 "source_size": [96, 53], "target_size": [96, 48]},
     "data": {"source_size": [64, 36], "target_size": [64, 32]},
     "pretrain": {"iterations": 3, "max_iters": 3},
@@ -62,13 +62,29 @@ def project(tmp_path_factory):
     return root
 
 
-def test_repro_writes_metrics_for_the_three_models_with_every_class(project):
+def test_repro_writes_val_and_dev_miou_and_per_class_iou_for_the_three_models(project):
     metrics = json.loads((project / "reports/metrics.json").read_text())
-    assert list(metrics) == ["source_only", "adapted", "oracle"]
-    for scores in metrics.values():
-        assert list(scores["per_class_iou"]) == list(CLASS_NAMES)
-        defined = [v for v in scores["per_class_iou"].values() if v is not None]
-        assert scores["miou"] == pytest.approx(np.mean(defined), abs=0.01)
+    per_class = json.loads((project / "reports/per_class_iou.json").read_text())
+    models = ["source_only", "adapted", "oracle"]
+    assert list(metrics) == models + ["dev"] and list(metrics["dev"]) == models
+    assert list(per_class) == models
+    for model in models:
+        assert list(metrics[model]) == ["miou"] and list(metrics["dev"][model]) == ["miou"]
+        assert list(per_class[model]) == list(CLASS_NAMES)
+        defined = [v for v in per_class[model].values() if v is not None]
+        assert metrics[model]["miou"] == pytest.approx(np.mean(defined), abs=0.01)
+        assert 0 <= metrics["dev"][model]["miou"] <= 100
+
+
+def test_target_dev_is_disjoint_from_val_and_from_the_adaptation_stream(project):
+    lists = project / "data/lists"
+    read = lambda name: (lists / name).read_text().split()
+    train, dev, val = read("target_train.txt"), read("target_dev.txt"), read("target_val.txt")
+    assert len(dev) == 2 and len(train) == 4  # 6 target train images: 2 held out, 4 adapted on
+    assert not set(dev) & set(train) and not set(dev) & set(val)
+    every_train = sorted(p.relative_to(project / "data/synthetic/cityscapes/leftImg8bit/train").as_posix()
+                         for p in (project / "data/synthetic/cityscapes/leftImg8bit/train").glob("*/*.png"))
+    assert sorted(train + dev) == every_train
 
 
 def test_exported_predictions_are_labelid_pngs_that_the_official_evaluation_agrees_with(project):

@@ -14,13 +14,14 @@ import yaml
 
 from globallocal.alignment.gan_losses import GAN_LOSSES
 from globallocal.alignment.global_alignment import GLOBAL_FAMILIES, family_representation
-from globallocal.alignment.local import LocalAlignmentConfig
+from globallocal.alignment.local import CONF_FILTERS, LocalAlignmentConfig
 from globallocal.alignment.representations import REPRESENTATIONS
 from globallocal.data.labels import CLASS_NAMES
 from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
 from globallocal.errors import UserError
+from globallocal.precision import PRECISIONS
 from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
 
 SOURCE_DATASETS = ("gta5", "synthia")
@@ -218,6 +219,10 @@ def alignment_config(params: dict) -> AlignmentConfig:
     representation = _choice(params, "adapt.local_representation", ("auto",) + REPRESENTATIONS)
     if representation == "auto":
         representation = family_representation(family)
+    context = _number(params, "adapt.local_context", minimum=1, integer=True)
+    if context % 2 == 0:
+        raise UserError(f"params key 'adapt.local_context' is {context}; it must be odd (1, 3, 5, ...)")
+    lr_d_local = _get(params, "adapt.lr_d_local")
     local = LocalAlignmentConfig(
         representation=representation,
         window=_number(params, "adapt.local_window", minimum=1, integer=True),
@@ -225,6 +230,8 @@ def alignment_config(params: dict) -> AlignmentConfig:
         conf_threshold=_fraction(params, "adapt.local_conf_threshold"),
         background_classes=_class_ids(params, "adapt.local_background_classes"),
         gan_loss=gan,
+        conf_filter=_choice(params, "adapt.local_conf_filter", CONF_FILTERS),
+        context=context,
     )
     lambdas = {
         name: float(_number(params, f"adapt.{name}"))
@@ -236,7 +243,10 @@ def alignment_config(params: dict) -> AlignmentConfig:
     return AlignmentConfig(
         global_family=family,
         gan_loss=gan,
+        global_d_width=_number(params, "adapt.global_d_width", minimum=1, integer=True),
         local_start_iter=_number(params, "adapt.local_start_iter", integer=True),
+        local_warmup_iters=_number(params, "adapt.local_warmup_iters", integer=True),
+        lr_d_local=None if lr_d_local is None else float(_number(params, "adapt.lr_d_local", strict=True)),
         local=local,
         **lambdas,
     )
@@ -250,6 +260,9 @@ def train_config(params: dict, stage: str, aligned: bool) -> TrainConfig:
         multi_level=_bool(params, "train.multi_level"),
         alignment=alignment_config(params) if aligned else None,
         log_every=_number(params, "train.log_every", minimum=1, integer=True),
+        precision=_choice(params, "train.precision", PRECISIONS),
+        channels_last=_bool(params, "train.channels_last"),
+        log_grad_norms=_bool(params, "train.log_grad_norms"),
     )
 
 
@@ -289,6 +302,14 @@ def synthetic_config(params: dict) -> SyntheticConfig | None:
     )
 
 
+def dev_split(params: dict) -> tuple[int, int]:
+    """(size, seed) of the held-out labelled target dev split carved out of target train."""
+    return (
+        _number(params, "prepare.dev_size", minimum=1, integer=True),
+        _number(params, "prepare.dev_seed", integer=True),
+    )
+
+
 def num_qualitative(params: dict) -> int:
     return _number(params, "evaluate.num_qualitative", integer=True)
 
@@ -304,4 +325,5 @@ def validate(params: dict) -> None:
     for stage in ("pretrain", "adapt", "oracle"):
         train_config(params, stage, aligned=stage == "adapt")
     synthetic_config(params)
+    dev_split(params)
     num_qualitative(params)

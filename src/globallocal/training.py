@@ -6,6 +6,11 @@ method; we do not). One iteration, following ADVENT:
 1. G step: source segmentation loss (main + lambda_seg_aux * aux); then, on a target batch, the global
    term of each aligned head and the local term, with the discriminators frozen.
 2. D step: every discriminator on detached source and target outputs, each domain's loss halved.
+
+Each head's target softmax and self-information are computed once (``HeadOutputs``) and shared by the
+G step, the pseudo-labels and the D step. Mixed precision enters as an autocast context and loss
+scalers (``precision.py``); at every ``log_every``-th iteration the loop also measures the gradient
+norm that each loss term puts on the output it acts on (``grad_norm/*`` in the logs).
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from globallocal.alignment.discriminators import ADVENT_GLOBAL_WIDTH
 from globallocal.alignment.global_alignment import GlobalAlignment
 from globallocal.alignment.local import LocalAlignment, LocalAlignmentConfig
+from globallocal.alignment.representations import HeadOutputs
 from globallocal.data.labels import IGNORE_INDEX
+from globallocal.precision import autocast, grad_scaler
 
 HEADS = ("main", "aux")
 #: Seconds between progress-bar refreshes (keeps `dvc repro` logs short).
@@ -53,6 +61,8 @@ class AlignmentConfig:
 
     global_family: str = "advent"
     gan_loss: str = "vanilla"
+    #: D_g's base width (hidden channels w-2w-4w-8w); ADVENT's is 64.
+    global_d_width: int = ADVENT_GLOBAL_WIDTH
     lambda_adv_main: float = 1e-3
     lambda_adv_aux: float = 2e-4
     lambda_ent_main: float = 1e-3
@@ -60,6 +70,10 @@ class AlignmentConfig:
     lambda_adv_local: float = 1e-3
     lambda_adv_local_aux: float = 0.0
     local_start_iter: int = 0
+    #: Iterations D_l trains alone (from local_start_iter) before the generator feels the local term.
+    local_warmup_iters: int = 0
+    #: D_l's Adam learning rate; None = the discriminators' common lr_d.
+    lr_d_local: float | None = None
     local: LocalAlignmentConfig = field(default_factory=LocalAlignmentConfig)
 
     def global_weight(self, head: str) -> float:
@@ -80,6 +94,10 @@ class TrainConfig:
     multi_level: bool = True
     alignment: AlignmentConfig | None = None
     log_every: int = 10
+    precision: str = "fp32"
+    channels_last: bool = False
+    #: Measure each loss term's gradient norm on its head's output at logging iterations.
+    log_grad_norms: bool = True
 
 
 def poly_lr(base_lr: float, iteration: int, max_iters: int, power: float) -> float:
@@ -108,7 +126,7 @@ class Aligners(nn.Module):
         self.config = config
         self.global_terms = nn.ModuleDict(
             {
-                head: GlobalAlignment(config.global_family, num_classes, config.gan_loss)
+                head: GlobalAlignment(config.global_family, num_classes, config.gan_loss, config.global_d_width)
                 for head in heads
                 if config.global_weight(head) > 0
             }
@@ -121,24 +139,40 @@ class Aligners(nn.Module):
             }
         )
 
-    def local_active(self, iteration: int) -> bool:
+    def local_discriminator_active(self, iteration: int) -> bool:
         return iteration >= self.config.local_start_iter
 
-    def generator_loss(self, target: dict[str, torch.Tensor], iteration: int, log: dict) -> torch.Tensor:
-        total = next(iter(target.values())).new_zeros(())
+    def local_generator_active(self, iteration: int) -> bool:
+        return iteration >= self.config.local_start_iter + self.config.local_warmup_iters
+
+    def discriminator_param_groups(self, lr_d: float) -> list[dict]:
+        """Adam groups: the global discriminators at lr_d, D_l at lr_d_local (as an lr multiplier, so
+        the poly schedule of ``set_poly_lr`` applies to both)."""
+        lr_local = self.config.lr_d_local if self.config.lr_d_local is not None else lr_d
+        groups = [
+            {"params": list(self.global_terms.parameters()), "lr_mult": 1.0},
+            {"params": list(self.local_terms.parameters()), "lr_mult": lr_local / lr_d},
+        ]
+        return [{**group, "lr": lr_d * group["lr_mult"]} for group in groups if group["params"]]
+
+    def generator_terms(
+        self, target: dict[str, HeadOutputs], iteration: int, log: dict
+    ) -> dict[str, torch.Tensor]:
+        """The weighted terms G minimises on a target batch, keyed ``global_<head>`` / ``local_<head>``."""
+        terms = {}
         for head, term in self.global_terms.items():
             loss = term.generator_loss(target[head])
             log[f"loss_adv/global_{head}"] = loss.item()
-            total = total + self.config.global_weight(head) * loss
-        if self.local_active(iteration):
+            terms[f"global_{head}"] = self.config.global_weight(head) * loss
+        if self.local_generator_active(iteration):
             for head, term in self.local_terms.items():
                 loss = term.generator_loss(target[head])
                 log[f"loss_adv/local_{head}"] = loss.item()
-                total = total + self.config.local_weight(head) * loss
-        return total
+                terms[f"local_{head}"] = self.config.local_weight(head) * loss
+        return terms
 
     def discriminator_loss(
-        self, source: dict[str, torch.Tensor], labels: torch.Tensor, target: dict[str, torch.Tensor],
+        self, source: dict[str, HeadOutputs], labels: torch.Tensor, target: dict[str, HeadOutputs],
         iteration: int, log: dict,
     ) -> torch.Tensor | None:
         losses = []
@@ -147,18 +181,25 @@ class Aligners(nn.Module):
                 loss, stats = term.discriminator_loss(source[head], target[head])
                 losses.append(loss)
                 log[f"loss_d/global_{head}"] = loss.item()
-                for key, value in stats.items():
-                    log[f"d_out/global_{head}_{key}"] = value
-        if self.local_active(iteration):
+                _log_discriminator_stats(log, f"global_{head}", stats)
+        if self.local_discriminator_active(iteration):
             for head, term in self.local_terms.items():
                 loss, stats = term.discriminator_loss(source[head], labels, target[head])
                 losses.append(loss)
                 log[f"loss_d/local_{head}"] = loss.item()
-                for key, value in stats.items():
-                    # kept_* are the fractions of local outputs that entered the loss, not D outputs.
-                    group = "local_kept" if key.startswith("kept_") else "d_out"
-                    log[f"{group}/local_{head}_{key.removeprefix('kept_')}"] = value
+                _log_discriminator_stats(log, f"local_{head}", stats)
         return sum(losses) if losses else None
+
+
+def _log_discriminator_stats(log: dict, name: str, stats: dict[str, float]) -> None:
+    """D outputs under ``d_out/``, D accuracies under ``d_acc/``, kept fractions under ``local_kept/``."""
+    for key, value in stats.items():
+        for prefix, group in (("kept_", "local_kept"), ("acc_", "d_acc")):
+            if key.startswith(prefix):
+                log[f"{group}/{name}_{key.removeprefix(prefix)}"] = value
+                break
+        else:
+            log[f"d_out/{name}_{key}"] = value
 
 
 def infinite(loader: DataLoader) -> Iterator[dict]:
@@ -172,14 +213,32 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
         param.requires_grad_(flag)
 
 
-def _forward(model: nn.Module, images: torch.Tensor, multi_level: bool) -> dict[str, torch.Tensor]:
-    """Both heads' logits, upsampled to the input size (every loss sees input-size maps)."""
-    aux, main = model(images)
+def _forward(model: nn.Module, images: torch.Tensor, multi_level: bool, device: torch.device,
+             precision: str) -> dict[str, torch.Tensor]:
+    """Both heads' logits in float32, upsampled to the input size (every loss sees input-size maps)."""
+    with autocast(device, precision):
+        aux, main = model(images)
     size = images.shape[-2:]
-    out = {"main": upsample(main, size)}
+    out = {"main": upsample(main.float(), size)}
     if multi_level:
-        out["aux"] = upsample(aux, size)
+        out["aux"] = upsample(aux.float(), size)
     return out
+
+
+def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return images.to(device, non_blocking=True, memory_format=memory_format)
+
+
+def gradient_norm(loss: torch.Tensor, output: torch.Tensor) -> float:
+    """L2 norm of d loss / d output over the whole (N, K, H, W) output; 0 when the loss is constant.
+
+    Uses ``autograd.grad`` on a retained graph, so nothing accumulates into parameters' ``.grad``.
+    """
+    if not loss.requires_grad:
+        return 0.0
+    (grad,) = torch.autograd.grad(loss, output, retain_graph=True, allow_unused=True)
+    return 0.0 if grad is None else grad.norm().item()
 
 
 @dataclass
@@ -191,6 +250,8 @@ class TrainState:
     aligners: Aligners | None = None
     optimizer_d: torch.optim.Optimizer | None = None
     iteration: int = 0
+    scaler: torch.amp.GradScaler | None = None
+    scaler_d: torch.amp.GradScaler | None = None
 
 
 def build_train_state(model: nn.Module, config: TrainConfig, num_classes: int) -> TrainState:
@@ -198,14 +259,18 @@ def build_train_state(model: nn.Module, config: TrainConfig, num_classes: int) -
     optimizer = torch.optim.SGD(
         model.param_groups(optim.lr), lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
     )
-    state = TrainState(model=model, optimizer=optimizer)
+    device = next(model.parameters()).device
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
+    state = TrainState(model=model, optimizer=optimizer, scaler=grad_scaler(device, config.precision))
     if config.alignment is not None:
         heads = HEADS if config.multi_level else ("main",)
-        aligners = Aligners(config.alignment, num_classes, heads).to(next(model.parameters()).device)
+        aligners = Aligners(config.alignment, num_classes, heads).to(device, memory_format=memory_format)
         state.aligners = aligners
-        d_params = list(aligners.parameters())
-        if d_params:
-            state.optimizer_d = torch.optim.Adam(d_params, lr=optim.lr_d, betas=optim.betas_d)
+        d_groups = aligners.discriminator_param_groups(optim.lr_d)
+        if d_groups:
+            state.optimizer_d = torch.optim.Adam(d_groups, lr=optim.lr_d, betas=optim.betas_d)
+            state.scaler_d = grad_scaler(device, config.precision)
     return state
 
 
@@ -214,41 +279,65 @@ def train_step(
 ) -> dict[str, float]:
     """One iteration (G step, then D step); returns the values to log."""
     model, aligners = state.model, state.aligners
+    scaler = state.scaler or grad_scaler(device, "fp32")
+    measure = config.log_grad_norms and (state.iteration + 1) % config.log_every == 0
     log: dict[str, float] = {}
     log["lr/generator"] = set_poly_lr(state.optimizer, config.optim.lr, state.iteration, config.optim)
     state.optimizer.zero_grad(set_to_none=True)
 
-    images, labels = source["image"].to(device), source["label"].to(device)
-    src = _forward(model, images, config.multi_level)
+    images = _to_device(source["image"], device, config.channels_last)
+    labels = source["label"].to(device, non_blocking=True)
+    src = _forward(model, images, config.multi_level, device, config.precision)
     loss_seg = F.cross_entropy(src["main"], labels, ignore_index=IGNORE_INDEX)
     log["loss_seg/main"] = loss_seg.item()
+    if measure:
+        log["grad_norm/seg_main"] = gradient_norm(loss_seg, src["main"])
     if config.multi_level and config.lambda_seg_aux > 0:
         loss_aux = F.cross_entropy(src["aux"], labels, ignore_index=IGNORE_INDEX)
         log["loss_seg/aux"] = loss_aux.item()
         loss_seg = loss_seg + config.lambda_seg_aux * loss_aux
     # Backward now so the source graph is freed before the target forward (ADVENT does the same).
-    loss_seg.backward()
+    scaler.scale(loss_seg).backward()
 
     if aligners is not None and target is not None:
         set_requires_grad(aligners, False)
-        tgt = _forward(model, target["image"].to(device), config.multi_level)
-        loss_adv = aligners.generator_loss(tgt, state.iteration, log)
-        if loss_adv.requires_grad:
-            loss_adv.backward()
+        target_images = _to_device(target["image"], device, config.channels_last)
+        tgt_logits = _forward(model, target_images, config.multi_level, device, config.precision)
+        tgt = {head: HeadOutputs(logits) for head, logits in tgt_logits.items()}
+        with autocast(device, config.precision):
+            terms = aligners.generator_terms(tgt, state.iteration, log)
+        if measure:
+            for name, loss in terms.items():
+                log[f"grad_norm/{name}"] = gradient_norm(loss, tgt[name.rsplit("_", 1)[1]].logits)
+        loss_adv = sum(terms.values())
+        if isinstance(loss_adv, torch.Tensor) and loss_adv.requires_grad:
+            scaler.scale(loss_adv).backward()
         if state.optimizer_d is not None:
-            set_requires_grad(aligners, True)
-            log["lr/discriminator"] = set_poly_lr(state.optimizer_d, config.optim.lr_d, state.iteration, config.optim)
-            state.optimizer_d.zero_grad(set_to_none=True)
-            src_detached = {head: logits.detach() for head, logits in src.items()}
-            tgt_detached = {head: logits.detach() for head, logits in tgt.items()}
-            loss_d = aligners.discriminator_loss(src_detached, labels, tgt_detached, state.iteration, log)
-            if loss_d is not None:
-                loss_d.backward()
-                state.optimizer_d.step()
+            _discriminator_step(state, config, src, labels, tgt, device, log)
 
-    state.optimizer.step()
+    scaler.step(state.optimizer)
+    scaler.update()
     state.iteration += 1
     return log
+
+
+def _discriminator_step(
+    state: TrainState, config: TrainConfig, src: dict[str, torch.Tensor], labels: torch.Tensor,
+    tgt: dict[str, HeadOutputs], device: torch.device, log: dict,
+) -> None:
+    """Every discriminator on detached source and target outputs (the target's softmax is reused)."""
+    aligners, scaler_d = state.aligners, state.scaler_d or grad_scaler(device, "fp32")
+    set_requires_grad(aligners, True)
+    log["lr/discriminator"] = set_poly_lr(state.optimizer_d, config.optim.lr_d, state.iteration, config.optim)
+    state.optimizer_d.zero_grad(set_to_none=True)
+    src_detached = {head: HeadOutputs(logits.detach()) for head, logits in src.items()}
+    tgt_detached = {head: outputs.detach() for head, outputs in tgt.items()}
+    with autocast(device, config.precision):
+        loss_d = aligners.discriminator_loss(src_detached, labels, tgt_detached, state.iteration, log)
+    if loss_d is not None:
+        scaler_d.scale(loss_d).backward()
+        scaler_d.step(state.optimizer_d)
+        scaler_d.update()
 
 
 def train(

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 SOURCE_LABEL = 0.0
 TARGET_LABEL = 1.0
 GAN_LOSSES = ("vanilla", "lsgan")
+#: A discriminator output at or above this says "target" (for its accuracy in the logs).
+DECISION_THRESHOLD = 0.5
 
 
 def gan_loss(logits: torch.Tensor, domain_label: float, kind: str, reduction: str = "mean") -> torch.Tensor:

@@ -11,9 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from globallocal.alignment.discriminators import GlobalDiscriminator
-from globallocal.alignment.gan_losses import SOURCE_LABEL, TARGET_LABEL, domain_probability, gan_loss
-from globallocal.alignment.representations import mean_entropy, represent
+from globallocal.alignment.discriminators import ADVENT_GLOBAL_WIDTH, GlobalDiscriminator
+from globallocal.alignment.gan_losses import (
+    DECISION_THRESHOLD,
+    SOURCE_LABEL,
+    TARGET_LABEL,
+    domain_probability,
+    gan_loss,
+)
+from globallocal.alignment.representations import HeadOutputs, as_outputs, mean_entropy
 
 GLOBAL_FAMILIES = ("adaptsegnet", "advent", "minent", "none")
 _DISCRIMINATOR_INPUT = {"adaptsegnet": "softmax", "advent": "self_information"}
@@ -27,45 +33,55 @@ def family_representation(family: str) -> str:
 class GlobalAlignment(nn.Module):
     """Global alignment of one head's (N, K, H, W) logits (already upsampled to the input size)."""
 
-    def __init__(self, family: str, num_classes: int, gan_loss_kind: str = "vanilla"):
+    def __init__(
+        self, family: str, num_classes: int, gan_loss_kind: str = "vanilla", d_width: int = ADVENT_GLOBAL_WIDTH
+    ):
         super().__init__()
         if family not in GLOBAL_FAMILIES:
             raise ValueError(f"unknown global family {family!r}; expected one of {GLOBAL_FAMILIES}")
         self.family = family
         self.gan_loss_kind = gan_loss_kind
         self.discriminator = (
-            GlobalDiscriminator(num_classes) if family in _DISCRIMINATOR_INPUT else None
+            GlobalDiscriminator(num_classes, d_width) if family in _DISCRIMINATOR_INPUT else None
         )
 
     @property
     def has_discriminator(self) -> bool:
         return self.discriminator is not None
 
-    def _discriminate(self, logits: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(represent(logits, _DISCRIMINATOR_INPUT[self.family]))
+    def _discriminate(self, outputs: HeadOutputs) -> torch.Tensor:
+        """D_g's logits in float32 (the convolutions may run in a lower precision under autocast)."""
+        return self.discriminator(outputs.represent(_DISCRIMINATOR_INPUT[self.family])).float()
 
-    def generator_loss(self, target_logits: torch.Tensor) -> torch.Tensor:
-        """The term G minimises on a target batch: fool D_g into 'source', or the target entropy."""
+    def generator_loss(self, target: torch.Tensor | HeadOutputs) -> torch.Tensor:
+        """The term G minimises on a target batch (logits or HeadOutputs): fool D_g into 'source', or
+        the target entropy."""
+        target = as_outputs(target)
         if self.family == "minent":
-            return mean_entropy(torch.softmax(target_logits, dim=1))
+            return mean_entropy(target.prob())
         if self.family == "none":
-            return target_logits.new_zeros(())
-        return gan_loss(self._discriminate(target_logits), SOURCE_LABEL, self.gan_loss_kind)
+            return target.logits.new_zeros((), dtype=torch.float32)
+        return gan_loss(self._discriminate(target), SOURCE_LABEL, self.gan_loss_kind)
 
     def discriminator_loss(
-        self, source_logits: torch.Tensor, target_logits: torch.Tensor
+        self, source: torch.Tensor | HeadOutputs, target: torch.Tensor | HeadOutputs
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """D_g's loss on detached outputs, each domain's half weighted 0.5 (ADVENT).
 
-        Returns the loss and D_g's mean 'target' output on each domain, for logging.
+        Returns the loss and, for logging, D_g's mean 'target' output on each domain and its accuracy
+        on each domain (the share of positions it puts on the right side of 0.5).
         """
-        d_source = self._discriminate(source_logits.detach())
-        d_target = self._discriminate(target_logits.detach())
+        d_source = self._discriminate(as_outputs(source).detach())
+        d_target = self._discriminate(as_outputs(target).detach())
         loss = 0.5 * gan_loss(d_source, SOURCE_LABEL, self.gan_loss_kind) + 0.5 * gan_loss(
             d_target, TARGET_LABEL, self.gan_loss_kind
         )
+        p_source = domain_probability(d_source, self.gan_loss_kind)
+        p_target = domain_probability(d_target, self.gan_loss_kind)
         stats = {
-            "source": domain_probability(d_source, self.gan_loss_kind).mean().item(),
-            "target": domain_probability(d_target, self.gan_loss_kind).mean().item(),
+            "source": p_source.mean().item(),
+            "target": p_target.mean().item(),
+            "acc_source": (p_source < DECISION_THRESHOLD).float().mean().item(),
+            "acc_target": (p_target >= DECISION_THRESHOLD).float().mean().item(),
         }
         return loss, stats

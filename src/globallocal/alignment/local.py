@@ -8,9 +8,12 @@ one position of the output map, average-pooled over non-overlapping ``window x w
   label of its own; cells whose majority share is below ``min_purity`` are dropped). Outputs labelled
   ignore (255) or one of ``background_classes`` never enter the loss: the noisy source background.
 * target: the argmax of the (pooled) prediction, kept only where its probability >= ``conf_threshold``.
+  With ``conf_filter = "both"`` the same confidence filter also drops source outputs whose own
+  prediction is below the threshold, so that D_l cannot tell the domains apart by confidence alone.
 
 The class-aware local discriminator D_l gives, per position, one source(0)/target(1) logit per
-category; only the logit of the output's own category is used. Losses average over the positions of
+category; only the logit of the output's own category is used. With ``context > 1`` its first layer
+sees a ``context x context`` neighbourhood of local outputs instead of a lone 1x1xK vector. Losses average over the positions of
 each category, then over the categories present, so frequent classes do not drown rare ones.
 """
 
@@ -23,11 +26,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from globallocal.alignment.discriminators import LocalDiscriminator
-from globallocal.alignment.gan_losses import SOURCE_LABEL, TARGET_LABEL, domain_probability, gan_loss
-from globallocal.alignment.representations import represent
+from globallocal.alignment.gan_losses import (
+    DECISION_THRESHOLD,
+    SOURCE_LABEL,
+    TARGET_LABEL,
+    domain_probability,
+    gan_loss,
+)
+from globallocal.alignment.representations import HeadOutputs, as_outputs
 
 #: Category value of a local output that takes no part in the loss.
 DROPPED = -1
+#: Which domains the confidence filter applies to.
+CONF_FILTERS = ("target", "both")
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class LocalAlignmentConfig:
     conf_threshold: float = 0.9
     background_classes: tuple[int, ...] = ()
     gan_loss: str = "vanilla"
+    conf_filter: str = "target"
+    context: int = 1
 
 
 def pool_local_outputs(rep: torch.Tensor, window: int) -> torch.Tensor:
@@ -83,6 +96,11 @@ def target_categories(prob: torch.Tensor, window: int = 1, conf_threshold: float
     return torch.where(confidence >= conf_threshold, category, torch.full_like(category, DROPPED))
 
 
+def confident(prob: torch.Tensor, window: int, conf_threshold: float) -> torch.Tensor:
+    """(N, K, H, W) probabilities -> (N, h, w) bool: the cell's mean probability peaks >= threshold."""
+    return pool_local_outputs(prob, window).amax(dim=1) >= conf_threshold
+
+
 def class_balanced_mean(values: torch.Tensor, categories: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Mean over categories present of the mean of ``values`` within each category.
 
@@ -105,53 +123,66 @@ def _category_logits(d_out: torch.Tensor, categories: torch.Tensor) -> tuple[tor
 
 
 class LocalAlignment(nn.Module):
-    """The local module: owns D_l and turns logits + categories into the generator / D_l losses."""
+    """The local module: owns D_l and turns logits + categories into the generator / D_l losses.
+
+    Heads are passed as raw (N, K, H, W) logits or as HeadOutputs (which share softmax and
+    representations with the global term of the same head).
+    """
 
     def __init__(self, num_classes: int, config: LocalAlignmentConfig):
         super().__init__()
         self.num_classes = num_classes
         self.config = config
-        self.discriminator = LocalDiscriminator(num_classes)
+        self.discriminator = LocalDiscriminator(num_classes, config.context)
 
-    def local_outputs(self, logits: torch.Tensor) -> torch.Tensor:
+    def local_outputs(self, outputs: torch.Tensor | HeadOutputs) -> torch.Tensor:
         """(N, K, H, W) logits -> (N, K, h, w) pooled representation."""
-        return pool_local_outputs(represent(logits, self.config.representation), self.config.window)
+        return pool_local_outputs(as_outputs(outputs).represent(self.config.representation), self.config.window)
 
-    def source_categories(self, labels: torch.Tensor) -> torch.Tensor:
+    def source_categories(self, labels: torch.Tensor, source: torch.Tensor | HeadOutputs | None = None) -> torch.Tensor:
+        """Label categories of source local outputs; with ``conf_filter = "both"`` (and ``source``
+        given) outputs whose own prediction is not confident are dropped too."""
         c = self.config
-        return source_categories(labels, self.num_classes, c.window, c.min_purity, c.background_classes)
+        categories = source_categories(labels, self.num_classes, c.window, c.min_purity, c.background_classes)
+        if c.conf_filter == "both" and source is not None:
+            keep = confident(as_outputs(source).prob().detach(), c.window, c.conf_threshold)
+            categories = torch.where(keep, categories, torch.full_like(categories, DROPPED))
+        return categories
 
-    def target_categories(self, logits: torch.Tensor) -> torch.Tensor:
-        prob = torch.softmax(logits.detach(), dim=1)
-        return target_categories(prob, self.config.window, self.config.conf_threshold)
+    def target_categories(self, outputs: torch.Tensor | HeadOutputs) -> torch.Tensor:
+        return target_categories(as_outputs(outputs).prob().detach(), self.config.window, self.config.conf_threshold)
 
     def _loss(self, local: torch.Tensor, categories: torch.Tensor, domain_label: float):
-        picked, kept = _category_logits(self.discriminator(local), categories)
+        picked, kept = _category_logits(self.discriminator(local).float(), categories)
         per_position = gan_loss(picked, domain_label, self.config.gan_loss, reduction="none")
         return class_balanced_mean(per_position, kept, self.num_classes), picked
 
-    def generator_loss(self, target_logits: torch.Tensor) -> torch.Tensor:
+    def generator_loss(self, target: torch.Tensor | HeadOutputs) -> torch.Tensor:
         """Make confident target local outputs of category c look 'source' to D_l[c]."""
-        categories = self.target_categories(target_logits)
-        loss, _ = self._loss(self.local_outputs(target_logits), categories, SOURCE_LABEL)
+        target = as_outputs(target)
+        loss, _ = self._loss(self.local_outputs(target), self.target_categories(target), SOURCE_LABEL)
         return loss
 
     def discriminator_loss(
-        self, source_logits: torch.Tensor, source_labels: torch.Tensor, target_logits: torch.Tensor
+        self, source: torch.Tensor | HeadOutputs, source_labels: torch.Tensor, target: torch.Tensor | HeadOutputs
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """D_l's loss on detached outputs: source categories -> 0, target pseudo-categories -> 1, halved each.
 
-        Returns the loss and, for logging, D_l's mean 'target' output on each domain and the fraction of
-        local outputs kept.
+        Returns the loss and, for logging, D_l's mean 'target' output and its accuracy on each domain,
+        and the fraction of local outputs kept on each domain.
         """
-        source_cat = self.source_categories(source_labels)
-        target_cat = self.target_categories(target_logits)
-        loss_s, picked_s = self._loss(self.local_outputs(source_logits.detach()), source_cat, SOURCE_LABEL)
-        loss_t, picked_t = self._loss(self.local_outputs(target_logits.detach()), target_cat, TARGET_LABEL)
+        source, target = as_outputs(source).detach(), as_outputs(target).detach()
+        source_cat = self.source_categories(source_labels, source)
+        target_cat = self.target_categories(target)
+        loss_s, picked_s = self._loss(self.local_outputs(source), source_cat, SOURCE_LABEL)
+        loss_t, picked_t = self._loss(self.local_outputs(target), target_cat, TARGET_LABEL)
         kind = self.config.gan_loss
+        p_source, p_target = domain_probability(picked_s, kind), domain_probability(picked_t, kind)
         stats = {
-            "source": _mean_or_nan(domain_probability(picked_s, kind)),
-            "target": _mean_or_nan(domain_probability(picked_t, kind)),
+            "source": _mean_or_nan(p_source),
+            "target": _mean_or_nan(p_target),
+            "acc_source": _mean_or_nan((p_source < DECISION_THRESHOLD).float()),
+            "acc_target": _mean_or_nan((p_target >= DECISION_THRESHOLD).float()),
             "kept_source": (source_cat != DROPPED).float().mean().item(),
             "kept_target": (target_cat != DROPPED).float().mean().item(),
         }

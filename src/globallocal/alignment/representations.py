@@ -35,3 +35,41 @@ def represent(logits: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "self_information":
         return self_information(prob)
     raise ValueError(f"unknown representation {kind!r}; expected one of {REPRESENTATIONS}")
+
+
+class HeadOutputs:
+    """One head's (N, K, H, W) logits with their softmax and representations, each computed once.
+
+    The G step and the D step of an iteration look at the same target logits (through several terms:
+    global D, local D, pseudo-labels); computing softmax and self-information once per head and
+    sharing the detached copies with the D step avoids repeating that work.
+    """
+
+    def __init__(self, logits: torch.Tensor, cache: dict[str, torch.Tensor] | None = None):
+        self.logits = logits
+        self._cache = {} if cache is None else cache
+
+    def prob(self) -> torch.Tensor:
+        """(N, K, H, W) softmax over classes, in float32 whatever precision produced the logits."""
+        if "softmax" not in self._cache:
+            self._cache["softmax"] = F.softmax(self.logits.float(), dim=1)
+        return self._cache["softmax"]
+
+    def represent(self, kind: str) -> torch.Tensor:
+        """The (N, K, H, W) map a discriminator sees: ``softmax`` or ``self_information``."""
+        if kind == "softmax":
+            return self.prob()
+        if kind != "self_information":
+            raise ValueError(f"unknown representation {kind!r}; expected one of {REPRESENTATIONS}")
+        if kind not in self._cache:
+            self._cache[kind] = self_information(self.prob())
+        return self._cache[kind]
+
+    def detach(self) -> HeadOutputs:
+        """The same outputs cut from the graph (for the discriminators' step), sharing what was computed."""
+        return HeadOutputs(self.logits.detach(), {key: value.detach() for key, value in self._cache.items()})
+
+
+def as_outputs(x: torch.Tensor | HeadOutputs) -> HeadOutputs:
+    """Accept raw (N, K, H, W) logits or HeadOutputs wherever an alignment term reads a head."""
+    return x if isinstance(x, HeadOutputs) else HeadOutputs(x)

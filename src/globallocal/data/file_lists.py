@@ -6,6 +6,7 @@ run is tied to the exact images it used.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from globallocal.errors import UserError
@@ -91,6 +92,21 @@ def list_cityscapes(root: Path, split: str) -> list[str]:
             f"expected the Cityscapes layout {CITYSCAPES_LAYOUT}."
         )
     return names
+
+
+def split_dev(names: list[str], dev_size: int, seed: int) -> tuple[list[str], list[str]]:
+    """Carve a seeded, fixed dev subset out of ``names``: returns (rest, dev), both sorted.
+
+    The draw depends only on the sorted names, the size and the seed, so the same dataset always gives
+    the same dev split; the rest keeps at least one image.
+    """
+    if dev_size >= len(names):
+        raise UserError(
+            f"params key 'prepare.dev_size' is {dev_size} but target train has only {len(names)} images; "
+            "choose a dev split smaller than target train"
+        )
+    dev = set(random.Random(seed).sample(sorted(names), dev_size))
+    return sorted(set(names) - dev), sorted(dev)
 
 
 def write_list(path: Path, names: list[str]) -> None:

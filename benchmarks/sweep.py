@@ -1,0 +1,168 @@
+"""Run a set of params variants over training seeds as DVC experiments; tabulate dev and val mIoU.
+
+    .venv/bin/python benchmarks/sweep.py benchmarks/sweeps/local_dev.yaml --jobs 2   # a sweep file
+    .venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2 --jobs 2                 # the main table
+    .venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2 --no-run                 # tables only
+
+A sweep file names variants (params overrides on top of the committed params.yaml) and seeds. Every
+(variant, seed) becomes one queued experiment, `dvc exp run --queue -n <sweep>-<variant>-s<seed> -S ...`,
+run with `dvc exp run --run-all --jobs N` (each job single-threaded, so N jobs share N cores without
+oversubscription); experiments of the current commit that already have metrics are reused, and stages
+whose deps did not change (pretrain and oracle of a seed, source_only) come from DVC's run cache.
+
+`ablation` is the paper's main table: every global family (adaptsegnet, advent, minent) with the
+committed (dev-selected) local settings (`local = 1`) and with `adapt.lambda_adv_local = 0` (`local = 0`),
+plus source_only and oracle, over the seeds. It writes reports/ablation.csv
+(`family,local,seed,val_miou,dev_miou`, one row per run), reports/ablation.md and
+reports/figures/ablation.png. A sweep file writes reports/sweeps/<name>.{csv,md,png}; the variant with
+the best mean **dev** mIoU is marked (val is printed beside it, never used to choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from globallocal.reporting import ablation_table, plot_ablation, plot_sweep, sweep_table
+
+DVC = [sys.executable, "-m", "dvc"]
+#: Stage commands call `python`: make it this interpreter; one thread per job (see the docstring).
+ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+METRICS_FILE = "reports/metrics.json"
+FAMILIES = ("adaptsegnet", "advent", "minent")
+POLL_S = 20
+
+
+def run_name(sweep: str, variant: str, seed: int) -> str:
+    return f"{sweep}-{variant}-s{seed}".replace(".", "p").replace("_", "-")
+
+
+def finished_experiments() -> dict[str, dict]:
+    """{experiment name: metrics} for the current commit's experiments that have metrics."""
+    shown = subprocess.run(DVC + ["exp", "show", "--json"], capture_output=True, text=True, check=True, env=ENV)
+    found = {}
+    for commit in json.loads(shown.stdout or "[]"):
+        for exp in commit.get("experiments") or []:
+            for revision in exp.get("revs") or []:
+                data = revision.get("data") or {}
+                metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data")
+                if revision.get("name") and metrics:
+                    found[revision["name"]] = metrics
+    return found
+
+
+def run_all(runs: dict[str, dict], jobs: int) -> dict[str, dict]:
+    """Queue the runs that have no results yet, run the queue, return every run's metrics."""
+    done = finished_experiments()
+    missing = [name for name in runs if name not in done]
+    for name in missing:
+        sets = [flag for key, value in runs[name].items() for flag in ("-S", f"{key}={json.dumps(value)}")]
+        subprocess.run(DVC + ["exp", "run", "--queue", "-n", name, *sets], check=True, env=ENV,
+                       stdout=subprocess.DEVNULL)
+    if missing:
+        started = time.perf_counter()
+        print(f"running {len(missing)} experiments with {jobs} jobs ...", flush=True)
+        subprocess.run(DVC + ["exp", "run", "--run-all", "--jobs", str(jobs)], check=True, env=ENV)
+        while _queue_busy():
+            time.sleep(POLL_S)
+        print(f"done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+        done = finished_experiments()
+    failed = [name for name in runs if name not in done]
+    if failed:
+        sys.exit(f"experiments without metrics (see `dvc queue logs NAME`): {', '.join(failed)}")
+    return {name: done[name] for name in runs}
+
+
+def _queue_busy() -> bool:
+    status = subprocess.run(DVC + ["queue", "status"], capture_output=True, text=True, env=ENV).stdout
+    return any(word in status for word in ("Queued", "Running"))
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def sweep(spec_path: Path, jobs: int, no_run: bool) -> None:
+    spec = yaml.safe_load(spec_path.read_text())
+    name, seeds, variants = spec["name"], spec["seeds"], spec["variants"]
+    runs = {
+        run_name(name, variant, seed): {**overrides, "seed": seed}
+        for variant, overrides in variants.items() for seed in seeds
+    }
+    metrics = finished_experiments() if no_run else run_all(runs, jobs)
+    rows = []
+    for variant, overrides in variants.items():
+        for seed in seeds:
+            result = metrics.get(run_name(name, variant, seed))
+            if result is not None:
+                rows.append({"variant": variant, "seed": seed, "val_miou": result["adapted"]["miou"],
+                             "dev_miou": result["dev"]["adapted"]["miou"],
+                             "params": " ".join(f"{k}={v}" for k, v in overrides.items())})
+    out = Path("reports/sweeps")
+    write_csv(out / f"{name}.csv", rows)
+    table = sweep_table(rows)
+    (out / f"{name}.md").write_text(table + "\n")
+    plot_sweep(rows, out / f"{name}.png", title=f"{name}: adapted mIoU by variant (mean over seeds {seeds})")
+    print(table)
+
+
+def ablation(seeds: list[int], jobs: int, no_run: bool) -> None:
+    runs = {}
+    for family in FAMILIES:
+        for local in (0, 1):
+            for seed in seeds:
+                overrides = {"adapt.global_family": family, "seed": seed}
+                if not local:
+                    overrides["adapt.lambda_adv_local"] = 0
+                runs[(family, local, seed)] = overrides
+    names = {key: run_name("ablation", f"{key[0]}-local{key[1]}", key[2]) for key in runs}
+    metrics = finished_experiments() if no_run else run_all({names[k]: v for k, v in runs.items()}, jobs)
+    rows = []
+    for (family, local, seed), name in names.items():
+        if name in metrics:
+            result = metrics[name]
+            rows.append({"family": family, "local": local, "seed": seed,
+                         "val_miou": result["adapted"]["miou"], "dev_miou": result["dev"]["adapted"]["miou"]})
+    # source_only and oracle do not depend on the family: take them from each seed's advent run.
+    for model in ("source_only", "oracle"):
+        for seed in seeds:
+            result = metrics.get(names[("advent", 1, seed)])
+            if result is not None:
+                rows.append({"family": model, "local": 0, "seed": seed,
+                             "val_miou": result[model]["miou"], "dev_miou": result["dev"][model]["miou"]})
+    write_csv(Path("reports/ablation.csv"), rows)
+    table = ablation_table(rows)
+    Path("reports/ablation.md").write_text(table + "\n")
+    plot_ablation(rows, Path("reports/figures/ablation.png"))
+    print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", help="a sweep file (YAML) or 'ablation'")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds")
+    parser.add_argument("--jobs", type=int, default=2, help="experiments run side by side")
+    parser.add_argument("--no-run", action="store_true", help="only tabulate what has been run")
+    args = parser.parse_args()
+    if args.what == "ablation":
+        ablation(args.seeds, args.jobs, args.no_run)
+    else:
+        sweep(Path(args.what), args.jobs, args.no_run)
+
+
+if __name__ == "__main__":
+    Path("dvc.yaml").is_file() or sys.exit("run from the repository root")
+    main()
