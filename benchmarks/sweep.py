@@ -13,8 +13,8 @@ whose deps did not change (pretrain and oracle of a seed, source_only) come from
 `ablation` is the paper's main table: every global family (adaptsegnet, advent, minent) with the
 committed (dev-selected) local settings (`local = 1`) and with `adapt.lambda_adv_local = 0` (`local = 0`),
 plus source_only and oracle, over the seeds. It writes reports/ablation.csv
-(`family,local,seed,val_miou,dev_miou`, one row per run), reports/ablation.md and
-reports/figures/ablation.png. A sweep file writes reports/sweeps/<name>.{csv,md,png}; the variant with
+(`family,local,seed,val_miou,dev_miou`, one row per run) and reports/ablation.md; the `report` stage
+draws reports/figures/ablation.png from the CSV and puts the table in reports/report.md. A sweep file writes reports/sweeps/<name>.{csv,md,png}; the variant with
 the best mean **dev** mIoU is marked (val is printed beside it, never used to choose).
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from globallocal.reporting import ablation_table, plot_ablation, plot_sweep, sweep_table
+from globallocal.reporting import ablation_table, plot_sweep, sweep_table
 
 DVC = [sys.executable, "-m", "dvc"]
 #: Stage commands call `python`: make it this interpreter; one thread per job (see the docstring).
@@ -146,7 +146,6 @@ def ablation(seeds: list[int], jobs: int, no_run: bool) -> None:
     write_csv(Path("reports/ablation.csv"), rows)
     table = ablation_table(rows)
     Path("reports/ablation.md").write_text(table + "\n")
-    plot_ablation(rows, Path("reports/figures/ablation.png"))
     print(table)
 
 

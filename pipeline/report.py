@@ -1,5 +1,6 @@
 """Stage `report`: PNG figures (matplotlib) and reports/report.md embedding them."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from globallocal import config
 from globallocal.cli import run_stage
 from globallocal.data.labels import CLASS_NAMES
 from globallocal.reporting import (
+    ablation_table,
+    plot_ablation,
     plot_confusion,
     plot_per_class_iou,
     plot_qualitative,
@@ -21,6 +24,7 @@ REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
 EVAL_DIR = REPORTS / "eval"
 TRAIN_LOGS = REPORTS / "train"
+ABLATION = REPORTS / "ablation.csv"
 RUNS = ("pretrain", "source_only", "adapted", "oracle")
 COMPARED = ("source_only", "adapted", "oracle")
 CURVE_SMOOTHING = 3
@@ -88,6 +92,27 @@ def fairness_note(params: dict, metrics: dict) -> str:
     )
 
 
+def read_ablation(path: Path) -> list[dict]:
+    """The rows of reports/ablation.csv (written by `benchmarks/sweep.py ablation`), numbers parsed."""
+    with path.open(newline="") as handle:
+        return [
+            {"family": row["family"], "local": int(row["local"]), "seed": int(row["seed"]),
+             "val_miou": float(row["val_miou"]), "dev_miou": float(row["dev_miou"])}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def ablation_note(rows: list[dict]) -> str:
+    seeds = sorted({row["seed"] for row in rows})
+    return (
+        f"Adapted mIoU (%) over training seeds {seeds}, from `reports/ablation.csv` (one row per run), "
+        "measured by `.venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2` (DVC experiments of this "
+        "commit's code, each job single-threaded, so a seed's numbers differ slightly from the single "
+        "`dvc repro` above). `global + local` uses the committed (dev-selected) local settings, `global only` "
+        "the same run with `adapt.lambda_adv_local=0`; the paired difference is per seed.\n\n" + ablation_table(rows)
+    )
+
+
 def dev_note(params: dict, headline: dict) -> str:
     """The dev-split mIoU of each model: the numbers every choice of this project is made on."""
     size, seed = config.dev_split(params)
@@ -120,6 +145,11 @@ def main() -> None:
         confusion = np.load(EVAL_DIR / f"confusion_{model_name}.npy")
         plot_confusion(confusion, CLASS_NAMES, path, title=f"{model_name} (rows: ground truth)")
     plot_qualitative(load_qualitative(EVAL_DIR / "qualitative.npz", COMPARED), paths[4], models=COMPARED)
+    ablation_rows = read_ablation(ABLATION)
+    figures["Global families with and without local alignment (target val, mean and std over seeds)"] = (
+        FIGURES / "ablation.png"
+    )
+    plot_ablation(ablation_rows, FIGURES / "ablation.png")
     official = json.loads((EVAL_DIR / "official_check.json").read_text())
     notes = {
         "setup": setup_note(params),
@@ -132,6 +162,7 @@ def main() -> None:
             + "."
         ),
         "held-out target dev split": dev_note(params, headline),
+        "global families with and without local alignment": ablation_note(ablation_rows),
         "reproduce": "```\nmake repro        # or: .venv/bin/dvc repro\n```",
     }
     write_report(REPORTS / "report.md", {m: metrics[m] for m in COMPARED}, figures, notes)

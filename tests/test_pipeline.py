@@ -54,6 +54,8 @@ def project(tmp_path_factory):
         else:
             shutil.copy(source, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    (root / "reports").mkdir()
+    shutil.copy(REPO / "reports/ablation.csv", root / "reports/ablation.csv")  # the report's ablation table
     run(["git", "init", "-q"], root)
     run([sys.executable, "-m", "dvc", "init", "-q"], root)
     run(["git", "add", "-A"], root)
@@ -109,7 +111,7 @@ def test_every_training_stage_logged_its_losses_with_dvclive(project):
 
 def test_report_embeds_figures_that_exist(project):
     text = (project / "reports/report.md").read_text()
-    for figure in ("training_curves", "per_class_iou", "confusion_adapted", "qualitative"):
+    for figure in ("training_curves", "per_class_iou", "confusion_adapted", "qualitative", "ablation"):
         assert f"figures/{figure}.png" in text
         assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000
 

@@ -311,3 +311,50 @@ def test_report_orders_notes_setup_table_fairness_other_reproduce(tmp_path):
         text.index("## How to reproduce\n\n`dvc repro`"),
     ]
     assert positions == sorted(positions)
+
+
+# --- sweeps and the ablation table -------------------------------------------------------------
+
+from globallocal.reporting import ablation_table, mean_std, plot_ablation, sweep_table  # noqa: E402
+
+
+def _ablation_rows():
+    rows = []
+    for seed, (off, on) in enumerate(((20.0, 21.5), (19.0, 19.5), (21.0, 23.0))):
+        rows.append({"family": "advent", "local": 0, "seed": seed, "val_miou": off, "dev_miou": off + 1})
+        rows.append({"family": "advent", "local": 1, "seed": seed, "val_miou": on, "dev_miou": on + 1})
+        rows.append({"family": "source_only", "local": 0, "seed": seed, "val_miou": 12.0 + seed, "dev_miou": 13.0})
+    return rows
+
+
+def test_mean_std_uses_the_sample_standard_deviation():
+    assert mean_std([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
+    assert mean_std([5.0]) == (5.0, 0.0)
+
+
+def test_ablation_table_gives_means_and_the_per_seed_paired_difference():
+    table = ablation_table(_ablation_rows())
+    advent = next(line for line in table.splitlines() if line.startswith("| advent"))
+    # off 20/19/21 -> 20.00 ± 1.00; on 21.5/19.5/23 -> 21.33 ± 1.76; diffs +1.5/+0.5/+2.0 -> 1.33 ± 0.76
+    assert "20.00 ± 1.00" in advent and "21.33 ± 1.76" in advent
+    assert "+1.50, +0.50, +2.00" in advent and "1.33 ± 0.76" in advent
+    source_only = next(line for line in table.splitlines() if line.startswith("| source_only"))
+    assert "13.00 ± 1.00" in source_only
+
+
+def test_sweep_table_marks_the_best_mean_dev_variant_not_the_best_val():
+    rows = [
+        {"variant": "a", "seed": 0, "dev_miou": 30.0, "val_miou": 10.0, "params": "x=1"},
+        {"variant": "b", "seed": 0, "dev_miou": 20.0, "val_miou": 40.0, "params": "x=2"},
+    ]
+    lines = sweep_table(rows).splitlines()
+    assert "(best dev)" in next(l for l in lines if l.startswith("| a"))
+    assert "(best dev)" not in next(l for l in lines if l.startswith("| b"))
+
+
+def test_ablation_figure_is_written_at_its_fixed_size(tmp_path):
+    out = tmp_path / "ablation.png"
+    plot_ablation(_ablation_rows(), out)
+    from PIL import Image
+
+    assert Image.open(out).size == (900, 500)

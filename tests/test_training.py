@@ -147,3 +147,14 @@ def test_train_runs_to_iterations_and_logs_interval_means():
     # lr logged = mean of the two iterations' poly values.
     expected = (poly_lr(0.01, 0, 4, 0.9) + poly_lr(0.01, 1, 4, 0.9)) / 2
     assert live.steps[0]["lr/generator"] == pytest.approx(expected)
+
+
+def test_gradient_norm_is_the_norm_of_the_loss_gradient_on_the_output_and_leaves_grads_alone():
+    from globallocal.training import gradient_norm
+
+    weight = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
+    output = weight * 1.0
+    loss = 0.5 * (output ** 2).sum()  # d loss / d output = output = (3, 4): norm 5
+    assert gradient_norm(loss, output) == pytest.approx(5.0)
+    assert weight.grad is None
+    assert gradient_norm(torch.tensor(1.0), output) == 0.0

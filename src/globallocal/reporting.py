@@ -32,6 +32,8 @@ from globallocal.errors import UserError
 FIGURE_DPI = 100
 LEGEND_FONT_SIZE_PT = 9
 
+#: Curve groups whose values span orders of magnitude (each term's gradient norm on its output).
+LOG_SCALE_GROUPS = ("grad_norm",)
 CURVE_PANEL_WIDTH_PX = 640
 CURVE_PANEL_HEIGHT_PX = 420
 MAX_CURVE_COLUMNS = 2
@@ -139,6 +141,8 @@ def plot_training_curves(log_dirs: dict[str, Path], out_path: Path, smoothing: i
         for label, frame in lines_by_group[group]:
             axis.plot(frame["step"], moving_average(frame["value"], smoothing), label=label)
         axis.set_title(group)
+        if group in LOG_SCALE_GROUPS:
+            axis.set_yscale("log")
         axis.set_xlabel("iteration")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=LEGEND_FONT_SIZE_PT)
