@@ -6,8 +6,8 @@
 
 A sweep file names variants (params overrides on top of the committed params.yaml) and seeds. Every
 (variant, seed) becomes one queued experiment, `dvc exp run --queue -n <sweep>-<variant>-s<seed> -S ...`,
-run with `dvc exp run --run-all --jobs N` (each job single-threaded, so N jobs share N cores without
-oversubscription); experiments of the current commit that already have metrics are reused, and stages
+run by `dvc queue start --jobs N` (each job single-threaded, so N jobs share N cores without
+oversubscription; the workspace stays free for other DVC commands while they run); experiments of the current commit that already have metrics are reused, and stages
 whose deps did not change (pretrain and oracle of a seed, source_only) come from DVC's run cache.
 
 `ablation` is the paper's main table: every global family (adaptsegnet, advent, minent) with the
@@ -39,6 +39,9 @@ ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.envir
            OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 METRICS_FILE = "reports/metrics.json"
 FAMILIES = ("adaptsegnet", "advent", "minent")
+#: The code an experiment's metrics depend on besides its params: everything the stages up to
+#: `evaluate` run (the report's drawing code does not change a number).
+CODE_PATHS = ("src", "pipeline", ":(exclude)src/globallocal/reporting.py", ":(exclude)pipeline/report.py")
 POLL_S = 20
 
 
@@ -47,17 +50,31 @@ def run_name(sweep: str, variant: str, seed: int) -> str:
 
 
 def finished_experiments() -> dict[str, dict]:
-    """{experiment name: metrics} for the current commit's experiments that have metrics."""
-    shown = subprocess.run(DVC + ["exp", "show", "--json"], capture_output=True, text=True, check=True, env=ENV)
+    """{experiment name: metrics} of the experiments that have metrics, on any commit.
+
+    A name is reused across commits only when the code is the same: an experiment counts if no file the
+    training and evaluation stages run (``CODE_PATHS``) differs between its baseline commit and HEAD. Each
+    metrics dict gets the baseline commit under ``"_commit"``.
+    """
+    shown = subprocess.run(DVC + ["exp", "show", "--all-commits", "--json"], capture_output=True, text=True,
+                           check=True, env=ENV)
     found = {}
     for commit in json.loads(shown.stdout or "[]"):
+        baseline = commit.get("rev")
+        if not baseline or not _same_code(baseline):
+            continue
         for exp in commit.get("experiments") or []:
             for revision in exp.get("revs") or []:
                 data = revision.get("data") or {}
                 metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data")
-                if revision.get("name") and metrics:
-                    found[revision["name"]] = metrics
+                if revision.get("name") and metrics and revision["name"] not in found:
+                    found[revision["name"]] = {**metrics, "_commit": baseline[:7]}
     return found
+
+
+def _same_code(commit: str) -> bool:
+    diff = subprocess.run(["git", "diff", "--quiet", commit, "HEAD", "--", *CODE_PATHS])
+    return diff.returncode == 0
 
 
 def run_all(runs: dict[str, dict], jobs: int) -> dict[str, dict]:
@@ -71,7 +88,7 @@ def run_all(runs: dict[str, dict], jobs: int) -> dict[str, dict]:
     if missing:
         started = time.perf_counter()
         print(f"running {len(missing)} experiments with {jobs} jobs ...", flush=True)
-        subprocess.run(DVC + ["exp", "run", "--run-all", "--jobs", str(jobs)], check=True, env=ENV)
+        subprocess.run(DVC + ["queue", "start", "--jobs", str(jobs)], check=True, env=ENV)
         while _queue_busy():
             time.sleep(POLL_S)
         print(f"done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)

@@ -103,6 +103,9 @@ def read_ablation(path: Path) -> list[dict]:
 
 
 def ablation_note(rows: list[dict]) -> str:
+    if not rows:
+        return ("`reports/ablation.csv` holds no runs yet: `.venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2` "
+                "writes it.")
     seeds = sorted({row["seed"] for row in rows})
     return (
         f"Adapted mIoU (%) over training seeds {seeds}, from `reports/ablation.csv` (one row per run), "
@@ -146,10 +149,10 @@ def main() -> None:
         plot_confusion(confusion, CLASS_NAMES, path, title=f"{model_name} (rows: ground truth)")
     plot_qualitative(load_qualitative(EVAL_DIR / "qualitative.npz", COMPARED), paths[4], models=COMPARED)
     ablation_rows = read_ablation(ABLATION)
-    figures["Global families with and without local alignment (target val, mean and std over seeds)"] = (
-        FIGURES / "ablation.png"
-    )
-    plot_ablation(ablation_rows, FIGURES / "ablation.png")
+    if ablation_rows:
+        caption = "Global families with and without local alignment (target val, mean and std over seeds)"
+        figures[caption] = FIGURES / "ablation.png"
+        plot_ablation(ablation_rows, figures[caption])
     official = json.loads((EVAL_DIR / "official_check.json").read_text())
     notes = {
         "setup": setup_note(params),
