@@ -49,31 +49,41 @@ def run_name(sweep: str, variant: str, seed: int) -> str:
     return f"{sweep}-{variant}-s{seed}".replace(".", "p").replace("_", "-")
 
 
+#: The commit whose code experiments must match (``--code-at``); HEAD unless told otherwise.
+CODE_REF = ["HEAD"]
+
+
 def finished_experiments() -> dict[str, dict]:
     """{experiment name: metrics} of the experiments that have metrics, on any commit.
 
     A name is reused across commits only when the code is the same: an experiment counts if no file the
-    training and evaluation stages run (``CODE_PATHS``) differs between its baseline commit and HEAD. Each
+    training and evaluation stages run (``CODE_PATHS``) differs between its baseline commit and HEAD
+    (or the ``--code-at`` commit). Each
     metrics dict gets the baseline commit under ``"_commit"``.
     """
     shown = subprocess.run(DVC + ["exp", "show", "--all-commits", "--json"], capture_output=True, text=True,
                            check=True, env=ENV)
+    # Only experiments that finished have a ref; queued and running ones show their baseline's metrics.
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    finished = {ref.rsplit("/", 1)[1] for ref in refs}
     found = {}
     for commit in json.loads(shown.stdout or "[]"):
         baseline = commit.get("rev")
-        if not baseline or not _same_code(baseline):
+        if not baseline or baseline == "workspace" or not _same_code(baseline):
             continue
         for exp in commit.get("experiments") or []:
             for revision in exp.get("revs") or []:
                 data = revision.get("data") or {}
                 metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data")
-                if revision.get("name") and metrics and revision["name"] not in found:
-                    found[revision["name"]] = {**metrics, "_commit": baseline[:7]}
+                name = revision.get("name")
+                if name in finished and metrics and name not in found:
+                    found[name] = {**metrics, "_commit": baseline[:7]}
     return found
 
 
 def _same_code(commit: str) -> bool:
-    diff = subprocess.run(["git", "diff", "--quiet", commit, "HEAD", "--", *CODE_PATHS])
+    diff = subprocess.run(["git", "diff", "--quiet", commit, CODE_REF[0], "--", *CODE_PATHS])
     return diff.returncode == 0
 
 
@@ -172,7 +182,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds")
     parser.add_argument("--jobs", type=int, default=2, help="experiments run side by side")
     parser.add_argument("--no-run", action="store_true", help="only tabulate what has been run")
+    parser.add_argument("--code-at", default="HEAD", metavar="COMMIT",
+                        help="reuse experiments whose training/evaluation code equals this commit's (default HEAD)")
     args = parser.parse_args()
+    CODE_REF[0] = args.code_at
     if args.what == "ablation":
         ablation(args.seeds, args.jobs, args.no_run)
     else:
