@@ -12,7 +12,10 @@ is active — and the discriminators on detached outputs). DDP's reducer expects
 forward and hangs when a rank leaves a parameter unused (the aux head when ``multi_level`` is false, a
 local term that starts later); the hook runs once per ``step()``, after every backward, on every rank,
 whatever the loop did. The cost is no overlap of communication with the backward pass. The models stay
-unwrapped, so checkpoints, ``param_groups`` and ``input_normalization`` are untouched.
+unwrapped, so checkpoints, ``param_groups`` and ``input_normalization`` are untouched. Every rank must
+call ``step()`` equally often: an fp16 ``GradScaler`` that skips a step on one rank only (an inf in
+that rank's gradients) would leave the others waiting, so with one call ``average_gradients`` before
+``scaler.step`` (bf16 autocast needs no scaler).
 
 What a step means with N ranks:
 
@@ -44,6 +47,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from globallocal.data.loading import DeviceLoader, train_loader
+from globallocal.errors import UserError
 
 #: Environment variables torchrun sets for every worker process.
 TORCHRUN_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
@@ -155,14 +159,17 @@ def start(launch: LaunchConfig, device: torch.device) -> DistributedContext:
         return DistributedContext(device=device)
     world_size = int(os.environ["WORLD_SIZE"])
     if world_size != launch.world_size:
-        from globallocal.errors import UserError
-
         raise UserError(
             f"torchrun started {world_size} processes but params say train.nproc_per_node x train.nnodes = "
             f"{launch.world_size}: set those keys (the stage launches torchrun itself)"
         )
     local_rank = int(os.environ["LOCAL_RANK"])
     if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(
+                f"train.nproc_per_node asks for {launch.nproc_per_node} processes per machine but only "
+                f"{torch.cuda.device_count()} CUDA devices are visible: one process per GPU"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
