@@ -113,10 +113,8 @@ def train_loader(
 
 
 class DeviceLoader:
-    """Iterate a loader with every tensor already on ``device``, copied without blocking (from pinned memory).
-
-    The copy of the next batch then overlaps the work still queued on the GPU.
-    """
+    """Iterate a loader with every tensor already on ``device``: from pinned memory, ``non_blocking=True``,
+    so the host goes on queueing work instead of waiting for each copy."""
 
     def __init__(self, loader: DataLoader, device: torch.device):
         self.loader, self.device = loader, device
