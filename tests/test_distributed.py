@@ -4,7 +4,6 @@ The two ranks are spawned once per module (``torch.multiprocessing``); each runs
 saves what it ends with, and the tests below compare those files with single-process runs.
 """
 
-import copy
 import os
 import socket
 import subprocess
@@ -18,7 +17,6 @@ import yaml
 from torch import nn
 
 from globallocal import config, distributed
-from globallocal.alignment.local import LocalAlignmentConfig
 from globallocal.data.file_lists import list_cityscapes, list_gta5, write_list
 from globallocal.data.loading import DeviceLoader, MAX_AUTO_WORKERS, resolve_num_workers, train_loader
 from globallocal.data.synthetic import generate_benchmark
@@ -258,7 +256,7 @@ def test_the_rendezvous_endpoint_needs_a_port():
 
 
 def test_num_workers_accepts_auto():
-    params = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["num_workers"] = "auto"
     assert config.num_workers(params) == "auto"
 
