@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 from dvclive import Live
 
-from globallocal import config
+from globallocal import config, distributed
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
 from globallocal.data.file_lists import read_list
 from globallocal.data.labels import NUM_CLASSES
-from globallocal.data.loading import source_dataset, target_dataset, train_loader
+from globallocal.data.loading import resolve_num_workers, source_dataset, target_dataset
 from globallocal.models import build_model
 from globallocal.precision import check_precision
 from globallocal.runtime import resolve_device, seed_everything
@@ -50,10 +51,13 @@ def training_stage(
     supervise_on_target: the oracle — target train labels take the source's place, no target stream.
     aligned: the adapt stage — global + local alignment on the target train images.
     """
+    launch = config.launch_config(params)
+    distributed.relaunch_under_torchrun(launch)  # returns in each torchrun worker, or at once for one process
+    context = distributed.start(launch, resolve_device(config.device_name(params)))
     data = config.data_config(params)
     seed = config.seed(params)
-    seed_everything(seed)
-    device = resolve_device(config.device_name(params))
+    seed_everything(context.rank_seed(seed))
+    device = context.device
     train_config = config.train_config(params, stage, aligned=aligned)
     check_precision(train_config.precision, device)
     model_spec = config.model_config(params).spec(NUM_CLASSES)
@@ -76,17 +80,23 @@ def training_stage(
             data.source, data.source_root, read_list(lists / SOURCE_LIST), data.source_size, norm
         )
     batch = config.batch_size(params)
-    workers = config.num_workers(params)
-    source_loader = train_loader(supervised, batch, seed, workers)
+    workers = resolve_num_workers(config.num_workers(params), launch.nproc_per_node)
+    source_loader = context.loader(supervised, batch, seed, workers)
     target_loader = None
     if aligned:
         unlabelled = target_dataset(
             data.target_root, "train", read_list(lists / TARGET_TRAIN_LIST), data.target_size, norm, with_labels=False
         )
-        target_loader = train_loader(unlabelled, batch, seed + 1, workers)
+        target_loader = context.loader(unlabelled, batch, seed + 1, workers)
 
     state = build_train_state(model, train_config, NUM_CLASSES)
-    with open_live(log_dir) as live:
-        last = train(state, train_config, source_loader, target_loader, device, live=live, description=stage)
-    save_checkpoint(checkpoint_out, state, model_spec)
+    context.distribute(state)
+    with open_live(log_dir) if context.is_main else nullcontext() as live:
+        last = train(
+            state, train_config, source_loader, target_loader, device, live=live, progress=context.is_main,
+            description=stage,
+        )
+    context.finish(state.model)
+    if context.is_main:
+        save_checkpoint(checkpoint_out, state, model_spec)
     return last

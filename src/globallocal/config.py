@@ -20,6 +20,7 @@ from globallocal.data.labels import CLASS_NAMES
 from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
+from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
 from globallocal.precision import PRECISIONS
 from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
@@ -170,12 +171,34 @@ def seed(params: dict) -> int:
     return _number(params, "seed", integer=True)
 
 
-def num_workers(params: dict) -> int:
+def num_workers(params: dict) -> int | str:
+    """A count, or ``auto`` (resolved by ``data.loading.resolve_num_workers`` where the CPUs are known)."""
+    if _get(params, "num_workers") == "auto":
+        return "auto"
     return _number(params, "num_workers", integer=True)
 
 
 def batch_size(params: dict) -> int:
     return _number(params, "train.batch_size", minimum=1, integer=True)
+
+
+def launch_config(params: dict) -> LaunchConfig:
+    """How many processes train (torchrun); the global batch must split evenly over them."""
+    launch = LaunchConfig(
+        nproc_per_node=_number(params, "train.nproc_per_node", minimum=1, integer=True),
+        nnodes=_number(params, "train.nnodes", minimum=1, integer=True),
+        rdzv_endpoint=_get(params, "train.rdzv_endpoint"),
+    )
+    host, _, port = str(launch.rdzv_endpoint).rpartition(":")
+    if not (isinstance(launch.rdzv_endpoint, str) and host and port.isdigit()):
+        raise UserError(f"params key 'train.rdzv_endpoint' is {launch.rdzv_endpoint!r}; expected 'host:port'")
+    batch = batch_size(params)
+    if batch % launch.world_size:
+        raise UserError(
+            f"params key 'train.batch_size' is {batch}; it must be a multiple of the {launch.world_size} "
+            "processes (train.nproc_per_node x train.nnodes) that share each batch"
+        )
+    return launch
 
 
 def optim_config(params: dict, stage: str) -> OptimConfig:
@@ -322,6 +345,7 @@ def validate(params: dict) -> None:
     seed(params)
     num_workers(params)
     batch_size(params)
+    launch_config(params)
     for stage in ("pretrain", "adapt", "oracle"):
         train_config(params, stage, aligned=stage == "adapt")
     synthetic_config(params)

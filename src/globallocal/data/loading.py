@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from globallocal.data.cityscapes import CityscapesDataset
 from globallocal.data.gta5 import GTA5Dataset
 from globallocal.data.segmentation_dataset import SegmentationDataset
 from globallocal.data.synthia import SynthiaDataset
+from globallocal.errors import UserError
 
 _SOURCE_DATASETS = {"gta5": GTA5Dataset, "synthia": SynthiaDataset}
 
@@ -38,14 +41,90 @@ def target_dataset(
     )
 
 
-def train_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int) -> DataLoader:
-    """Shuffled with a seeded generator, full batches only (a batch of 1 would change BN statistics)."""
+#: ``num_workers: auto`` never starts more worker processes than this per training process: decoding and
+#: resizing a few images per step saturates well before, and every worker holds its own dataset copy.
+MAX_AUTO_WORKERS = 8
+
+
+def resolve_num_workers(value: int | str, processes_per_node: int = 1) -> int:
+    """``auto`` -> the CPUs this process may use, shared by the node's processes, capped at MAX_AUTO_WORKERS."""
+    if value != "auto":
+        return int(value)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus // processes_per_node, MAX_AUTO_WORKERS))
+
+
+class SeededBatchSampler(Sampler[list[int]]):
+    """Shuffled batches from a seeded generator; with ``world_size`` ranks, this rank's slice of each.
+
+    Each pass draws what ``DataLoader(shuffle=True, generator=Generator().manual_seed(seed))`` with
+    ``num_workers=0`` draws (one int64 — the loader's worker base seed —, the permutation, and the
+    permutation ``RandomSampler`` computes and drops when it is exhausted), so a one-rank run keeps the
+    order of the loader this replaces; unlike that loader, the order no longer depends on
+    ``num_workers`` (persistent workers skip the base-seed draw after the first pass). A global batch of
+    ``batch_size`` is split into ``world_size`` contiguous slices of ``batch_size // world_size``.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, drop_last: bool, rank: int = 0, world_size: int = 1):
+        if world_size > 1 and size < batch_size:
+            raise UserError(
+                f"a dataset of {size} images cannot give {world_size} ranks a share of a batch of {batch_size}: "
+                "lower train.batch_size or train.nproc_per_node"
+            )
+        self.size, self.batch_size, self.drop_last = size, batch_size, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        order = torch.randperm(self.size, generator=self.generator).tolist()
+        torch.randperm(self.size, generator=self.generator)
+        share = self.batch_size // self.world_size
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            if len(batch) < self.batch_size and self.drop_last:
+                return
+            yield batch[self.rank * share:(self.rank + 1) * share] if self.world_size > 1 else batch
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.size, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+
+def train_loader(
+    dataset: Dataset, batch_size: int, seed: int, num_workers: int, pin_memory: bool = False,
+    rank: int = 0, world_size: int = 1,
+) -> DataLoader:
+    """Shuffled with a seeded generator, full batches only (a batch of 1 would change BN statistics).
+
+    ``batch_size`` is the global batch; with ``world_size`` ranks this rank loads its slice of it. The
+    order is the same for any ``num_workers``; workers persist across passes.
+    """
+    drop_last = len(dataset) >= batch_size
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=len(dataset) >= batch_size,
+        batch_sampler=SeededBatchSampler(len(dataset), batch_size, seed, drop_last, rank, world_size),
         num_workers=num_workers,
+        pin_memory=pin_memory,
+        # Seeds the workers only (the dataset draws no random numbers); the order has its own generator.
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
     )
+
+
+class DeviceLoader:
+    """Iterate a loader with every tensor already on ``device``: from pinned memory, ``non_blocking=True``,
+    so the host goes on queueing work instead of waiting for each copy."""
+
+    def __init__(self, loader: DataLoader, device: torch.device):
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[dict]:
+        for batch in self.loader:
+            yield {
+                key: value.to(self.device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+                for key, value in batch.items()
+            }
