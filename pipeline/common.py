@@ -9,6 +9,7 @@ from dvclive import Live
 
 from globallocal import config
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
+from globallocal.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
 from globallocal.data.file_lists import read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import source_dataset, target_dataset, train_loader
@@ -28,10 +29,14 @@ def load_validated_params() -> dict:
     return params
 
 
-def open_live(log_dir: Path) -> Live:
-    """A fresh dvclive log that leaves dvc.yaml and DVC experiments alone (the pipeline declares plots)."""
-    shutil.rmtree(log_dir, ignore_errors=True)
-    return Live(str(log_dir), dvcyaml=False, save_dvc_exp=False)
+def open_live(log_dir: Path, resume: bool = False) -> Live:
+    """A dvclive log that leaves dvc.yaml and DVC experiments alone (the pipeline declares plots).
+
+    Fresh unless ``resume``: then it continues the log a snapshot restored (steps are iterations).
+    """
+    if not resume:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return Live(str(log_dir), dvcyaml=False, save_dvc_exp=False, resume=resume)
 
 
 def training_stage(
@@ -83,7 +88,22 @@ def training_stage(
         target_loader = train_loader(unlabelled, batch, seed + 1, workers)
 
     state = build_train_state(model, train_config, NUM_CLASSES)
-    with open_live(log_dir) as live:
-        last = train(state, train_config, source_loader, target_loader, device, live=live, description=stage)
+    # Snapshots live outside DVC's outputs on purpose: see globallocal.snapshots.
+    snapshots = Snapshots(
+        SNAPSHOT_ROOT / log_dir.name,
+        fingerprint(
+            train=train_config, model=model_spec, data=data, seed=seed, batch_size=batch,
+            supervise_on_target=supervise_on_target, code=code_digest(),
+            lists={path.name: file_digest(path) for path in sorted(lists.glob("*.txt"))},
+            init=file_digest(init_checkpoint) if init_checkpoint is not None else None,
+        ),
+        config.snapshot_config(params),
+        attachments={"live": log_dir},
+    )
+    resume = snapshots.load(log_dir.name)
+    with open_live(log_dir, resume=resume is not None) as live:
+        last = train(state, train_config, source_loader, target_loader, device, live=live, description=stage,
+                     snapshots=snapshots, resume=resume)
     save_checkpoint(checkpoint_out, state, model_spec)
+    snapshots.clear()
     return last

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from globallocal.atomic import atomic_path
 from globallocal.errors import UserError
 from globallocal.models import SegmentationModel, build_model
 from globallocal.training import TrainState
@@ -24,10 +25,8 @@ def save_checkpoint(path: Path, state: TrainState, model_spec: dict) -> None:
         payload["discriminators"] = state.aligners.state_dict()
     if state.optimizer_d is not None:
         payload["optimizer_d"] = state.optimizer_d.state_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from globallocal import atomic
 from globallocal.errors import UserError
 
 IMAGE_SUFFIX = ".png"
@@ -94,10 +95,8 @@ def list_cityscapes(root: Path, split: str) -> list[str]:
 
 
 def write_list(path: Path, names: list[str]) -> None:
-    """Write ``names`` one per line (UTF-8, trailing newline), creating parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+    """Write ``names`` one per line (UTF-8, trailing newline), creating parent folders; whole or absent."""
+    atomic.write_text(Path(path), "".join(f"{name}\n" for name in names))
 
 
 def read_list(path: Path) -> list[str]:

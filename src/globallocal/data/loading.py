@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from globallocal.data.cityscapes import CityscapesDataset
 from globallocal.data.gta5 import GTA5Dataset
+from globallocal.data.order import ResumableBatchSampler
 from globallocal.data.segmentation_dataset import SegmentationDataset
 from globallocal.data.synthia import SynthiaDataset
 
@@ -39,13 +40,15 @@ def target_dataset(
 
 
 def train_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int) -> DataLoader:
-    """Shuffled with a seeded generator, full batches only (a batch of 1 would change BN statistics)."""
+    """Shuffled with a seeded generator, full batches only (a batch of 1 would change BN statistics).
+
+    The same batches as ``shuffle=True``, through a sampler whose position can be saved (data.order).
+    """
+    generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=len(dataset) >= batch_size,
+        batch_sampler=ResumableBatchSampler(len(dataset), batch_size, len(dataset) >= batch_size, generator),
         num_workers=num_workers,
-        generator=torch.Generator().manual_seed(seed),
+        generator=generator,
         persistent_workers=num_workers > 0,
     )
