@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from dvclive import Live
 
-from globallocal import config
+from globallocal import atomic, config
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
-from globallocal.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
 from globallocal.data.file_lists import read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import source_dataset, target_dataset, train_loader
 from globallocal.models import build_model
 from globallocal.runtime import resolve_device, seed_everything
+from globallocal.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
 from globallocal.training import build_train_state, train
 
 SOURCE_LIST = "source_train.txt"
@@ -87,6 +88,7 @@ def training_stage(
         )
         target_loader = train_loader(unlabelled, batch, seed + 1, workers)
 
+    atomic.check_writable(checkpoint_out)
     state = build_train_state(model, train_config, NUM_CLASSES)
     # Snapshots live outside DVC's outputs on purpose: see globallocal.snapshots.
     snapshots = Snapshots(
@@ -101,9 +103,14 @@ def training_stage(
         attachments={"live": log_dir},
     )
     resume = snapshots.load(log_dir.name)
-    with open_live(log_dir, resume=resume is not None) as live:
-        last = train(state, train_config, source_loader, target_loader, device, live=live, description=stage,
-                     snapshots=snapshots, resume=resume)
+    try:
+        with open_live(log_dir, resume=resume is not None) as live:
+            last = train(state, train_config, source_loader, target_loader, device, live=live, description=stage,
+                         snapshots=snapshots, resume=resume)
+    except BaseException:
+        shutil.rmtree(log_dir, ignore_errors=True)  # no partial log; a resume restores it from the snapshot
+        print(file=sys.stderr)  # end the progress bar's line, so that an error message stands on its own
+        raise
     save_checkpoint(checkpoint_out, state, model_spec)
     snapshots.clear()
     return last

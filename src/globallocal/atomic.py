@@ -23,6 +23,8 @@ from globallocal.errors import UserError
 
 TMP_SUFFIX = ".tmp"
 OLD_SUFFIX = ".old"
+#: Staging folders handed out by staging_dir and not yet swapped in (removed on a user error).
+_unfinished: set[Path] = set()
 
 
 def sibling(path: Path, suffix: str) -> Path:
@@ -39,6 +41,8 @@ def _remove(path: Path) -> None:
 
 def _write_error(path: Path, error: OSError) -> UserError:
     reason = error.strerror or str(error)
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        reason = "a file stands where its folder should be"
     where = f" at {error.filename}" if error.filename and Path(error.filename) != path else ""
     return UserError(
         f"cannot write {path} ({reason}{where}); make sure its folder is writable and the disk has space"
@@ -87,6 +91,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def check_writable(path: Path) -> None:
+    """Raise the UserError a write of ``path`` would raise, now (before hours of training, not after).
+
+    Writes and removes a probe file beside ``path``; ``path`` itself is not touched.
+    """
+    path = Path(path)
+    probe = sibling(path, TMP_SUFFIX)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise _write_error(path, error) from error
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path``, whole or not at all."""
     with atomic_path(path) as tmp:
@@ -109,6 +128,7 @@ def replace_dir(new: Path, path: Path) -> None:
         os.replace(new, path)
     except OSError as error:
         raise _write_error(path, error) from error
+    _unfinished.discard(Path(new))
     _remove(old)
 
 
@@ -126,7 +146,14 @@ def staging_dir(path: Path) -> Path:
         tmp.mkdir(parents=True)
     except OSError as error:
         raise _write_error(path, error) from error
+    _unfinished.add(tmp)
     return tmp
+
+
+def discard_unfinished() -> None:
+    """Remove the staging folders of a stage that stopped before swapping them in."""
+    while _unfinished:
+        _remove(_unfinished.pop())
 
 
 @contextmanager

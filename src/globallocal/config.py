@@ -42,7 +42,10 @@ def load_params(path: Path = Path("params.yaml")) -> dict:
     try:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise UserError(f"{path} is not valid YAML: {error}") from error
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UserError(f"{path} is not valid YAML ({where}{problem})") from error
     if not isinstance(params, dict):
         raise UserError(f"{path} must hold a mapping of sections (data, model, train, ...)")
     return params
@@ -384,6 +387,7 @@ def _validate_values(params: dict) -> None:
     batch_size(params)
     for stage in ("pretrain", "adapt", "oracle"):
         train_config(params, stage, aligned=stage == "adapt")
+    prepare_out_dir(params)
     synthetic_config(params)
     num_qualitative(params)
     snapshot_config(params)
