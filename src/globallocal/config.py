@@ -358,7 +358,8 @@ def _leaf_keys(node: dict, prefix: str = "") -> list[str]:
 
 def check_known_keys(params: dict, known: set[str]) -> None:
     """Refuse any key path not in ``known`` (or a section holding known keys), naming the closest known key."""
-    sections = {key.rsplit(".", 1)[0] for key in known if "." in key}
+    parts = [key.split(".") for key in known]
+    sections = {".".join(part[:depth]) for part in parts for depth in range(1, len(part))}
     allowed = known | sections
     for key in _leaf_keys(params):
         if key in allowed or any(key.startswith(f"{k}.") for k in known):
