@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 
 from dvclive import Live
 
-from globallocal import config, distributed
+from globallocal import atomic, config, distributed
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
 from globallocal.data.file_lists import read_list
 from globallocal.data.labels import NUM_CLASSES
@@ -16,6 +17,7 @@ from globallocal.data.loading import resolve_num_workers, source_dataset, target
 from globallocal.models import build_model
 from globallocal.precision import check_precision
 from globallocal.runtime import resolve_device, seed_everything
+from globallocal.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
 from globallocal.training import build_train_state, train
 
 SOURCE_LIST = "source_train.txt"
@@ -31,10 +33,14 @@ def load_validated_params() -> dict:
     return params
 
 
-def open_live(log_dir: Path) -> Live:
-    """A fresh dvclive log that leaves dvc.yaml and DVC experiments alone (the pipeline declares plots)."""
-    shutil.rmtree(log_dir, ignore_errors=True)
-    return Live(str(log_dir), dvcyaml=False, save_dvc_exp=False)
+def open_live(log_dir: Path, resume: bool = False) -> Live:
+    """A dvclive log that leaves dvc.yaml and DVC experiments alone (the pipeline declares plots).
+
+    Fresh unless ``resume``: then it continues the log a snapshot restored (steps are iterations).
+    """
+    if not resume:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return Live(str(log_dir), dvcyaml=False, save_dvc_exp=False, resume=resume)
 
 
 def training_stage(
@@ -89,14 +95,39 @@ def training_stage(
         )
         target_loader = context.loader(unlabelled, batch, seed + 1, workers)
 
+    atomic.check_writable(checkpoint_out)
     state = build_train_state(model, train_config, NUM_CLASSES)
     context.distribute(state)
-    with open_live(log_dir) if context.is_main else nullcontext() as live:
-        last = train(
-            state, train_config, source_loader, target_loader, device, live=live, progress=context.is_main,
-            description=stage,
+    # Snapshots live outside DVC's outputs on purpose: see globallocal.snapshots. One process only: a
+    # data-parallel run that is killed starts over (README, Known limits).
+    snapshots = None
+    if not context.is_distributed:
+        snapshots = Snapshots(
+            SNAPSHOT_ROOT / log_dir.name,
+            fingerprint(
+                train=train_config, model=model_spec, data=data, seed=seed, batch_size=batch,
+                supervise_on_target=supervise_on_target, code=code_digest(),
+                lists={path.name: file_digest(path) for path in sorted(lists.glob("*.txt"))},
+                init=file_digest(init_checkpoint) if init_checkpoint is not None else None,
+            ),
+            config.snapshot_config(params),
+            attachments={"live": log_dir},
         )
+    resume = snapshots.load(log_dir.name) if snapshots is not None else None
+    try:
+        with open_live(log_dir, resume=resume is not None) if context.is_main else nullcontext() as live:
+            last = train(
+                state, train_config, source_loader, target_loader, device, live=live, progress=context.is_main,
+                description=stage, snapshots=snapshots, resume=resume,
+            )
+    except BaseException:
+        if context.is_main:
+            shutil.rmtree(log_dir, ignore_errors=True)  # no partial log; a resume restores it from the snapshot
+        print(file=sys.stderr)  # end the progress bar's line, so that an error message stands on its own
+        raise
     context.finish(state.model)
     if context.is_main:
         save_checkpoint(checkpoint_out, state, model_spec)
+    if snapshots is not None:
+        snapshots.clear()
     return last

@@ -7,17 +7,18 @@ percent), each model's confusion matrix and a few qualitative samples under repo
 Cityscapes result names, the official evaluation's input) and predictions/<model>/color. It then
 scores the exported labelId PNGs with cityscapesscripts and records the largest per-class difference
 to our own numbers in reports/eval/official_check.json.
+
+Whole or absent: predictions/ and reports/eval/ are built beside their place and swapped in at the
+end, then reports/metrics.json is renamed into place, so a kill leaves the previous complete ones or none.
 """
 
-import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 from common import TARGET_DEV_LIST, TARGET_VAL_LIST, load_validated_params
 
-from globallocal import config
+from globallocal import atomic, config
 from globallocal.checkpoints import model_from_checkpoint
 from globallocal.cli import run_stage
 from globallocal.data.file_lists import read_list
@@ -60,9 +61,7 @@ def main() -> None:
     names = read_list(data.lists_dir / TARGET_VAL_LIST)
     dev_names = read_list(data.lists_dir / TARGET_DEV_LIST)
     synthia = data.source == "synthia"
-    shutil.rmtree(PREDICTIONS, ignore_errors=True)
-    shutil.rmtree(EVAL_DIR, ignore_errors=True)
-    EVAL_DIR.mkdir(parents=True)
+    predictions, eval_dir = atomic.staging_dir(PREDICTIONS), atomic.staging_dir(EVAL_DIR)
 
     metrics, dev_metrics, per_class, official, qualitative = {}, {}, {}, {}, {}
     for model_name, checkpoint in MODELS.items():
@@ -71,15 +70,15 @@ def main() -> None:
             data.target_root, "val", names, data.target_size, model.input_normalization,
             with_labels=True, resize_label=False,
         )
-        labelid_dir = PREDICTIONS / model_name / "labelIds"
+        labelid_dir = predictions / model_name / "labelIds"
         result, kept = evaluate(
             model, dataset, device, NUM_CLASSES, labelid_dir=labelid_dir,
-            color_dir=PREDICTIONS / model_name / "color", num_keep=num_keep, progress=True,
+            color_dir=predictions / model_name / "color", num_keep=num_keep, progress=True,
         )
         scored = result.to_metrics(synthia=synthia)
         per_class[model_name] = scored.pop("per_class_iou")
         metrics[model_name] = scored
-        np.save(EVAL_DIR / f"confusion_{model_name}.npy", result.confusion)
+        np.save(eval_dir / f"confusion_{model_name}.npy", result.confusion)
         scores = official_cityscapes_evaluation(data.target_root, "val", labelid_dir)
         official[model_name] = official_difference(per_class[model_name], scores)
         qualitative[model_name] = kept
@@ -93,12 +92,12 @@ def main() -> None:
         print(f"{model_name}: mIoU val {metrics[model_name]['miou']}, dev {dev_metrics[model_name]['miou']}")
 
     metrics["dev"] = dev_metrics
-    METRICS.write_text(json.dumps(metrics, indent=2) + "\n")
-    PER_CLASS_IOU.write_text(json.dumps(per_class, indent=2) + "\n")
-    (EVAL_DIR / "official_check.json").write_text(
-        json.dumps({"max_abs_per_class_iou_difference": official}, indent=2) + "\n"
-    )
-    save_qualitative(EVAL_DIR / "qualitative.npz", qualitative, data, names[:num_keep])
+    atomic.write_json(eval_dir / "official_check.json", {"max_abs_per_class_iou_difference": official})
+    save_qualitative(eval_dir / "qualitative.npz", qualitative, data, names[:num_keep])
+    atomic.replace_dir(predictions, PREDICTIONS)
+    atomic.replace_dir(eval_dir, EVAL_DIR)
+    atomic.write_json(PER_CLASS_IOU, per_class)
+    atomic.write_json(METRICS, metrics)
 
 
 def save_qualitative(path: Path, qualitative: dict, data: config.DataConfig, names: list[str]) -> None:

@@ -13,10 +13,10 @@ import time
 
 from common import SOURCE_LIST, TARGET_DEV_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, load_validated_params
 
-from globallocal import config
+from globallocal import atomic, config
 from globallocal.cli import run_stage
 from globallocal.data.file_lists import list_cityscapes, list_gta5, list_synthia, split_dev, write_list
-from globallocal.data.synthetic import generate_benchmark
+from globallocal.data.synthetic import write_benchmark
 
 SOURCE_LISTERS = {"gta5": list_gta5, "synthia": list_synthia}
 
@@ -26,15 +26,15 @@ def main() -> None:
     data = config.data_config(params)
     synthetic = config.synthetic_config(params)
     out_dir = config.prepare_out_dir(params)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if synthetic is not None:
         started_s = time.perf_counter()
-        generate_benchmark(out_dir, synthetic)  # also writes out_dir/synthetic_benchmark.json
+        write_benchmark(out_dir, synthetic)  # whole or absent; also writes out_dir/synthetic_benchmark.json
         print(f"benchmark written to {out_dir} in {time.perf_counter() - started_s:.1f} s")
     else:
-        (out_dir / "NOT_GENERATED.txt").write_text(
+        atomic.write_text(
+            out_dir / "NOT_GENERATED.txt",
             "prepare.generate is false: the pipeline reads the real datasets at data.source_root and "
-            "data.target_root.\n"
+            "data.target_root.\n",
         )
     lists = data.lists_dir
     write_list(lists / SOURCE_LIST, SOURCE_LISTERS[data.source](data.source_root))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ TINY = {
     "pretrain": {"iterations": 3, "max_iters": 3},
     "adapt": {"iterations": 2, "max_iters": 2},
     "oracle": {"iterations": 2, "max_iters": 2},
-    "train": {"log_every": 1},
+    "train": {"log_every": 1, "snapshot_every": 2},
     "evaluate": {"num_qualitative": 2},
 }
 
@@ -131,3 +132,45 @@ def test_bad_param_stops_the_first_stage_with_one_clear_line(project, tmp_path):
         (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     assert result.returncode == 2
     assert "adapt.global_family" in result.stderr and "Traceback" not in result.stderr
+
+
+#: Runs evaluate, killing it with SIGKILL as it is about to write its KILL_AT-th PNG.
+KILL_DURING_EVALUATE = """
+import os, runpy, signal, sys
+sys.path.insert(0, "pipeline")
+from PIL import Image
+kill_at, written = int(sys.argv[1]), [0]
+save = Image.Image.save
+def killing_save(self, *args, **kwargs):
+    written[0] += 1
+    if written[0] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(self, *args, **kwargs)
+Image.Image.save = killing_save
+sys.argv = ["pipeline/evaluate.py"]
+runpy.run_path("pipeline/evaluate.py", run_name="__main__")
+"""
+
+
+def files_of(folder: Path) -> dict[str, bytes] | None:
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_killing_evaluate_leaves_the_previous_outputs_or_none_and_repro_completes(project):
+    outputs = ("predictions", "reports/eval", "reports/metrics.json")
+    before = {name: files_of(project / name) if (project / name).is_dir() else (project / name).read_bytes()
+              for name in outputs}
+    kill_at = random.randrange(1, 3 * 3 * 2 + 1)  # any of the 3 models' 3 labelId + 3 colour PNGs
+
+    result = run([sys.executable, "-c", KILL_DURING_EVALUATE, str(kill_at)], project, check=False)
+
+    assert result.returncode == -9, result.stderr[-2000:]
+    for name, previous in before.items():
+        path = project / name
+        now = files_of(path) if path.is_dir() else (path.read_bytes() if path.exists() else None)
+        assert now in (previous, None), f"{name} is partial after a kill at PNG {kill_at}"
+    run([sys.executable, "-m", "dvc", "repro"], project)
+    assert "up to date" in run([sys.executable, "-m", "dvc", "status"], project).stdout
+    assert (project / "reports/metrics.json").read_bytes() == before["reports/metrics.json"]

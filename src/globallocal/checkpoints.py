@@ -6,9 +6,15 @@ from pathlib import Path
 
 import torch
 
+from globallocal.atomic import atomic_path
 from globallocal.errors import UserError
 from globallocal.models import SegmentationModel, build_model
 from globallocal.training import TrainState
+
+#: What every checkpoint written by save_checkpoint holds.
+REQUIRED_KEYS = ("model", "model_spec", "input_normalization")
+#: Pickled Python objects (anything but tensors and plain containers) are refused by weights-only loading.
+_REFUSED_PICKLE_HINT = "it holds pickled Python objects, which weights-only loading refuses"
 
 
 def save_checkpoint(path: Path, state: TrainState, model_spec: dict) -> None:
@@ -24,10 +30,8 @@ def save_checkpoint(path: Path, state: TrainState, model_spec: dict) -> None:
         payload["discriminators"] = state.aligners.state_dict()
     if state.optimizer_d is not None:
         payload["optimizer_d"] = state.optimizer_d.state_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -36,9 +40,22 @@ def load_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist: run the stage that writes it first (dvc repro)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a damaged file
-        raise UserError(f"checkpoint {path} cannot be read ({error}); delete it and re-run its stage") from error
+        reason = _REFUSED_PICKLE_HINT if "Weights only load failed" in str(error) else _first_line(error)
+        raise UserError(f"checkpoint {path} cannot be read ({reason}); delete it and re-run its stage") from error
+    missing = [key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise UserError(
+            f"checkpoint {path} is not a checkpoint of this pipeline (no {', '.join(missing)}; a bare state dict?); "
+            "delete it and re-run the stage that writes it"
+        )
+    return checkpoint
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def model_from_checkpoint(path: Path) -> tuple[SegmentationModel, dict]:
@@ -46,8 +63,14 @@ def model_from_checkpoint(path: Path) -> tuple[SegmentationModel, dict]:
     checkpoint = load_checkpoint(path)
     spec = dict(checkpoint["model_spec"])
     spec["backbone_weights"] = None  # the checkpoint's own weights replace any backbone initialisation
-    model = build_model(**spec)
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model = build_model(**spec)
+        model.load_state_dict(checkpoint["model"])
+    except (TypeError, RuntimeError) as error:
+        raise UserError(
+            f"checkpoint {path}: its weights do not fit the network it names ({_first_line(error)[:200]}); "
+            "delete it and re-run the stage that writes it"
+        ) from error
     # The spec rebuilds without backbone weights, so restore how the weights expect their input.
     model.input_normalization = checkpoint["input_normalization"]
     return model, checkpoint

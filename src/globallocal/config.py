@@ -1,11 +1,16 @@
 """params.yaml -> typed, validated configuration. The only place that knows the params layout.
 
 Every value is checked once, here, with a message naming the key and the allowed values; the library
-below trusts what it receives.
+below trusts what it receives. A key that no getter reads is unknown: ``validate`` records the keys its
+getters read and refuses any other key in params.yaml, naming the closest known one (a typo such as
+``adapt.lamda_adv_local`` must not silently train with the default). Numbers must be finite.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from globallocal.data.synthetic import SyntheticConfig
 from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
 from globallocal.precision import PRECISIONS
+from globallocal.snapshots import SnapshotConfig
 from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
 
 SOURCE_DATASETS = ("gta5", "synthia")
@@ -38,7 +44,10 @@ def load_params(path: Path = Path("params.yaml")) -> dict:
     try:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise UserError(f"{path} is not valid YAML: {error}") from error
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UserError(f"{path} is not valid YAML ({where}{problem})") from error
     if not isinstance(params, dict):
         raise UserError(f"{path} must hold a mapping of sections (data, model, train, ...)")
     return params
@@ -46,7 +55,28 @@ def load_params(path: Path = Path("params.yaml")) -> dict:
 
 # ---- typed getters: each names the full key in its error ----------------------------------------
 
+#: While validate() runs: the keys its getters read (the known keys), else None.
+_read_keys: set[str] | None = None
+#: Keys read only in some settings (e.g. the benchmark's when prepare.generate is true): known always.
+CONDITIONAL_KEYS = (
+    "prepare.seed", "prepare.num_source", "prepare.num_target_train", "prepare.num_target_val",
+    "prepare.source_size", "prepare.target_size",
+)
+
+
+@contextmanager
+def _recording_reads():
+    global _read_keys
+    _read_keys = set(CONDITIONAL_KEYS)
+    try:
+        yield _read_keys
+    finally:
+        _read_keys = None
+
+
 def _get(params: dict, key: str) -> Any:
+    if _read_keys is not None:
+        _read_keys.add(key)
     node: Any = params
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -66,11 +96,24 @@ def _number(params: dict, key: str, minimum: float = 0.0, integer: bool = False,
     value = _get(params, key)
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise UserError(f"params key '{key}' is {value!r}; expected {'an integer' if integer else 'a number'}")
+        hint = ""
+        if isinstance(value, str) and _parses_as_number(value):
+            hint = " (YAML reads it as text: write it with a dot, e.g. 1.0e-3, and without quotes)"
+        raise UserError(f"params key '{key}' is {value!r}; expected {'an integer' if integer else 'a number'}{hint}")
+    if not math.isfinite(value):
+        raise UserError(f"params key '{key}' is {value!r}; expected a finite number")
     if value < minimum or (strict and value == minimum):
         bound = f"> {minimum}" if strict else f">= {minimum}"
         raise UserError(f"params key '{key}' is {value!r}; it must be {bound}")
     return value
+
+
+def _parses_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _fraction(params: dict, key: str) -> float:
@@ -211,7 +254,8 @@ def optim_config(params: dict, stage: str) -> OptimConfig:
             f"'{stage}.iterations' ({iterations})"
         )
     betas = _get(params, "train.betas_d")
-    if not (isinstance(betas, list) and len(betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+    if not (isinstance(betas, list) and len(betas) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
         raise UserError(f"params key 'train.betas_d' is {betas!r}; expected two numbers in [0, 1)")
     return OptimConfig(
         iterations=iterations,
@@ -337,8 +381,49 @@ def num_qualitative(params: dict) -> int:
     return _number(params, "evaluate.num_qualitative", integer=True)
 
 
+def snapshot_config(params: dict) -> SnapshotConfig:
+    """How often training stages snapshot (``train.snapshot_every``, 0 = never) and how many they keep."""
+    return SnapshotConfig(
+        every=_number(params, "train.snapshot_every", integer=True),
+        keep=_number(params, "train.keep_snapshots", minimum=1, integer=True),
+    )
+
+
+def _leaf_keys(node: dict, prefix: str = "") -> list[str]:
+    """Every key path of a nested mapping: sections and the keys inside them (``adapt``, ``adapt.lr``)."""
+    keys = []
+    for name, value in node.items():
+        key = f"{prefix}{name}"
+        keys.append(key)
+        if isinstance(value, dict):
+            keys += _leaf_keys(value, f"{key}.")
+    return keys
+
+
+def check_known_keys(params: dict, known: set[str]) -> None:
+    """Refuse any key path not in ``known`` (or a section holding known keys), naming the closest known key."""
+    parts = [key.split(".") for key in known]
+    sections = {".".join(part[:depth]) for part in parts for depth in range(1, len(part))}
+    allowed = known | sections
+    for key in _leaf_keys(params):
+        if key in allowed or any(key.startswith(f"{k}.") for k in known):
+            continue
+        close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.0)
+        suggestion = f"; did you mean '{close[0]}'?" if close else ""
+        raise UserError(f"params key '{key}' is not a known key{suggestion}")
+
+
 def validate(params: dict) -> None:
-    """Check every section at once, so that a bad value fails before any stage trains."""
+    """Check every section at once, so that a bad value fails before any stage trains.
+
+    Also refuses keys that no stage reads (typos), naming the closest known key.
+    """
+    with _recording_reads() as known:
+        _validate_values(params)
+    check_known_keys(params, known)
+
+
+def _validate_values(params: dict) -> None:
     data_config(params)
     model_config(params)
     device_name(params)
@@ -348,6 +433,8 @@ def validate(params: dict) -> None:
     launch_config(params)
     for stage in ("pretrain", "adapt", "oracle"):
         train_config(params, stage, aligned=stage == "adapt")
+    prepare_out_dir(params)
     synthetic_config(params)
     dev_split(params)
     num_qualitative(params)
+    snapshot_config(params)

@@ -26,6 +26,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from globallocal import atomic
 from globallocal.data.labels import CLASS_NAMES, colorize
 from globallocal.errors import UserError
 
@@ -378,8 +379,7 @@ def write_report(
             sections += _note_section(key, notes)
     sections += _note_section("reproduce", notes)
     text = "\n\n".join(sections) + "\n"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text, encoding="utf-8")
+    atomic.write_text(out_path, text)
     return text
 
 
@@ -431,9 +431,8 @@ def _new_figure(width_px: int, height_px: int) -> Figure:
 
 
 def _save(figure: Figure, out_path: Path) -> None:
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_path, dpi=FIGURE_DPI, format="png")
+    with atomic.atomic_path(Path(out_path)) as tmp:
+        figure.savefig(tmp, dpi=FIGURE_DPI, format="png")
 
 
 # --- sweeps and the ablation table (benchmarks/sweep.py) -----------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +30,9 @@ from globallocal.alignment.global_alignment import GlobalAlignment
 from globallocal.alignment.local import LocalAlignment, LocalAlignmentConfig
 from globallocal.alignment.representations import HeadOutputs
 from globallocal.data.labels import IGNORE_INDEX
+from globallocal.data.order import DataStream
+from globallocal.errors import UserError
+from globallocal.snapshots import Snapshots, capture, restore
 from globallocal.precision import autocast, grad_scaler
 
 HEADS = ("main", "aux")
@@ -202,11 +204,6 @@ def _log_discriminator_stats(log: dict, name: str, stats: dict[str, float]) -> N
             log[f"d_out/{name}_{key}"] = value
 
 
-def infinite(loader: DataLoader) -> Iterator[dict]:
-    """Cycle over a loader forever, reshuffling at each pass."""
-    while True:
-        yield from loader
-
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
     for param in module.parameters():
@@ -340,6 +337,18 @@ def _discriminator_step(
         scaler_d.update()
 
 
+def check_finite_losses(log: dict[str, float], iteration: int, snapshots: Snapshots | None) -> None:
+    """Stop with a one-line error naming the iteration and the term when a loss is NaN or infinite."""
+    for term, value in log.items():
+        if term.startswith("loss") and not math.isfinite(value):
+            newest = snapshots.existing() if snapshots is not None else []
+            kept = f"; the last good snapshot {newest[0]} is kept" if newest else ""
+            raise UserError(
+                f"training stopped at iteration {iteration}: loss term '{term}' is {value} (a learning "
+                f"rate too high for this setting, or a bad input){kept}"
+            )
+
+
 def train(
     state: TrainState,
     config: TrainConfig,
@@ -349,19 +358,28 @@ def train(
     live=None,
     progress: bool = True,
     description: str = "train",
+    snapshots: Snapshots | None = None,
+    resume: dict | None = None,
 ) -> dict[str, float]:
     """Run from ``state.iteration`` to ``config.optim.iterations``; log means every ``log_every`` steps.
 
     ``live`` is a dvclive ``Live`` (or None). Returns the means of the last logging interval.
+    ``snapshots`` (or None) receives a snapshot when due; ``resume`` is a snapshot's payload to continue from.
     """
     state.model.train()
     if state.aligners is not None:
         state.aligners.train()
-    sources = infinite(source_loader)
-    targets = infinite(target_loader) if target_loader is not None else None
+    sources = DataStream(source_loader)
+    targets = DataStream(target_loader) if target_loader is not None else None
+    streams = {"source": sources, "target": targets}
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     last: dict[str, float] = {}
+    if resume is not None:
+        logged = restore(resume, state, streams)
+        sums.update(logged["sums"])
+        counts.update(logged["counts"])
+        last.update(logged["last"])
     total = config.optim.iterations
     bar = tqdm(
         total=total, initial=state.iteration, desc=description, disable=not progress, dynamic_ncols=True,
@@ -369,6 +387,7 @@ def train(
     )
     while state.iteration < total:
         log = train_step(state, config, next(sources), next(targets) if targets else None, device)
+        check_finite_losses(log, state.iteration, snapshots)
         for key, value in log.items():
             if not math.isnan(value):
                 sums[key] += value
@@ -383,6 +402,9 @@ def train(
             bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.startswith("loss")}, refresh=False)
             sums.clear()
             counts.clear()
+        if snapshots is not None and snapshots.due(state.iteration):
+            logged = {"sums": dict(sums), "counts": dict(counts), "last": last}
+            snapshots.save(state.iteration, capture(state, streams, logged))
         bar.update(1)
     bar.close()
     return last

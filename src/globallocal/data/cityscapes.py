@@ -54,7 +54,10 @@ class CityscapesDataset(SegmentationDataset):
     """Cityscapes images (and, with ``with_labels``, trainId labels) of one split.
 
     ``names`` None lists every image of the split. ``image_size`` is (width, height).
+    A label whose size differs from its image's is an error (every Cityscapes pair has one size).
     """
+
+    label_matches_image = True
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from globallocal import atomic
 from globallocal.errors import UserError
 
 IMAGE_SUFFIX = ".png"
@@ -110,10 +111,8 @@ def split_dev(names: list[str], dev_size: int, seed: int) -> tuple[list[str], li
 
 
 def write_list(path: Path, names: list[str]) -> None:
-    """Write ``names`` one per line (UTF-8, trailing newline), creating parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+    """Write ``names`` one per line (UTF-8, trailing newline), creating parent folders; whole or absent."""
+    atomic.write_text(Path(path), "".join(f"{name}\n" for name in names))
 
 
 def read_list(path: Path) -> list[str]:

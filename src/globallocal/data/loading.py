@@ -63,6 +63,10 @@ class SeededBatchSampler(Sampler[list[int]]):
     order of the loader this replaces; unlike that loader, the order no longer depends on
     ``num_workers`` (persistent workers skip the base-seed draw after the first pass). A global batch of
     ``batch_size`` is split into ``world_size`` contiguous slices of ``batch_size // world_size``.
+
+    Resumable (``data.order.DataStream``): ``pass_start_state`` is the generator state at the start of the
+    current pass, and ``restart_at(state, consumed)`` makes the next pass the one that began at ``state``,
+    without its first ``consumed`` batches (skipped as index lists: no image is decoded twice).
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, drop_last: bool, rank: int = 0, world_size: int = 1):
@@ -74,8 +78,24 @@ class SeededBatchSampler(Sampler[list[int]]):
         self.size, self.batch_size, self.drop_last = size, batch_size, drop_last
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
+        self.pass_start_state: torch.Tensor | None = None
+        self._restart: tuple[torch.Tensor, int] | None = None
+
+    def restart_at(self, pass_start_state: torch.Tensor, consumed: int) -> None:
+        self._restart = (pass_start_state, consumed)
 
     def __iter__(self) -> Iterator[list[int]]:
+        skip = 0
+        if self._restart is not None:
+            state, skip = self._restart
+            self._restart = None
+            self.generator.set_state(state)
+        self.pass_start_state = self.generator.get_state()
+        for index, batch in enumerate(self._pass()):
+            if index >= skip:
+                yield batch
+
+    def _pass(self) -> Iterator[list[int]]:
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         order = torch.randperm(self.size, generator=self.generator).tolist()
         torch.randperm(self.size, generator=self.generator)

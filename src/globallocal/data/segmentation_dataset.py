@@ -31,6 +31,8 @@ class SegmentationDataset(Dataset):
     """
 
     has_labels = True
+    #: Whether a label must have its image's native size (Cityscapes); GTA5 has known mismatched pairs.
+    label_matches_image = False
 
     def __init__(
         self,
@@ -64,6 +66,7 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         rgb = read_rgb(self.image_path(index))
+        native_hw = rgb.shape[:2]
         if self.image_size is not None:
             rgb = resize_image(rgb, self.image_size)
         item = {
@@ -72,6 +75,11 @@ class SegmentationDataset(Dataset):
         }
         if self.has_labels:
             train_ids = self._checked_train_ids(index)
+            if self.label_matches_image and train_ids.shape != native_hw:
+                raise UserError(
+                    f"{self.label_path(index)}: label is {train_ids.shape[1]}x{train_ids.shape[0]} but its image "
+                    f"{self.image_path(index)} is {native_hw[1]}x{native_hw[0]}; use the label file of that image"
+                )
             if self.resize_label:
                 height, width = rgb.shape[:2]
                 train_ids = resize_label(train_ids, (width, height))

@@ -65,6 +65,7 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 from PIL import Image, ImageDraw
 
+from globallocal import atomic
 from globallocal.data.labels import (
     CLASS_NAMES,
     IGNORE_INDEX,
@@ -1442,6 +1443,13 @@ def _save_gray_label(path: Path, label_ids: np.ndarray) -> None:
 
 def _clear_previous(out_root: Path) -> None:
     """Remove a benchmark we generated before; refuse to touch folders we did not write."""
+    _check_ours(out_root)
+    for folder in (out_root / SOURCE_DIR, out_root / TARGET_DIR):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_ours(out_root: Path) -> None:
+    """Raise UserError if out_root holds dataset folders without the generator's marker."""
     previous = [out_root / SOURCE_DIR, out_root / TARGET_DIR]
     if not any(folder.exists() for folder in previous):
         return
@@ -1451,8 +1459,6 @@ def _clear_previous(out_root: Path) -> None:
             f"generator did not write (no {MARKER_FILE}); point the output at an empty folder or move "
             "those folders away"
         )
-    for folder in previous:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: Images are made in two threads: numpy, OpenCV and PNG encoding release the GIL, so both cores work.
@@ -1498,8 +1504,32 @@ def generate_benchmark(out_root: Path, config: SyntheticConfig) -> dict:
                                for domain, per_class in image_counts.items()},
     }
     marker = {"config": asdict(config), "summary": summary}
-    (out_root / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
+    atomic.write_json(out_root / MARKER_FILE, marker)
     return summary
+
+
+#: What a folder may hold for write_benchmark to replace it whole: what generate_benchmark writes, or
+#: the note prepare leaves when it does not generate.
+_REPLACEABLE = {SOURCE_DIR, TARGET_DIR, MARKER_FILE, "NOT_GENERATED.txt"}
+
+
+def write_benchmark(out_root: Path, config: SyntheticConfig) -> dict:
+    """generate_benchmark, whole or absent: built in a folder beside ``out_root``, then swapped in.
+
+    A kill at any moment leaves the previous complete benchmark or none. Refuses to replace a folder
+    holding anything the generator does not write (or a dataset folder without its marker).
+    """
+    out_root = Path(out_root)
+    if out_root.is_dir():
+        foreign = sorted(entry.name for entry in out_root.iterdir() if entry.name not in _REPLACEABLE)
+        if foreign:
+            raise UserError(
+                f"{out_root} holds {', '.join(foreign[:3])}, which the synthetic generator did not write; "
+                "point prepare.out_dir at an empty folder or move those files away"
+            )
+        _check_ours(out_root)
+    with atomic.atomic_dir(out_root) as staging:
+        return generate_benchmark(staging, config)
 
 
 def _train_id_histogram(label_ids: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from globallocal.errors import UserError
 WRAPPER_PREFIXES = ("Scale.", "module.")
 #: torch.load raises any of these for a file that is not a weights-only checkpoint
 #: (truncated, text, or pickled Python objects).
-_UNREADABLE_CHECKPOINT_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError)
+_UNREADABLE_CHECKPOINT_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, OSError)
 #: How many missing keys an error message shows.
 _SHOWN_KEYS = 5
 

@@ -1,0 +1,189 @@
+"""Snapshots and the data order's position: exact resume, damaged snapshots, fingerprints, NaN losses."""
+
+import itertools
+
+import pytest
+import torch
+from test_training import K, TinySegmenter
+
+from globallocal import training
+from globallocal.alignment.local import LocalAlignmentConfig
+from globallocal.data.loading import train_loader
+from globallocal.data.order import DataStream
+from globallocal.errors import UserError
+from globallocal.snapshots import STATE_FILE, SnapshotConfig, Snapshots, capture, fingerprint
+from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train
+
+ITERATIONS = 6
+CPU = torch.device("cpu")
+
+
+class Squares:
+    """7 items of (3, 32, 32) images (target-like when ``labelled`` is False); item ``nan_item`` is all NaN."""
+
+    def __init__(self, labelled=True, nan_item=None):
+        self.labelled, self.nan_item = labelled, nan_item
+
+    def __len__(self):
+        return 7
+
+    def __getitem__(self, index):
+        g = torch.Generator().manual_seed(index + (0 if self.labelled else 100))
+        item = {"image": torch.randn(3, 32, 32, generator=g)}
+        if index == self.nan_item:
+            item["image"] = torch.full((3, 32, 32), float("nan"))
+        if self.labelled:
+            item["label"] = torch.randint(0, K, (32, 32), generator=g)
+        return item
+
+
+def adapt_config():
+    alignment = AlignmentConfig(local=LocalAlignmentConfig(conf_threshold=0.0))
+    return TrainConfig(optim=OptimConfig(iterations=ITERATIONS, max_iters=ITERATIONS, lr=0.01), alignment=alignment,
+                       log_every=4)
+
+
+def fresh_run(nan_item=None):
+    """What a stage builds before training: seeded model, discriminators, loaders."""
+    torch.manual_seed(0)
+    state = build_train_state(TinySegmenter(), adapt_config(), K)
+    loaders = (train_loader(Squares(nan_item=nan_item), 2, 0, 0), train_loader(Squares(False), 2, 1, 0))
+    return state, loaders
+
+
+def snapshots_in(folder, every=2, keep=2, **fingerprint_parts):
+    return Snapshots(folder, fingerprint(config=adapt_config(), **fingerprint_parts), SnapshotConfig(every, keep))
+
+
+def weights(state):
+    return {**state.model.state_dict(), **{f"d.{k}": v for k, v in state.aligners.state_dict().items()}}
+
+
+class Killed(Exception):
+    pass
+
+
+def run_until_killed(snapshots, kill_before, monkeypatch):
+    """Train until just before iteration ``kill_before`` runs, as a kill would stop it."""
+    step = training.train_step
+
+    def killing_step(state, *args):
+        if state.iteration + 1 == kill_before:
+            raise Killed
+        return step(state, *args)
+
+    state, (source, target) = fresh_run()
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "train_step", killing_step)
+        with pytest.raises(Killed):
+            train(state, adapt_config(), source, target, CPU, progress=False, snapshots=snapshots)
+
+
+def resumed_weights(snapshots):
+    state, (source, target) = fresh_run()
+    train(state, adapt_config(), source, target, CPU, progress=False, snapshots=snapshots,
+          resume=snapshots.load("adapted"))
+    return weights(state)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    state, (source, target) = fresh_run()
+    train(state, adapt_config(), source, target, CPU, progress=False)
+    return weights(state)
+
+
+@pytest.mark.parametrize("kill_before", range(3, ITERATIONS + 1))
+def test_resuming_after_a_kill_at_any_iteration_gives_bit_identical_weights(
+    kill_before, uninterrupted, tmp_path, monkeypatch, capsys
+):
+    snapshots = snapshots_in(tmp_path)
+    run_until_killed(snapshots, kill_before, monkeypatch)
+    result = resumed_weights(snapshots)
+    newest = (kill_before - 1) // 2 * 2
+    assert f"resuming from snapshot {tmp_path}/iter_{newest:08d} (iteration {newest})" in capsys.readouterr().out
+    assert result.keys() == uninterrupted.keys()
+    assert all(torch.equal(result[key], uninterrupted[key]) for key in uninterrupted)
+
+
+def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(uninterrupted, tmp_path, monkeypatch, capsys):
+    snapshots = snapshots_in(tmp_path)
+    run_until_killed(snapshots, 6, monkeypatch)  # snapshots 2 and 4
+    state_file = tmp_path / f"iter_00000004/{STATE_FILE}"
+    state_file.write_bytes(state_file.read_bytes()[:1000])
+
+    result = resumed_weights(snapshots)
+
+    out = capsys.readouterr().out
+    assert f"snapshot {tmp_path}/iter_00000004 is damaged" in out
+    assert f"resuming from snapshot {tmp_path}/iter_00000002 (iteration 2)" in out
+    assert all(torch.equal(result[key], uninterrupted[key]) for key in uninterrupted)
+
+
+def test_a_snapshot_made_under_other_settings_is_never_resumed(tmp_path, monkeypatch, capsys):
+    run_until_killed(snapshots_in(tmp_path, code="aaaa"), 6, monkeypatch)
+    changed = snapshots_in(tmp_path, code="bbbb")
+
+    assert changed.load("adapted") is None
+    line = capsys.readouterr().out.strip()
+    assert line == (f"adapted: not resuming from {tmp_path}/iter_00000004, it was made under other settings "
+                    "(code: 'aaaa' -> 'bbbb'); starting over")
+    assert changed.existing() == []
+
+
+def test_only_the_newest_snapshots_are_kept_and_partial_writes_are_not_snapshots(tmp_path, monkeypatch):
+    snapshots = snapshots_in(tmp_path, every=1, keep=2)
+    run_until_killed(snapshots, 6, monkeypatch)
+    (tmp_path / "iter_00000009.tmp").mkdir()  # a write that was killed
+    assert [path.name for path in snapshots.existing()] == ["iter_00000005", "iter_00000004"]
+
+
+def test_a_snapshot_holds_weights_optimisers_rngs_and_data_position(tmp_path):
+    state, (source, target) = fresh_run()
+    sources = DataStream(source)
+    next(sources)
+    payload = capture(state, {"source": sources, "target": None}, {"sums": {}})
+    assert {"iteration", "model", "optimizer", "discriminators", "optimizer_d", "rng", "streams"} <= set(payload)
+    assert set(payload["rng"]) >= {"python", "numpy", "torch"}
+    assert payload["streams"]["source"]["consumed"] == 1
+    torch.save(payload, tmp_path / "s.pt")
+    torch.load(tmp_path / "s.pt", weights_only=True)  # plain types only
+
+
+def test_a_nan_loss_stops_training_naming_the_iteration_and_term_and_keeps_the_last_snapshot(tmp_path):
+    order = [batch.tolist() for batch in itertools.islice(DataStream(train_loader(list(range(7)), 2, 0, 0)), 6)]
+    first_seen = {item: next(i for i, batch in enumerate(order, start=1) if item in batch) for item in order[-1]}
+    nan_item, nan_iteration = max(first_seen.items(), key=lambda pair: pair[1])  # seen first after a snapshot
+    assert nan_iteration > 1
+    state, (source, target) = fresh_run(nan_item=nan_item)
+    snapshots = snapshots_in(tmp_path, every=1)
+
+    with pytest.raises(UserError) as error:
+        train(state, adapt_config(), source, target, CPU, progress=False, snapshots=snapshots)
+
+    assert str(error.value) == (
+        f"training stopped at iteration {nan_iteration}: loss term 'loss_seg/main' is nan (a learning rate too "
+        f"high for this setting, or a bad input); the last good snapshot {tmp_path}/iter_{nan_iteration - 1:08d} "
+        "is kept"
+    )
+    assert snapshots.existing()[0].name == f"iter_{nan_iteration - 1:08d}"
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_the_data_stream_yields_the_batches_of_shuffle_true_over_many_passes(batch_size):
+    reference = torch.utils.data.DataLoader(list(range(7)), batch_size=batch_size, shuffle=True, drop_last=True,
+                                            generator=torch.Generator().manual_seed(5))
+    expected = [b.tolist() for b in itertools.islice(itertools.chain.from_iterable(itertools.repeat(reference)), 15)]
+    stream = DataStream(train_loader(list(range(7)), batch_size, 5, 0))
+    assert [b.tolist() for b in itertools.islice(stream, 15)] == expected
+
+
+@pytest.mark.parametrize("consumed", [1, 3, 6, 7, 10])
+def test_a_restored_data_stream_continues_with_the_next_batch(consumed):
+    stream = DataStream(train_loader(list(range(7)), 2, 5, 0))
+    expected = [b.tolist() for b in itertools.islice(stream, consumed + 8)]
+    stream = DataStream(train_loader(list(range(7)), 2, 5, 0))
+    list(itertools.islice(stream, consumed))
+    restored = DataStream(train_loader(list(range(7)), 2, 5, 0))
+    restored.restore(stream.position())
+    assert [b.tolist() for b in itertools.islice(restored, 8)] == expected[consumed:]
