@@ -10,6 +10,8 @@ from globallocal import config
 from globallocal.cli import run_stage
 from globallocal.data.labels import CLASS_NAMES
 from globallocal.reporting import (
+    class_frequency_table,
+    plot_class_frequencies,
     plot_confusion,
     plot_per_class_iou,
     plot_qualitative,
@@ -98,6 +100,7 @@ def main() -> None:
         "Confusion matrix of the adapted model (row-normalised)": FIGURES / "confusion_adapted.png",
         "Confusion matrix of the source-only model (row-normalised)": FIGURES / "confusion_source_only.png",
         "Target val samples: predictions and entropy maps": FIGURES / "qualitative.png",
+        "Class pixel frequencies of the source and target train labels": FIGURES / "class_frequencies.png",
     }
     paths = list(figures.values())
     plot_training_curves({run: TRAIN_LOGS / run for run in RUNS}, paths[0], smoothing=CURVE_SMOOTHING)
@@ -106,6 +109,8 @@ def main() -> None:
         confusion = np.load(EVAL_DIR / f"confusion_{model_name}.npy")
         plot_confusion(confusion, CLASS_NAMES, path, title=f"{model_name} (rows: ground truth)")
     plot_qualitative(load_qualitative(EVAL_DIR / "qualitative.npz", COMPARED), paths[4], models=COMPARED)
+    frequencies = json.loads((REPORTS / "data/class_frequencies.json").read_text())  # written by prepare
+    plot_class_frequencies(frequencies, paths[5])
     official = json.loads((EVAL_DIR / "official_check.json").read_text())
     notes = {
         "setup": setup_note(params),
@@ -117,6 +122,8 @@ def main() -> None:
             + ", ".join(f"{m} {v:.2g}" for m, v in official["max_abs_per_class_iou_difference"].items())
             + "."
         ),
+        "Data statistics": "Share of labelled pixels per class (`prepare` counts them; counts and findings in "
+                "`reports/data/`):\n\n" + class_frequency_table(frequencies),
         "reproduce": "```\nmake repro        # or: .venv/bin/dvc repro\n```",
     }
     write_report(REPORTS / "report.md", {m: metrics[m] for m in COMPARED}, figures, notes)
