@@ -1,4 +1,4 @@
-"""Stage `fingerprint` (always run, about a second): what `prepare` depends on instead of the dataset folders.
+"""Stage `fingerprint` (always run, a few seconds): what `prepare` depends on instead of the dataset folders.
 
 With ``prepare.generate: false`` it writes a stat fingerprint (path, size, mtime) of the real datasets,
 so a changed or replaced dataset re-runs ``prepare`` (which checks it and writes a content

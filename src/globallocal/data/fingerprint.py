@@ -4,7 +4,7 @@ DVC cannot depend on a real dataset folder directly (with the embedded default t
 ``prepare``'s own outputs), so the ``fingerprint`` stage, always run, writes this fingerprint and
 ``prepare`` depends on it: a changed, added, removed or replaced file re-runs ``prepare``, whose
 full check then writes a *content* fingerprint that the training stages depend on. Stat calls only:
-about a second for GTA5 + Cityscapes on a local disk.
+no file is read, so it stays cheap even for GTA5 + Cityscapes (about 28k files).
 """
 
 from __future__ import annotations
