@@ -154,4 +154,4 @@ def test_command_line_evaluate_with_multi_scale_and_flip_writes_metrics(target_r
     assert len(per_class) == NUM_CLASSES
     check = json.loads((tmp_path / "out/official_check.json").read_text())
     assert check["max_abs_per_class_iou_difference"] < 1e-6
-    assert "mIoU" in capsys.readouterr().out or "miou" in metrics
+    assert f"{tmp_path / 'model.pt'}: miou {metrics['miou']}" in capsys.readouterr().out

@@ -2,7 +2,6 @@
 single-module generator (checksums recorded from it before it was split into a package)."""
 
 import hashlib
-from pathlib import Path
 
 from globallocal.data.synthetic import SPLITS, SyntheticConfig, generate_benchmark, generate_example
 

@@ -10,6 +10,7 @@ in the paper's protocol.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def score_checkpoint(checkpoint: Path, options: EvaluateOptions, progress: bool 
     if options.official_check:
         official = official_cityscapes_evaluation(options.target_root, options.split, labelid_dir)
         worst = max((abs(per_class[name] - official[name]) for name in CLASS_NAMES
-                     if per_class[name] is not None and official[name] == official[name]), default=0.0)
+                     if per_class[name] is not None and not math.isnan(official[name])), default=0.0)
         (out_dir / OFFICIAL_CHECK_FILE).write_text(
             json.dumps({"max_abs_per_class_iou_difference": worst}, indent=2) + "\n")
     return metrics
