@@ -3,22 +3,27 @@
 With ``prepare.generate: true`` the seeded two-domain benchmark is written in the GTA5 layout
 (``prepare.out_dir``/gta5) and the Cityscapes layout (``prepare.out_dir``/cityscapes). With false, the
 roots in ``data`` must hold the real datasets; ``prepare.out_dir`` then only gets a note saying so.
-Either way the lists of source train, target train, target dev and target val files are written to
-``data.lists_dir`` and every later stage reads them. Target dev (``prepare.dev_size`` images drawn with
-``prepare.dev_seed``) is a labelled subset of target train that is removed from the unlabelled
-adaptation stream (and from the oracle's training set): every choice is made on it, never on val.
+Either way the data is then checked in one pass (layout, labels, decoding, id ranges; see
+globallocal.data.check), its statistics written to reports/data/, and the lists of source train,
+target train, target dev and target val files written to ``data.lists_dir``, which every later stage
+reads. Target dev (``prepare.dev_size`` images drawn with ``prepare.dev_seed``) is a labelled subset of
+target train that is removed from the unlabelled adaptation stream (and from the oracle's training
+set): every choice is made on it, never on val.
 """
 
 import time
+from pathlib import Path
 
 from common import SOURCE_LIST, TARGET_DEV_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, load_validated_params
 
 from globallocal import atomic, config
 from globallocal.cli import run_stage
+from globallocal.data import check
 from globallocal.data.file_lists import list_cityscapes, list_gta5, list_synthia, split_dev, write_list
 from globallocal.data.synthetic import write_benchmark
 
 SOURCE_LISTERS = {"gta5": list_gta5, "synthia": list_synthia}
+DATA_REPORTS = Path("reports/data")
 
 
 def main() -> None:
@@ -36,6 +41,9 @@ def main() -> None:
             "prepare.generate is false: the pipeline reads the real datasets at data.source_root and "
             "data.target_root.\n",
         )
+    report = check.check_datasets(data.source, data.source_root, data.target_root)
+    print(check.describe(report))
+    check.write_reports(report, DATA_REPORTS, data.lists_dir)
     lists = data.lists_dir
     write_list(lists / SOURCE_LIST, SOURCE_LISTERS[data.source](data.source_root))
     dev_size, dev_seed = config.dev_split(params)

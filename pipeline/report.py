@@ -13,6 +13,8 @@ from globallocal.data.labels import CLASS_NAMES
 from globallocal.reporting import (
     ablation_table,
     plot_ablation,
+    class_frequency_table,
+    plot_class_frequencies,
     plot_confusion,
     plot_per_class_iou,
     plot_qualitative,
@@ -140,6 +142,7 @@ def main() -> None:
         "Confusion matrix of the adapted model (row-normalised)": FIGURES / "confusion_adapted.png",
         "Confusion matrix of the source-only model (row-normalised)": FIGURES / "confusion_source_only.png",
         "Target val samples: predictions and entropy maps": FIGURES / "qualitative.png",
+        "Class pixel frequencies of the source and target train labels": FIGURES / "class_frequencies.png",
     }
     paths = list(figures.values())
     plot_training_curves({run: TRAIN_LOGS / run for run in RUNS}, paths[0], smoothing=CURVE_SMOOTHING)
@@ -148,6 +151,8 @@ def main() -> None:
         confusion = np.load(EVAL_DIR / f"confusion_{model_name}.npy")
         plot_confusion(confusion, CLASS_NAMES, path, title=f"{model_name} (rows: ground truth)")
     plot_qualitative(load_qualitative(EVAL_DIR / "qualitative.npz", COMPARED), paths[4], models=COMPARED)
+    frequencies = json.loads((REPORTS / "data/class_frequencies.json").read_text())  # written by prepare
+    plot_class_frequencies(frequencies, paths[5])
     ablation_rows = read_ablation(ABLATION)
     if ablation_rows:
         caption = "Global families with and without local alignment (target val, mean and std over seeds)"
@@ -166,6 +171,8 @@ def main() -> None:
         ),
         "held-out target dev split": dev_note(params, headline),
         "global families with and without local alignment": ablation_note(ablation_rows),
+        "Data statistics": "Share of labelled pixels per class (`prepare` counts them; counts and findings in "
+                "`reports/data/`):\n\n" + class_frequency_table(frequencies),
         "reproduce": "```\nmake repro        # or: .venv/bin/dvc repro\n```",
     }
     write_report(REPORTS / "report.md", {m: metrics[m] for m in COMPARED}, figures, notes)

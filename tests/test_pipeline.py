@@ -117,9 +117,33 @@ def test_report_embeds_figures_that_exist(project):
         assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000
 
 
-def test_pipeline_is_up_to_date_after_repro(project):
+def test_pipeline_is_up_to_date_after_repro_but_for_the_always_run_fingerprint(project):
     status = run([sys.executable, "-m", "dvc", "status"], project)
-    assert "up to date" in status.stdout
+    assert status.stdout.split() == ["fingerprint:", "always", "changed"]
+
+
+def test_repro_of_an_unchanged_workspace_runs_only_the_fingerprint_stage(project):
+    again = run([sys.executable, "-m", "dvc", "repro"], project)
+    running = [line for line in again.stdout.splitlines() if line.startswith("Running stage")]
+    assert running == ["Running stage 'fingerprint':"]
+
+
+def test_prepare_wrote_the_data_statistics(project):
+    summary = json.loads((project / "reports/data/summary.json").read_text())
+    assert summary["images"] == {"source": 6, "target_train": 6, "target_val": 3}
+    frequencies = json.loads((project / "reports/data/class_frequencies.json").read_text())
+    assert [row["class"] for row in frequencies] == list(CLASS_NAMES)
+    assert "Class pixel frequencies" in (project / "reports/report.md").read_text()
+
+
+def test_evaluate_command_on_a_pipeline_checkpoint_gives_the_evaluate_stages_numbers(project, tmp_path):
+    out = tmp_path / "scores"
+    run([sys.executable, "-m", "globallocal", "evaluate", "models/adapted.pt", "--target-root",
+         "data/synthetic/cityscapes", "--split", "val", "--out", str(out), "--size", "64x32",
+         "--device", "cpu", "--no-official-check"], project)
+    np.testing.assert_array_equal(np.load(out / "confusion.npy"), np.load(project / "reports/eval/confusion_adapted.npy"))
+    stage_metrics = json.loads((project / "reports/metrics.json").read_text())["adapted"]
+    assert json.loads((out / "metrics.json").read_text())["miou"] == stage_metrics["miou"]
 
 
 def test_bad_param_stops_the_first_stage_with_one_clear_line(project, tmp_path):

@@ -435,6 +435,43 @@ def _save(figure: Figure, out_path: Path) -> None:
         figure.savefig(tmp, dpi=FIGURE_DPI, format="png")
 
 
+# --- data statistics (written by prepare) -------------------------------------------------------
+
+#: Domains of reports/data/class_frequencies.json, in plotting order.
+FREQUENCY_DOMAINS = ("source", "target_train")
+PERCENT = 100.0
+
+
+def plot_class_frequencies(records: Sequence[Mapping], out_path: Path) -> None:
+    """Grouped bars of each class's share of labelled pixels (%) per domain, log scale (rare classes
+    are a fraction of a percent). ``records``: one dict per class, {"class", "source", "target_train"}."""
+    figure = _new_figure(*PER_CLASS_FIGURE_PX)
+    axis = figure.subplots()
+    positions = np.arange(len(records))
+    bar_width = BAR_GROUP_WIDTH / len(FREQUENCY_DOMAINS)
+    for index, domain in enumerate(FREQUENCY_DOMAINS):
+        offset = (index - (len(FREQUENCY_DOMAINS) - 1) / 2) * bar_width
+        shares = np.array([PERCENT * record[domain] for record in records])
+        axis.bar(positions + offset, shares, width=bar_width, label=domain)
+    axis.set_xticks(positions, [record["class"] for record in records],
+                    rotation=CLASS_LABEL_ROTATION_DEG, ha="right")
+    axis.set_yscale("log")
+    axis.set_ylabel("share of labelled pixels (%)")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend()
+    _save(figure, out_path)
+
+
+def class_frequency_table(records: Sequence[Mapping]) -> str:
+    """Markdown table: class, then each domain's share of labelled pixels in percent."""
+    lines = [_table_row("class", [f"{domain} (%)" for domain in FREQUENCY_DOMAINS]),
+             _table_row("---", ["---:"] * len(FREQUENCY_DOMAINS))]
+    for record in records:
+        lines.append(_table_row(record["class"], [f"{PERCENT * record[d]:.2f}" for d in FREQUENCY_DOMAINS]))
+    return "\n".join(lines)
+
+
+
 # --- sweeps and the ablation table (benchmarks/sweep.py) -----------------------------------------
 
 SWEEP_FIGURE_PX = (1100, 520)

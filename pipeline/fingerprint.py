@@ -1,0 +1,33 @@
+"""Stage `fingerprint` (always run, a few seconds): what `prepare` depends on instead of the dataset folders.
+
+With ``prepare.generate: false`` it writes a stat fingerprint (path, size, mtime) of the real datasets,
+so a changed or replaced dataset re-runs ``prepare`` (which checks it and writes a content
+fingerprint the training stages depend on). With the embedded benchmark the data follows from
+``prepare``'s params and code, which DVC already tracks, so it writes a constant.
+"""
+
+import json
+from pathlib import Path
+
+from common import load_validated_params
+
+from globallocal import config
+from globallocal.cli import run_stage
+from globallocal.data.fingerprint import stat_fingerprint
+
+OUT = Path("data/fingerprint.json")
+
+
+def main() -> None:
+    params = load_validated_params()
+    data = config.data_config(params)
+    if config.synthetic_config(params) is not None:
+        fingerprint = {"generated": True}
+    else:
+        fingerprint = stat_fingerprint(data.source, data.source_root, data.target_root)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(fingerprint, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,122 @@
+"""The ``globallocal`` command (also ``python -m globallocal``): presets and scoring any checkpoint.
+
+    python -m globallocal preset list
+    python -m globallocal preset apply paper_gta5 [--set data.source_root=/datasets/GTA5 ...]
+    python -m globallocal preset exp-run paper_gta5 [--set ...] [--dry-run] [-- -n paper-gta5 --queue]
+    python -m globallocal evaluate CHECKPOINT --target-root data/Cityscapes --split val --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from globallocal.cli import run_stage
+
+PARAMS_FILE = Path("params.yaml")
+
+
+def _preset_parser(commands) -> None:
+    preset = commands.add_parser("preset", help="list, apply or run a preset (presets/<name>.yaml)")
+    actions = preset.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="the available presets")
+    for action, text in (
+        ("apply", "write the preset's values into params.yaml (comments kept)"),
+        ("exp-run", "start `dvc exp run -S ...` with the preset's values; params.yaml stays as committed"),
+    ):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("name", help="preset name (paper_gta5, paper_synthia, embedded) or a YAML path")
+        sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="also set a params key, after the preset (repeatable)")
+        sub.add_argument("--presets-dir", type=Path, default=Path("presets"))
+        if action == "apply":
+            sub.add_argument("--params", type=Path, default=PARAMS_FILE)
+        else:
+            sub.add_argument("--dry-run", action="store_true", help="print the dvc command instead of running it")
+
+
+def _evaluate_parser(commands) -> None:
+    sub = commands.add_parser("evaluate", help="score a checkpoint (ours or ADVENT's) on a Cityscapes-layout root")
+    sub.add_argument("checkpoint", type=Path)
+    sub.add_argument("--target-root", type=Path, required=True, help="Cityscapes layout: leftImg8bit/, gtFine/")
+    sub.add_argument("--split", default="val")
+    sub.add_argument("--out", type=Path, required=True,
+                     help="writes metrics.json, per_class_iou.json, labelIds/ and color/ predictions")
+    sub.add_argument("--size", default="1024x512", help="input WIDTHxHEIGHT the images are resized to")
+    sub.add_argument("--synthia", action="store_true",
+                     help="also report mIoU-16 and mIoU-13 (implied by a 16-class ADVENT checkpoint)")
+    sub.add_argument("--scales", default="1.0",
+                     help="comma-separated input scales averaged (multi-scale), e.g. 0.75,1.0,1.25")
+    sub.add_argument("--flip", action="store_true", help="also average the horizontally flipped prediction")
+    sub.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    sub.add_argument("--no-official-check", action="store_true",
+                     help="skip re-scoring the labelId PNGs with cityscapesscripts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="globallocal", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _preset_parser(commands)
+    _evaluate_parser(commands)
+    return parser
+
+
+def _preset(args: argparse.Namespace) -> int:
+    from globallocal import config, presets
+
+    if args.action == "list":
+        for name in presets.available_presets(Path("presets")):
+            print(name)
+        return 0
+    settings = presets.preset_settings(args.name, args.overrides, args.presets_dir)
+    if args.action == "apply":
+        changed = presets.apply_settings(args.params, settings, origin=f"preset '{args.name}'")
+        print(f"{args.params}: preset '{args.name}' applied, {len(changed)} keys changed"
+              + (f" ({', '.join(changed)})" if changed else ""))
+        return 0
+    # Only what differs from params.yaml, so the command (and `dvc exp show`) stays readable.
+    settings = presets.changed_settings(config.load_params(PARAMS_FILE), settings)
+    command = presets.exp_run_command(settings, args.dvc_args)
+    print(presets.shell_line(command))
+    if args.dry_run:
+        return 0
+    return subprocess.call(command)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from globallocal.scoring import EvaluateOptions, score_checkpoint
+
+    options = EvaluateOptions.from_strings(
+        target_root=args.target_root, split=args.split, out_dir=args.out, size=args.size,
+        synthia=args.synthia, scales=args.scales, flip=args.flip, device=args.device,
+        official_check=not args.no_official_check,
+    )
+    metrics = score_checkpoint(args.checkpoint, options)
+    summary = ", ".join(f"{key} {value}" for key, value in metrics.items() if key.startswith("miou"))
+    print(f"{args.checkpoint}: {summary} -> {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" goes to `dvc exp run` untouched (-n NAME, --queue, --temp, ...).
+    dvc_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    args = build_parser().parse_args(argv)
+    args.dvc_args = dvc_args
+    handler = {"preset": _preset, "evaluate": _evaluate}[args.command]
+    status = 0
+
+    def call() -> None:
+        nonlocal status
+        status = handler(args)
+
+    run_stage(call)
+    if status:
+        sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Presets: the paper settings as files, applied to params.yaml in one step or run as dvc exp run -S."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from globallocal import config, presets
+from globallocal.__main__ import main
+from globallocal.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+PRESETS = REPO / "presets"
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", path)
+    return path
+
+
+def applied(params_file, name, overrides=()):
+    presets.apply_settings(params_file, presets.preset_settings(name, list(overrides), PRESETS), name)
+    return config.load_params(params_file)
+
+
+def test_the_three_presets_exist():
+    assert presets.available_presets(PRESETS) == ["embedded", "paper_gta5", "paper_synthia"]
+
+
+def test_paper_gta5_holds_the_papers_setting_as_effective_params(params_file):
+    params = applied(params_file, "paper_gta5")
+    data, model = config.data_config(params), config.model_config(params)
+    assert (data.source, str(data.source_root), str(data.target_root)) == ("gta5", "data/GTA5", "data/Cityscapes")
+    assert (data.source_size, data.target_size) == ((1280, 720), (1024, 512))
+    assert (model.arch, model.freeze_bn, model.output_stride) == ("deeplabv2_resnet101", True, 8)
+    assert config.batch_size(params) == 1 and config.synthetic_config(params) is None
+    for stage in ("pretrain", "adapt", "oracle"):
+        optim = config.optim_config(params, stage)
+        assert (optim.lr, optim.momentum, optim.weight_decay, optim.power) == (2.5e-4, 0.9, 5e-4, 0.9)
+        assert (optim.iterations, optim.max_iters) == (120_000, 250_000)
+        assert (optim.lr_d, optim.betas_d) == (1e-4, (0.9, 0.99))
+    alignment = config.alignment_config(params)
+    assert (alignment.global_family, alignment.local.window) == ("advent", 1)
+    assert (alignment.lambda_adv_main, alignment.lambda_adv_aux) == (1e-3, 2e-4)
+
+
+def test_paper_synthia_differs_from_gta5_only_in_the_source(params_file, tmp_path):
+    gta5 = presets.flatten(presets.load_preset("paper_gta5", PRESETS))
+    synthia = presets.flatten(presets.load_preset("paper_synthia", PRESETS))
+    assert {k: v for k, v in synthia.items() if gta5[k] != v} == {
+        "data.source": "synthia", "data.source_root": "data/SYNTHIA", "data.source_size": [1280, 760]}
+
+
+def test_embedded_preset_is_the_committed_default(params_file):
+    before = params_file.read_text()
+    assert presets.apply_settings(params_file, presets.preset_settings("embedded", [], PRESETS), "embedded") == []
+    assert params_file.read_text() == before
+
+
+def test_applying_a_preset_keeps_comments_and_switching_back_restores_the_file(params_file):
+    before = params_file.read_text()
+    applied(params_file, "paper_gta5")
+    text = params_file.read_text()
+    assert "arch: deeplabv2_resnet101 # mobilenetv3_large | deeplabv2_resnet101" in text
+    assert "  source_size: [1280, 720]  # [width, height] the source is resized to" in text
+    applied(params_file, "embedded")
+    assert params_file.read_text() == before
+
+
+def test_overrides_apply_after_the_preset(params_file):
+    params = applied(params_file, "paper_gta5", ["data.source_root=/datasets/GTA5", "data.source_size=[64, 36]"])
+    assert params["data"]["source_root"] == "/datasets/GTA5" and params["data"]["source_size"] == [64, 36]
+
+
+def test_unknown_key_in_a_preset_is_refused_and_params_yaml_left_alone(params_file):
+    before = params_file.read_text()
+    with pytest.raises(UserError, match="'adapt.lambda_local'.*params.yaml does not have"):
+        applied(params_file, "paper_gta5", ["adapt.lambda_local=0.1"])
+    assert params_file.read_text() == before
+
+
+def test_invalid_result_is_refused_before_writing(params_file):
+    before = params_file.read_text()
+    with pytest.raises(UserError, match="adapt.global_family"):
+        applied(params_file, "paper_gta5", ["adapt.global_family=cycada"])
+    assert params_file.read_text() == before
+
+
+def test_unknown_preset_lists_the_available_ones():
+    with pytest.raises(UserError, match="available presets: embedded, paper_gta5, paper_synthia"):
+        presets.load_preset("paper_cityscapes", PRESETS)
+
+
+def test_exp_run_passes_only_the_keys_that_differ_as_set_params():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    settings = presets.changed_settings(params, presets.preset_settings("paper_synthia", [], PRESETS))
+    command = presets.exp_run_command(settings, ["-n", "synthia"])
+    assert command[:3] == ["dvc", "exp", "run"] and command[-2:] == ["-n", "synthia"]
+    pairs = dict(arg.split("=", 1) for arg in command[4:-2:2])
+    assert pairs["data.source"] == "synthia" and pairs["data.source_size"] == "[1280,760]"
+    assert pairs["model.backbone_weights"] == "weights/DeepLab_resnet_pretrained_imagenet.pth"
+    assert "train.momentum" not in pairs  # the same in the default and the preset
+
+
+def test_command_line_apply_is_one_switch(params_file, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    main(["preset", "apply", "paper_gta5", "--params", str(params_file)])
+    assert "preset 'paper_gta5' applied" in capsys.readouterr().out
+    assert yaml.safe_load(params_file.read_text())["model"]["arch"] == "deeplabv2_resnet101"
+
+
+def test_command_line_exp_run_dry_run_prints_the_dvc_command(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    main(["preset", "exp-run", "paper_gta5", "--dry-run", "--", "-n", "paper-gta5"])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("dvc exp run -S ") and line.endswith("-n paper-gta5")
+    assert "-S model.arch=deeplabv2_resnet101" in line
