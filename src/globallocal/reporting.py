@@ -488,6 +488,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _pm(values: Sequence[float]) -> str:
+    if len(values) == 0:
+        return MISSING_VALUE
     mean, std = mean_std(values)
     return f"{mean:.2f} ± {std:.2f}"
 
