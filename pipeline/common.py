@@ -95,7 +95,8 @@ def training_stage(
         )
         target_loader = context.loader(unlabelled, batch, seed + 1, workers)
 
-    atomic.check_writable(checkpoint_out)
+    if context.is_main:  # rank 0 alone writes
+        atomic.check_writable(checkpoint_out)
     state = build_train_state(model, train_config, NUM_CLASSES)
     context.distribute(state)
     # Snapshots live outside DVC's outputs on purpose: see globallocal.snapshots. One process only: a

@@ -158,3 +158,14 @@ def test_gradient_norm_is_the_norm_of_the_loss_gradient_on_the_output_and_leaves
     assert gradient_norm(loss, output) == pytest.approx(5.0)
     assert weight.grad is None
     assert gradient_norm(torch.tensor(1.0), output) == 0.0
+
+
+def test_a_batch_without_a_labelled_pixel_gives_zero_segmentation_loss_not_nan():
+    from globallocal.training import segmentation_loss
+
+    logits = torch.randn(1, K, 4, 4, requires_grad=True)
+    loss = segmentation_loss(logits, torch.full((1, 4, 4), 255))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.all(logits.grad == 0)
+    labels = torch.randint(0, K, (1, 4, 4))
+    assert torch.equal(segmentation_loss(logits, labels), torch.nn.functional.cross_entropy(logits, labels))

@@ -34,16 +34,22 @@ def save_checkpoint(path: Path, state: TrainState, model_spec: dict) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint onto the CPU; a missing or unreadable file is a UserError naming it."""
+def read_weights_file(path: Path):
+    """Whatever a weights file holds, read onto the CPU with ``weights_only=True``; a missing or
+    unreadable file (or a pickle that weights_only refuses) is a UserError naming it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist: run the stage that writes it first (dvc repro)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a damaged file
         reason = _REFUSED_PICKLE_HINT if "Weights only load failed" in str(error) else _first_line(error)
         raise UserError(f"checkpoint {path} cannot be read ({reason}); delete it and re-run its stage") from error
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read one of this pipeline's checkpoints; anything else is a UserError naming the file."""
+    checkpoint = read_weights_file(path)
     missing = [key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing:
         raise UserError(

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from globallocal.checkpoints import load_checkpoint, model_from_checkpoint
+from globallocal.checkpoints import model_from_checkpoint, read_weights_file
 from globallocal.data.file_lists import list_cityscapes
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES, SYNTHIA_16_TRAIN_IDS
 from globallocal.data.loading import target_dataset
@@ -92,7 +92,7 @@ class MultiScaleFlip(nn.Module):
 def load_any_checkpoint(path: Path) -> tuple[SegmentationModel, int, list[str]]:
     """A model from one of our checkpoints or from an ADVENT-format DeepLab-v2 state dict (both read
     with ``weights_only=True``); returns (model, number of classes it was trained on, notes)."""
-    payload = load_checkpoint(path)
+    payload = read_weights_file(path)
     if isinstance(payload, dict) and "model_spec" in payload and "model" in payload:
         model, _ = model_from_checkpoint(path)
         return model, NUM_CLASSES, []

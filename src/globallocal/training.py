@@ -227,6 +227,14 @@ def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) 
     return images.to(device, non_blocking=True, memory_format=memory_format)
 
 
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the labelled pixels of (N, K, H, W) logits; 0 (still on the graph) when the batch
+    has none, e.g. a GTA5 frame whose label is all void, where the mean over no pixel would be NaN."""
+    if not bool((labels != IGNORE_INDEX).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+
+
 def gradient_norm(loss: torch.Tensor, output: torch.Tensor) -> float:
     """L2 norm of d loss / d output over the whole (N, K, H, W) output; 0 when the loss is constant.
 
@@ -285,12 +293,12 @@ def train_step(
     images = _to_device(source["image"], device, config.channels_last)
     labels = source["label"].to(device, non_blocking=True)
     src = _forward(model, images, config.multi_level, device, config.precision)
-    loss_seg = F.cross_entropy(src["main"], labels, ignore_index=IGNORE_INDEX)
+    loss_seg = segmentation_loss(src["main"], labels)
     log["loss_seg/main"] = loss_seg.item()
     if measure:
         log["grad_norm/seg_main"] = gradient_norm(loss_seg, src["main"])
     if config.multi_level and config.lambda_seg_aux > 0:
-        loss_aux = F.cross_entropy(src["aux"], labels, ignore_index=IGNORE_INDEX)
+        loss_aux = segmentation_loss(src["aux"], labels)
         log["loss_seg/aux"] = loss_aux.item()
         loss_seg = loss_seg + config.lambda_seg_aux * loss_aux
     # Backward now so the source graph is freed before the target forward (ADVENT does the same).
