@@ -6,13 +6,13 @@
 Both steps train the same model (built from params.yaml, or the paper's DeepLab-v2 ResNet-101) on the
 same random batches:
 
-* **reference**: the loop as ADVENT structures it, fp32, NCHW, ADVENT's discriminators (D_g width 64):
-  G forward + segmentation backward on source, target forward, every head's adversarial term through
+* **reference**: the loop as ADVENT structures it, fp32, NCHW, ADVENT's discriminators (D_g width 64,
+  on the whole input-size map): G forward + segmentation backward on source, target forward, every head's adversarial term through
   its frozen D (and the local term), backward, then each D on detached source and target outputs, each
   term recomputing softmax / self-information from the logits it is given. Its parts are timed one by
   one (the breakdown).
 * **configured**: `training.train_step` with the params' TrainConfig (precision, channels_last,
-  global_d_width, shared target softmax, ...).
+  global_d_width, global_d_pool, shared target softmax, ...).
 
 Repeats alternate reference and configured (ABAB...), so a machine that gets busier or quieter slows
 both alike; the ratio is the median over repeats, its spread the min..max of per-repeat ratios. Peak
@@ -168,10 +168,10 @@ def measure(setting: str, params: dict, device: torch.device, iterations: int, r
         batch = 1
         configured = dataclasses.replace(
             configured, alignment=dataclasses.replace(configured.alignment, global_d_width=ADVENT_D_WIDTH,
-                                                      local=dataclasses.replace(configured.alignment.local, window=1)))
+                                                      global_d_pool=1, local=dataclasses.replace(configured.alignment.local, window=1)))
     reference = dataclasses.replace(
         configured, precision="fp32", channels_last=False, log_grad_norms=False,
-        alignment=dataclasses.replace(configured.alignment, global_d_width=ADVENT_D_WIDTH),
+        alignment=dataclasses.replace(configured.alignment, global_d_width=ADVENT_D_WIDTH, global_d_pool=1),
     )
     generator = torch.Generator().manual_seed(0)
     data = [batches(batch, sizes, generator) for _ in range(2)]
@@ -207,8 +207,10 @@ def measure(setting: str, params: dict, device: torch.device, iterations: int, r
         "device": str(device), "threads": torch.get_num_threads(), "model": spec["arch"],
         "source_size": list(sizes["source"]), "target_size": list(sizes["target"]), "batch_per_domain": batch,
         "configured": {"precision": configured.precision, "channels_last": configured.channels_last,
-                       "global_d_width": configured.alignment.global_d_width},
-        "reference": {"precision": "fp32", "channels_last": False, "global_d_width": ADVENT_D_WIDTH},
+                       "global_d_width": configured.alignment.global_d_width,
+                       "global_d_pool": configured.alignment.global_d_pool},
+        "reference": {"precision": "fp32", "channels_last": False, "global_d_width": ADVENT_D_WIDTH,
+                      "global_d_pool": 1},
         "iterations_per_repeat": iterations, "repeats": repeats,
         "reference_s_per_iter": statistics.median(seconds["reference"]),
         "configured_s_per_iter": statistics.median(seconds["configured"]),

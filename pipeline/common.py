@@ -11,7 +11,7 @@ from dvclive import Live
 
 from globallocal import atomic, config, distributed
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
-from globallocal.data.file_lists import read_list
+from globallocal.data.file_lists import SOURCE_LIST, TARGET_TRAIN_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import resolve_num_workers, source_dataset, target_dataset
 from globallocal.models import build_model
@@ -20,17 +20,7 @@ from globallocal.runtime import resolve_device, seed_everything
 from globallocal.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
 from globallocal.training import build_train_state, train
 
-SOURCE_LIST = "source_train.txt"
-TARGET_TRAIN_LIST = "target_train.txt"
-TARGET_DEV_LIST = "target_dev.txt"
-TARGET_VAL_LIST = "target_val.txt"
-
-
-def load_validated_params() -> dict:
-    """params.yaml, every section checked, so a bad value stops the stage before any work."""
-    params = config.load_params()
-    config.validate(params)
-    return params
+load_validated_params = config.load_validated_params
 
 
 def open_live(log_dir: Path, resume: bool = False) -> Live:

@@ -16,12 +16,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-from common import TARGET_DEV_LIST, TARGET_VAL_LIST, load_validated_params
 
 from globallocal import atomic, config
 from globallocal.checkpoints import model_from_checkpoint
 from globallocal.cli import run_stage
-from globallocal.data.file_lists import read_list
+from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
 from globallocal.data.loading import target_dataset
 from globallocal.data.transforms import to_display_rgb
@@ -54,7 +53,7 @@ def official_difference(ours: dict, official: dict) -> float:
 
 
 def main() -> None:
-    params = load_validated_params()
+    params = config.load_validated_params()
     data = config.data_config(params)
     device = resolve_device(config.device_name(params))
     num_keep = config.num_qualitative(params)

@@ -9,8 +9,6 @@ fingerprint the training stages depend on). With the embedded benchmark the data
 import json
 from pathlib import Path
 
-from common import load_validated_params
-
 from globallocal import config
 from globallocal.cli import run_stage
 from globallocal.data.fingerprint import stat_fingerprint
@@ -19,7 +17,7 @@ OUT = Path("data/fingerprint.json")
 
 
 def main() -> None:
-    params = load_validated_params()
+    params = config.load_validated_params()
     data = config.data_config(params)
     if config.synthetic_config(params) is not None:
         fingerprint = {"generated": True}

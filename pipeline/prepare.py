@@ -14,12 +14,20 @@ set): every choice is made on it, never on val.
 import time
 from pathlib import Path
 
-from common import SOURCE_LIST, TARGET_DEV_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, load_validated_params
-
 from globallocal import atomic, config
 from globallocal.cli import run_stage
 from globallocal.data import check
-from globallocal.data.file_lists import list_cityscapes, list_gta5, list_synthia, split_dev, write_list
+from globallocal.data.file_lists import (
+    SOURCE_LIST,
+    TARGET_DEV_LIST,
+    TARGET_TRAIN_LIST,
+    TARGET_VAL_LIST,
+    list_cityscapes,
+    list_gta5,
+    list_synthia,
+    split_dev,
+    write_list,
+)
 from globallocal.data.synthetic import write_benchmark
 
 SOURCE_LISTERS = {"gta5": list_gta5, "synthia": list_synthia}
@@ -27,7 +35,7 @@ DATA_REPORTS = Path("reports/data")
 
 
 def main() -> None:
-    params = load_validated_params()
+    params = config.load_validated_params()
     data = config.data_config(params)
     synthetic = config.synthetic_config(params)
     out_dir = config.prepare_out_dir(params)

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from common import load_validated_params
 
 from globallocal import config
 from globallocal.cli import run_stage
@@ -130,7 +129,7 @@ def dev_note(params: dict, headline: dict) -> str:
 
 
 def main() -> None:
-    params = load_validated_params()
+    params = config.load_validated_params()
     headline = json.loads((REPORTS / "metrics.json").read_text())
     per_class = json.loads((REPORTS / "per_class_iou.json").read_text())
     # The report's tables and figures take {model: {"miou": ..., "per_class_iou": {...}}}.

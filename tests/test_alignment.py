@@ -60,6 +60,40 @@ def test_global_discriminator_downsamples_by_32():
     assert out.shape == (2, 1, 2, 4)
 
 
+def test_pooled_global_discriminator_sees_the_cell_means_of_the_map():
+    # d_pool 2 on a 64x96 self-information map: D_g receives the 32x48 means of its 2x2 cells.
+    torch.manual_seed(0)
+    term = GlobalAlignment("advent", K, d_pool=2)
+    seen = []
+    term.discriminator.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    logits = torch.randn(1, K, 64, 96)
+    term.generator_loss(logits)
+    expected = self_information(logits.softmax(dim=1)).view(1, K, 32, 2, 48, 2).mean(dim=(3, 5))
+    assert seen[0].shape == (1, K, 32, 48)
+    assert torch.allclose(seen[0], expected, atol=1e-6)
+
+
+def test_pooled_global_discriminator_averages_only_the_pixels_of_edge_cells():
+    # 65 columns pooled by 2: the last cells hold one column each, so they are the mean of 2 rows only.
+    term = GlobalAlignment("adaptsegnet", K, d_pool=2)
+    seen = []
+    term.discriminator.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    logits = torch.randn(1, K, 64, 65)
+    term.generator_loss(logits)
+    last_column = logits.softmax(dim=1)[..., 64].view(1, K, 32, 2).mean(dim=-1)
+    assert seen[0].shape == (1, K, 32, 33)
+    assert torch.allclose(seen[0][..., 32], last_column, atol=1e-6)
+
+
+def test_unpooled_global_discriminator_sees_the_whole_map():
+    term = GlobalAlignment("adaptsegnet", K)
+    seen = []
+    term.discriminator.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    logits = torch.randn(2, K, 64, 64)
+    term.generator_loss(logits)
+    assert torch.equal(seen[0], logits.softmax(dim=1))
+
+
 def test_local_discriminator_keeps_resolution_and_gives_one_logit_per_class():
     out = LocalDiscriminator(K)(torch.zeros(2, K, 5, 7))
     assert out.shape == (2, K, 5, 7)

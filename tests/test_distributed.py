@@ -115,6 +115,7 @@ def tiny_params(root: Path) -> dict:
         params["data"][key] = str(root / params["data"][key])
     params["prepare"]["out_dir"] = str(root / params["prepare"]["out_dir"])
     params["pretrain"].update({"iterations": 2, "max_iters": 2})
+    params["adapt"]["global_d_pool"] = 1  # D_g needs a 32x32 map at 64x32
     params["train"].update({"log_every": 1, "nproc_per_node": WORLD_SIZE})
     return params
 

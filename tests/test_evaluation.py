@@ -14,6 +14,7 @@ from torch import nn
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES, label_id_to_train_id_lut
 from globallocal.errors import UserError
 from globallocal.evaluation import (
+    class_map,
     EvaluationResult,
     confusion_matrix,
     entropy_map,
@@ -337,3 +338,11 @@ def test_official_evaluation_without_ground_truth_names_the_searched_path(tmp_pa
     (tmp_path / "pred").mkdir()
     with pytest.raises(UserError, match="gtFine/val"):
         official_cityscapes_evaluation(tmp_path / "missing", "val", tmp_path / "pred")
+
+
+def test_class_map_is_argmax_over_classes_with_the_first_maximum_on_ties():
+    scores = torch.tensor([[[[0.1, 0.5]], [[0.7, 0.5]], [[0.2, 0.0]]]])  # (1, 3, 1, 2); a tie at pixel 2
+    assert class_map(scores).tolist() == [[[1, 0]]]
+    torch.manual_seed(0)
+    many = torch.randn(2, 19, 7, 9)
+    assert torch.equal(class_map(many), many.argmax(dim=1))

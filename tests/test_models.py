@@ -64,6 +64,35 @@ def test_mobilenet_output_stride_16_gives_5x7_logits_for_65x97_input():
     assert main.shape == (2, NUM_CLASSES, 5, 7)
 
 
+def test_mobilenet_small_output_stride_16_gives_5x7_logits_for_65x97_input():
+    model = build_model("mobilenetv3_small", NUM_CLASSES, output_stride=16)
+    aux, main = model(torch.zeros(2, 3, TINY_PX, 97))
+    assert aux.shape == (2, NUM_CLASSES, 5, 7)
+    assert main.shape == (2, NUM_CLASSES, 5, 7)
+
+
+def test_mobilenet_small_output_stride_8_gives_9x13_logits_for_65x97_input():
+    model = build_model("mobilenetv3_small", NUM_CLASSES, output_stride=8)
+    aux, main = model(torch.zeros(2, 3, TINY_PX, 97))
+    assert aux.shape == (2, NUM_CLASSES, 9, 13)
+    assert main.shape == (2, NUM_CLASSES, 9, 13)
+
+
+def test_mobilenet_small_heads_read_48_and_576_channels():
+    model = build_model("mobilenetv3_small", NUM_CLASSES)
+    assert model.aux_head.branches[0].in_channels == 48
+    assert model.main_head.branches[0].in_channels == 576
+
+
+def test_mobilenet_small_loads_a_torchvision_state_dict(tmp_path):
+    reference = torchvision.models.mobilenet_v3_small(weights=None)
+    path = tmp_path / "mobilenet_v3_small.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_model("mobilenetv3_small", NUM_CLASSES, backbone_weights=path)
+    assert torch.equal(model.backbone.features[4].block[0][0].weight, reference.features[4].block[0][0].weight)
+    assert torch.equal(model.backbone.features[12][0].weight, reference.features[12][0].weight)
+
+
 def test_mobilenet_aux_head_reads_112_channels_and_main_head_960():
     model = build_model("mobilenetv3_large", NUM_CLASSES)
     assert model.aux_head.branches[0].in_channels == 112

@@ -21,7 +21,7 @@ TINY = {
                 "source_size": [96, 53], "target_size": [96, 48]},
     "data": {"source_size": [64, 36], "target_size": [64, 32]},
     "pretrain": {"iterations": 3, "max_iters": 3},
-    "adapt": {"iterations": 2, "max_iters": 2},
+    "adapt": {"iterations": 2, "max_iters": 2, "global_d_pool": 1},  # D_g needs a 32x32 map at 64x32
     "oracle": {"iterations": 2, "max_iters": 2},
     "train": {"log_every": 1, "snapshot_every": 2},
     "evaluate": {"num_qualitative": 2},

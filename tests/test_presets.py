@@ -66,7 +66,7 @@ def test_applying_a_preset_keeps_comments_and_switching_back_restores_the_file(p
     before = params_file.read_text()
     applied(params_file, "paper_gta5")
     text = params_file.read_text()
-    assert "arch: deeplabv2_resnet101 # mobilenetv3_large | deeplabv2_resnet101" in text
+    assert "arch: deeplabv2_resnet101 # mobilenetv3_small | mobilenetv3_large | deeplabv2_resnet101 (paper)" in text
     assert "  source_size: [1280, 720]  # [width, height] the source is resized to" in text
     applied(params_file, "embedded")
     assert params_file.read_text() == before

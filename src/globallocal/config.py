@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from globallocal.alignment.discriminators import GLOBAL_MIN_INPUT
 from globallocal.alignment.gan_losses import GAN_LOSSES
 from globallocal.alignment.global_alignment import GLOBAL_FAMILIES, family_representation
 from globallocal.alignment.local import CONF_FILTERS, LocalAlignmentConfig
@@ -32,7 +33,7 @@ from globallocal.snapshots import SnapshotConfig
 from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
 
 SOURCE_DATASETS = ("gta5", "synthia")
-MODEL_ARCHS = ("mobilenetv3_large", "deeplabv2_resnet101")
+MODEL_ARCHS = ("mobilenetv3_large", "mobilenetv3_small", "deeplabv2_resnet101")
 OUTPUT_STRIDES = (8, 16)
 
 
@@ -311,12 +312,29 @@ def alignment_config(params: dict) -> AlignmentConfig:
         global_family=family,
         gan_loss=gan,
         global_d_width=_number(params, "adapt.global_d_width", minimum=1, integer=True),
+        global_d_pool=_number(params, "adapt.global_d_pool", minimum=1, integer=True),
         local_start_iter=_number(params, "adapt.local_start_iter", integer=True),
         local_warmup_iters=_number(params, "adapt.local_warmup_iters", integer=True),
         lr_d_local=None if lr_d_local is None else float(_number(params, "adapt.lr_d_local", strict=True)),
         local=local,
         **lambdas,
     )
+
+
+def check_global_discriminator_fits(params: dict) -> None:
+    """D_g must see a map of at least GLOBAL_MIN_INPUT x GLOBAL_MIN_INPUT positions in both domains."""
+    alignment = alignment_config(params)
+    if alignment.global_family not in ("advent", "adaptsegnet"):
+        return
+    data, pool = data_config(params), alignment.global_d_pool
+    for key, (width, height) in (("data.source_size", data.source_size), ("data.target_size", data.target_size)):
+        seen = (math.ceil(width / pool), math.ceil(height / pool))
+        if min(seen) < GLOBAL_MIN_INPUT:
+            raise UserError(
+                f"params keys '{key}' ({width}x{height}) and 'adapt.global_d_pool' ({pool}): D_g would see "
+                f"a {seen[0]}x{seen[1]} map, but its five stride-2 convolutions need at least "
+                f"{GLOBAL_MIN_INPUT}x{GLOBAL_MIN_INPUT}; lower adapt.global_d_pool or raise {key}"
+            )
 
 
 def train_config(params: dict, stage: str, aligned: bool) -> TrainConfig:
@@ -413,6 +431,13 @@ def check_known_keys(params: dict, known: set[str]) -> None:
         raise UserError(f"params key '{key}' is not a known key{suggestion}")
 
 
+def load_validated_params(path: Path = Path("params.yaml")) -> dict:
+    """params.yaml, every section checked, so a bad value stops a stage before any work."""
+    params = load_params(path)
+    validate(params)
+    return params
+
+
 def validate(params: dict) -> None:
     """Check every section at once, so that a bad value fails before any stage trains.
 
@@ -433,6 +458,7 @@ def _validate_values(params: dict) -> None:
     launch_config(params)
     for stage in ("pretrain", "adapt", "oracle"):
         train_config(params, stage, aligned=stage == "adapt")
+    check_global_discriminator_fits(params)
     prepare_out_dir(params)
     synthetic_config(params)
     dev_split(params)

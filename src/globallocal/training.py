@@ -65,6 +65,8 @@ class AlignmentConfig:
     gan_loss: str = "vanilla"
     #: D_g's base width (hidden channels w-2w-4w-8w); ADVENT's is 64.
     global_d_width: int = ADVENT_GLOBAL_WIDTH
+    #: D_g sees the output map average-pooled over pool x pool pixels; ADVENT's is 1 (the input size).
+    global_d_pool: int = 1
     lambda_adv_main: float = 1e-3
     lambda_adv_aux: float = 2e-4
     lambda_ent_main: float = 1e-3
@@ -128,7 +130,9 @@ class Aligners(nn.Module):
         self.config = config
         self.global_terms = nn.ModuleDict(
             {
-                head: GlobalAlignment(config.global_family, num_classes, config.gan_loss, config.global_d_width)
+                head: GlobalAlignment(
+                    config.global_family, num_classes, config.gan_loss, config.global_d_width, config.global_d_pool
+                )
                 for head in heads
                 if config.global_weight(head) > 0
             }

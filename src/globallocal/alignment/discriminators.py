@@ -11,6 +11,8 @@ GLOBAL_STRIDE = 2
 #: Channel multipliers of D_g's four hidden layers; times the width (ADVENT / AdaptSegNet: 64).
 GLOBAL_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
 ADVENT_GLOBAL_WIDTH = 64
+#: D_g's five stride-2 convolutions need a map at least this many positions high and wide.
+GLOBAL_MIN_INPUT = GLOBAL_STRIDE ** (len(GLOBAL_WIDTH_MULTIPLIERS) + 1)
 LOCAL_CHANNELS = (256, 128)
 
 

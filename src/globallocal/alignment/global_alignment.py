@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from globallocal.alignment.discriminators import ADVENT_GLOBAL_WIDTH, GlobalDiscriminator
@@ -31,16 +32,23 @@ def family_representation(family: str) -> str:
 
 
 class GlobalAlignment(nn.Module):
-    """Global alignment of one head's (N, K, H, W) logits (already upsampled to the input size)."""
+    """Global alignment of one head's (N, K, H, W) logits (already upsampled to the input size).
+
+    ``d_pool`` > 1: D_g sees the map a family aligns average-pooled over ``d_pool`` x ``d_pool`` pixels
+    (edges: the mean of the pixels there), d_pool^2 times fewer positions; ADVENT's D_g sees the whole
+    input-size map (1). MinEnt's entropy is always the mean over every pixel.
+    """
 
     def __init__(
-        self, family: str, num_classes: int, gan_loss_kind: str = "vanilla", d_width: int = ADVENT_GLOBAL_WIDTH
+        self, family: str, num_classes: int, gan_loss_kind: str = "vanilla", d_width: int = ADVENT_GLOBAL_WIDTH,
+        d_pool: int = 1,
     ):
         super().__init__()
         if family not in GLOBAL_FAMILIES:
             raise ValueError(f"unknown global family {family!r}; expected one of {GLOBAL_FAMILIES}")
         self.family = family
         self.gan_loss_kind = gan_loss_kind
+        self.d_pool = d_pool
         self.discriminator = (
             GlobalDiscriminator(num_classes, d_width) if family in _DISCRIMINATOR_INPUT else None
         )
@@ -51,7 +59,10 @@ class GlobalAlignment(nn.Module):
 
     def _discriminate(self, outputs: HeadOutputs) -> torch.Tensor:
         """D_g's logits in float32 (the convolutions may run in a lower precision under autocast)."""
-        return self.discriminator(outputs.represent(_DISCRIMINATOR_INPUT[self.family])).float()
+        seen = outputs.represent(_DISCRIMINATOR_INPUT[self.family])
+        if self.d_pool > 1:
+            seen = F.avg_pool2d(seen, self.d_pool, ceil_mode=True)
+        return self.discriminator(seen).float()
 
     def generator_loss(self, target: torch.Tensor | HeadOutputs) -> torch.Tensor:
         """The term G minimises on a target batch (logits or HeadOutputs): fool D_g into 'source', or

@@ -14,6 +14,12 @@ from globallocal.errors import UserError
 
 IMAGE_SUFFIX = ".png"
 
+#: The lists `prepare` writes into the lists folder and every later stage reads.
+SOURCE_LIST = "source_train.txt"
+TARGET_TRAIN_LIST = "target_train.txt"
+TARGET_DEV_LIST = "target_dev.txt"
+TARGET_VAL_LIST = "target_val.txt"
+
 GTA5_IMAGE_DIR = "images"
 GTA5_LABEL_DIR = "labels"
 GTA5_LAYOUT = "<root>/images/NNNNN.png and <root>/labels/NNNNN.png"

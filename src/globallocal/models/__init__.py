@@ -1,4 +1,4 @@
-"""Segmentation networks G: DeepLab-v2 ResNet-101 (the paper's) and MobileNetV3-large (CPU default).
+"""Segmentation networks G: DeepLab-v2 ResNet-101 (the paper's) and MobileNetV3-large / -small (CPU).
 
 `build_model` is the one way in; every model returns (aux_logits, main_logits) at feature
 resolution and says through `input_normalization` how its input must be prepared.
@@ -12,11 +12,11 @@ from globallocal.errors import UserError
 from globallocal.models.aspp import ASPPClassifier
 from globallocal.models.deeplabv2 import deeplabv2_resnet101
 from globallocal.models.mobilenet import OUTPUT_STRIDES as MOBILENET_OUTPUT_STRIDES
-from globallocal.models.mobilenet import mobilenetv3_large
+from globallocal.models.mobilenet import mobilenetv3
 from globallocal.models.pretrained import load_backbone_weights, read_checkpoint
 from globallocal.models.segmentation import INPUT_NORMALIZATIONS, SegmentationModel
 
-ARCHITECTURES = ("deeplabv2_resnet101", "mobilenetv3_large")
+ARCHITECTURES = ("deeplabv2_resnet101", "mobilenetv3_large", "mobilenetv3_small")
 
 #: Checkpoint keys that are not backbone: DeepLab-v2's ASPP heads (layer5, plus layer6 in
 #: AdaptSegNet/ADVENT multi-level models) and the ImageNet classifier of either backbone.
@@ -44,7 +44,7 @@ def build_model(
     ResNet-101 accepts a torchvision resnet101 state dict (then input_normalization is
     "imagenet") or a DeepLab-v2 Caffe conversion as ADVENT uses (keys possibly under "Scale.";
     input_normalization stays "caffe_bgr"). MobileNetV3 accepts a torchvision
-    mobilenet_v3_large state dict. Heads always start from scratch.
+    mobilenet_v3_large (or _small) state dict. Heads always start from scratch.
     """
     if arch == "deeplabv2_resnet101":
         if output_stride != 8:
@@ -54,13 +54,13 @@ def build_model(
             )
         model = deeplabv2_resnet101(num_classes, freeze_bn)
         skipped = RESNET_SKIPPED_PREFIXES
-    elif arch == "mobilenetv3_large":
+    elif arch in ("mobilenetv3_large", "mobilenetv3_small"):
         if output_stride not in MOBILENET_OUTPUT_STRIDES:
             raise UserError(
-                f"output_stride {output_stride} is not available for mobilenetv3_large; "
+                f"output_stride {output_stride} is not available for {arch}; "
                 f"use one of {MOBILENET_OUTPUT_STRIDES}."
             )
-        model = mobilenetv3_large(num_classes, freeze_bn, output_stride)
+        model = mobilenetv3(num_classes, freeze_bn, output_stride, arch.removeprefix("mobilenetv3_"))
         skipped = MOBILENET_SKIPPED_PREFIXES
     else:
         raise UserError(f"Unknown model architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}.")

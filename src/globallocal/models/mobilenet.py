@@ -1,4 +1,4 @@
-"""The CPU-sized segmentation network: torchvision's MobileNetV3-large features with DeepLab-v2 heads.
+"""The CPU-sized segmentation networks: torchvision's MobileNetV3 (large or small) features with DeepLab-v2 heads.
 
 Used by the embedded default, where a ResNet-101 would take hours per run on a laptop CPU.
 The heads are the same ASPP sums as DeepLab-v2's, so every alignment method runs unchanged.
@@ -6,11 +6,12 @@ The heads are the same ASPP sums as DeepLab-v2's, so every alignment method runs
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
-from torchvision.models import mobilenet_v3_large
+from torchvision.models import mobilenet_v3_large, mobilenet_v3_small
 from torchvision.ops import FrozenBatchNorm2d
 
 from globallocal.models.segmentation import SegmentationModel
@@ -19,37 +20,53 @@ from globallocal.models.segmentation import SegmentationModel
 MOBILENET_BN_EPS = 0.001
 #: ... and running-statistics momentum (PyTorch's default is 0.1).
 MOBILENET_BN_MOMENTUM = 0.01
-#: `features` indices: blocks 7..12 form the stride-16 stage (80 -> 112 channels), blocks 13..15
-#: the stride-32 stage (160 channels) and block 16 the 1x1 conv to 960 channels.
-STRIDE16_STAGE = range(7, 13)
-STRIDE32_STAGE = range(13, 16)
-#: The aux head reads the end of the stride-16 stage, the counterpart of ResNet's layer3.
-AUX_FEATURES_END = STRIDE16_STAGE.stop
-AUX_CHANNELS = 112
-MAIN_CHANNELS = 960
 OUTPUT_STRIDES = (8, 16)
 
 
-class MobileNetV3Backbone(nn.Module):
-    """(N, 3, H, W) -> (aux (N, 112, h, w), main (N, 960, h, w)) with h = H / output_stride, rounded up.
+@dataclass(frozen=True)
+class MobileNetVariant:
+    """Where a torchvision MobileNetV3's ``features`` change stride, and the channels the heads read.
 
-    `features` keeps torchvision's module names, so a torchvision mobilenet_v3_large state dict
-    loads into it directly. torchvision's `dilated=True` gives output stride 16; for 8 the
+    ``stride16`` / ``stride32``: the ``features`` indices of the stride-16 and stride-32 stages (the
+    1x1 conv to ``main_channels`` follows the latter); the aux head reads the end of the stride-16
+    stage (``aux_channels``), the counterpart of ResNet's layer3.
+    """
+
+    build: object
+    stride16: range
+    stride32: range
+    aux_channels: int
+    main_channels: int
+
+
+VARIANTS = {
+    "large": MobileNetVariant(mobilenet_v3_large, range(7, 13), range(13, 16), 112, 960),
+    "small": MobileNetVariant(mobilenet_v3_small, range(4, 9), range(9, 12), 48, 576),
+}
+
+
+class MobileNetV3Backbone(nn.Module):
+    """(N, 3, H, W) -> (aux (N, C_aux, h, w), main (N, C_main, h, w)) with h = H / output_stride, rounded up.
+
+    `features` keeps torchvision's module names, so a torchvision mobilenet_v3_large (or _small) state
+    dict loads into it directly. torchvision's `dilated=True` gives output stride 16; for 8 the
     stride-16 stage is dilated as well, the way DeepLab dilates ResNet's layer3.
     """
 
-    def __init__(self, norm_layer: type[nn.Module] | partial, output_stride: int):
+    def __init__(self, norm_layer: type[nn.Module] | partial, output_stride: int, variant: str = "large"):
         super().__init__()
-        self.features = mobilenet_v3_large(weights=None, dilated=True, norm_layer=norm_layer).features
+        spec = VARIANTS[variant]
+        self.features = spec.build(weights=None, dilated=True, norm_layer=norm_layer).features
+        self.aux_end = spec.stride16.stop
         if output_stride == 8:
-            for index in STRIDE16_STAGE:
+            for index in spec.stride16:
                 _dilate(self.features[index], dilation=2)
-            for index in STRIDE32_STAGE:
+            for index in spec.stride32:
                 _dilate(self.features[index], dilation=4)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        aux = self.features[:AUX_FEATURES_END](images)
-        main = self.features[AUX_FEATURES_END:](aux)
+        aux = self.features[: self.aux_end](images)
+        main = self.features[self.aux_end :](aux)
         return aux, main
 
 
@@ -63,8 +80,11 @@ def _dilate(block: nn.Module, dilation: int) -> None:
             module.padding = ((kernel - 1) // 2 * dilation,) * 2
 
 
-def mobilenetv3_large(num_classes: int, freeze_bn: bool = True, output_stride: int = 8) -> SegmentationModel:
-    """MobileNetV3-large backbone (output stride 8 or 16), aux ASPP on 112 ch, main ASPP on 960 ch.
+def mobilenetv3(
+    num_classes: int, freeze_bn: bool = True, output_stride: int = 8, variant: str = "large"
+) -> SegmentationModel:
+    """MobileNetV3-``variant`` backbone (output stride 8 or 16) with an aux ASPP head on the end of its
+    stride-16 stage (large: 112 ch, small: 48 ch) and a main ASPP head on its last conv (960 / 576 ch).
 
     Trained from scratch, pass freeze_bn=False: BatchNorm statistics must be learned.
     Expects "imagenet" input normalisation (torchvision's weights).
@@ -73,10 +93,21 @@ def mobilenetv3_large(num_classes: int, freeze_bn: bool = True, output_stride: i
         norm_layer = partial(FrozenBatchNorm2d, eps=MOBILENET_BN_EPS)
     else:
         norm_layer = partial(nn.BatchNorm2d, eps=MOBILENET_BN_EPS, momentum=MOBILENET_BN_MOMENTUM)
+    spec = VARIANTS[variant]
     return SegmentationModel(
-        backbone=MobileNetV3Backbone(norm_layer, output_stride),
-        aux_in_channels=AUX_CHANNELS,
-        main_in_channels=MAIN_CHANNELS,
+        backbone=MobileNetV3Backbone(norm_layer, output_stride, variant),
+        aux_in_channels=spec.aux_channels,
+        main_in_channels=spec.main_channels,
         num_classes=num_classes,
         input_normalization="imagenet",
     )
+
+
+def mobilenetv3_large(num_classes: int, freeze_bn: bool = True, output_stride: int = 8) -> SegmentationModel:
+    """MobileNetV3-large: aux ASPP on 112 ch, main ASPP on 960 ch."""
+    return mobilenetv3(num_classes, freeze_bn, output_stride, "large")
+
+
+def mobilenetv3_small(num_classes: int, freeze_bn: bool = True, output_stride: int = 8) -> SegmentationModel:
+    """MobileNetV3-small: aux ASPP on 48 ch, main ASPP on 576 ch (about a quarter of large's compute)."""
+    return mobilenetv3(num_classes, freeze_bn, output_stride, "small")
