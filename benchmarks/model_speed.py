@@ -4,6 +4,10 @@ One iteration = forward, upsampling both heads to the input size, the source seg
 (main + 0.1 * aux cross-entropy on random labels) and backward; no optimiser step.
 
     python benchmarks/model_speed.py --arch mobilenetv3_large --size 256x128 --batch 2 --iters 10
+    python benchmarks/model_speed.py --arch mobilenetv3_small --size 192x108 --output-stride 16 --compile
+
+``--compile`` wraps the network in ``torch.compile`` (inductor) and also prints the first iteration's
+seconds, which include the compilation; ``--channels-last`` runs the network and its input NHWC.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed iterations first")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output-stride", type=int, default=8)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (inductor)")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC network and input")
     parser.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
                         help="default: frozen for ResNet-101, learned for MobileNetV3 (as the pipeline)")
     return parser.parse_args()
@@ -65,9 +71,16 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch, 3, height_px, width_px, generator=generator)
     labels = torch.randint(0, NUM_CLASSES, (args.batch, height_px, width_px), generator=generator)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    if args.compile:
+        model = torch.compile(model)
 
+    first_s = time.perf_counter()
     for _ in range(args.warmup):
         train_step(model, images, labels)
+    first_s = (time.perf_counter() - first_s) / max(args.warmup, 1)
     start_s = time.perf_counter()
     # CPU time too: on a shared machine wall time is inflated by other jobs, CPU time much less.
     start_cpu_s = time.process_time()
@@ -78,10 +91,12 @@ def main() -> None:
 
     print(
         f"{args.arch} {width_px}x{height_px} batch {args.batch} OS {args.output_stride} "
-        f"freeze_bn {freeze_bn} threads {args.threads}: "
+        f"freeze_bn {freeze_bn} threads {args.threads}{' channels_last' if args.channels_last else ''}"
+        f"{' compiled' if args.compile else ''}: "
         f"{seconds_per_iter:.3f} s/iter (forward+backward, mean of {args.iters}; "
         f"{cpu_seconds_per_iter:.3f} CPU s/iter), "
-        f"peak RSS {peak_rss_mib():.0f} MiB ({imports_rss_mib:.0f} MiB after imports)"
+        f"peak RSS {peak_rss_mib():.0f} MiB ({imports_rss_mib:.0f} MiB after imports); "
+        f"warm-up iteration {first_s:.1f} s"
     )
 
 
