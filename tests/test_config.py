@@ -47,6 +47,8 @@ def test_default_adapt_is_advent_plus_local_on_the_main_head(params):
         ("data.target_size", "256x128", "data.target_size"),
         ("model.arch", "resnet50", "model.arch"),
         ("model.output_stride", 32, "model.output_stride"),
+        ("model.bn_momentum", 0, "model.bn_momentum"),
+        ("model.bn_momentum", 1.5, "model.bn_momentum"),
         ("pretrain.lr", 0, "pretrain.lr"),
         ("pretrain.iterations", 2.5, "pretrain.iterations"),
         ("adapt.max_iters", 10, "adapt.max_iters"),
@@ -60,6 +62,11 @@ def test_default_adapt_is_advent_plus_local_on_the_main_head(params):
 def test_bad_value_fails_naming_the_key(params, key, value, message):
     with pytest.raises(UserError, match=message.replace(".", r"\.")):
         config.validate(with_value(params, key, value))
+
+
+def test_bn_momentum_reaches_the_model_spec_and_null_means_the_architectures_own(params):
+    assert config.model_config(params).spec(19)["bn_momentum"] == 0.1
+    assert config.model_config(with_value(params, "model.bn_momentum", None)).spec(19)["bn_momentum"] is None
 
 
 def test_missing_key_is_named(params):

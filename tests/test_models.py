@@ -93,6 +93,15 @@ def test_mobilenet_small_loads_a_torchvision_state_dict(tmp_path):
     assert torch.equal(model.backbone.features[12][0].weight, reference.features[12][0].weight)
 
 
+def test_learned_batchnorm_takes_the_momentum_asked_for():
+    def momenta(model):
+        return {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+
+    assert momenta(build_model("mobilenetv3_small", NUM_CLASSES, freeze_bn=False)) == {0.01}  # torchvision's
+    assert momenta(build_model("mobilenetv3_small", NUM_CLASSES, freeze_bn=False, bn_momentum=0.1)) == {0.1}
+    assert momenta(build_model("mobilenetv3_large", NUM_CLASSES, freeze_bn=False, bn_momentum=0.3)) == {0.3}
+
+
 def test_mobilenet_aux_head_reads_112_channels_and_main_head_960():
     model = build_model("mobilenetv3_large", NUM_CLASSES)
     assert model.aux_head.branches[0].in_channels == 112

@@ -169,6 +169,8 @@ class ModelConfig:
     backbone_weights: Path | None
     freeze_bn: bool
     output_stride: int
+    #: Running-statistics momentum of learned BatchNorm; None = the architecture's own.
+    bn_momentum: float | None = None
 
     def spec(self, num_classes: int) -> dict:
         """Keyword arguments of ``build_model`` (stored in checkpoints, so plain types only)."""
@@ -178,6 +180,7 @@ class ModelConfig:
             "backbone_weights": str(self.backbone_weights) if self.backbone_weights else None,
             "freeze_bn": self.freeze_bn,
             "output_stride": self.output_stride,
+            "bn_momentum": self.bn_momentum,
         }
 
 
@@ -201,7 +204,18 @@ def model_config(params: dict) -> ModelConfig:
         backbone_weights=_path(params, "model.backbone_weights", optional=True),
         freeze_bn=_bool(params, "model.freeze_bn"),
         output_stride=stride,
+        bn_momentum=_bn_momentum(params),
     )
+
+
+def _bn_momentum(params: dict) -> float | None:
+    """``model.bn_momentum``: null (the architecture's own) or a number in (0, 1]."""
+    if _get(params, "model.bn_momentum") is None:
+        return None
+    value = _fraction(params, "model.bn_momentum")
+    if value == 0:
+        raise UserError("params key 'model.bn_momentum' is 0; it must lie in (0, 1], or be null")
+    return value
 
 
 def device_name(params: dict) -> str:

@@ -38,8 +38,12 @@ def build_model(
     backbone_weights: Path | None = None,
     freeze_bn: bool = True,
     output_stride: int = 8,
+    bn_momentum: float | None = None,
 ) -> SegmentationModel:
     """The segmentation network `arch`, with backbone weights from a local file if given.
+
+    ``bn_momentum``: running-statistics momentum of learned BatchNorm (None: the architecture's own,
+    torchvision's 0.01 for MobileNetV3, PyTorch's 0.1 for ResNet-101); ignored with frozen BN.
 
     ResNet-101 accepts a torchvision resnet101 state dict (then input_normalization is
     "imagenet") or a DeepLab-v2 Caffe conversion as ADVENT uses (keys possibly under "Scale.";
@@ -52,7 +56,7 @@ def build_model(
                 f"output_stride {output_stride} is not available for deeplabv2_resnet101: "
                 "DeepLab-v2 ResNet-101 always runs at output stride 8."
             )
-        model = deeplabv2_resnet101(num_classes, freeze_bn)
+        model = deeplabv2_resnet101(num_classes, freeze_bn, **_momentum(bn_momentum))
         skipped = RESNET_SKIPPED_PREFIXES
     elif arch in ("mobilenetv3_large", "mobilenetv3_small"):
         if output_stride not in MOBILENET_OUTPUT_STRIDES:
@@ -60,7 +64,9 @@ def build_model(
                 f"output_stride {output_stride} is not available for {arch}; "
                 f"use one of {MOBILENET_OUTPUT_STRIDES}."
             )
-        model = mobilenetv3(num_classes, freeze_bn, output_stride, arch.removeprefix("mobilenetv3_"))
+        model = mobilenetv3(
+            num_classes, freeze_bn, output_stride, arch.removeprefix("mobilenetv3_"), **_momentum(bn_momentum)
+        )
         skipped = MOBILENET_SKIPPED_PREFIXES
     else:
         raise UserError(f"Unknown model architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}.")
@@ -70,6 +76,10 @@ def build_model(
         if arch == "deeplabv2_resnet101" and _is_torchvision_classifier(state):
             model.input_normalization = "imagenet"
     return model
+
+
+def _momentum(bn_momentum: float | None) -> dict:
+    return {} if bn_momentum is None else {"bn_momentum": bn_momentum}
 
 
 def _is_torchvision_classifier(state: dict) -> bool:

@@ -18,7 +18,9 @@ from globallocal.models.segmentation import SegmentationModel
 
 #: torchvision's MobileNetV3 BatchNorm epsilon (its checkpoints were trained with it) ...
 MOBILENET_BN_EPS = 0.001
-#: ... and running-statistics momentum (PyTorch's default is 0.1).
+#: ... and running-statistics momentum for its long ImageNet schedule (PyTorch's default is 0.1). Over a
+#: few hundred iterations from scratch, 0.01 leaves the eval-mode statistics far behind the weights:
+#: the embedded default passes ``model.bn_momentum: 0.1``.
 MOBILENET_BN_MOMENTUM = 0.01
 OUTPUT_STRIDES = (8, 16)
 
@@ -81,18 +83,19 @@ def _dilate(block: nn.Module, dilation: int) -> None:
 
 
 def mobilenetv3(
-    num_classes: int, freeze_bn: bool = True, output_stride: int = 8, variant: str = "large"
+    num_classes: int, freeze_bn: bool = True, output_stride: int = 8, variant: str = "large",
+    bn_momentum: float = MOBILENET_BN_MOMENTUM,
 ) -> SegmentationModel:
     """MobileNetV3-``variant`` backbone (output stride 8 or 16) with an aux ASPP head on the end of its
     stride-16 stage (large: 112 ch, small: 48 ch) and a main ASPP head on its last conv (960 / 576 ch).
 
-    Trained from scratch, pass freeze_bn=False: BatchNorm statistics must be learned.
-    Expects "imagenet" input normalisation (torchvision's weights).
+    Trained from scratch, pass freeze_bn=False: BatchNorm statistics must be learned (their running
+    averages with ``bn_momentum``). Expects "imagenet" input normalisation (torchvision's weights).
     """
     if freeze_bn:
         norm_layer = partial(FrozenBatchNorm2d, eps=MOBILENET_BN_EPS)
     else:
-        norm_layer = partial(nn.BatchNorm2d, eps=MOBILENET_BN_EPS, momentum=MOBILENET_BN_MOMENTUM)
+        norm_layer = partial(nn.BatchNorm2d, eps=MOBILENET_BN_EPS, momentum=bn_momentum)
     spec = VARIANTS[variant]
     return SegmentationModel(
         backbone=MobileNetV3Backbone(norm_layer, output_stride, variant),
