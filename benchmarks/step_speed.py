@@ -7,9 +7,10 @@ Both steps train the same model (built from params.yaml, or the paper's DeepLab-
 same random batches:
 
 * **reference**: the loop as ADVENT structures it, fp32, NCHW, ADVENT's discriminators (D_g width 64,
-  on the whole input-size map): G forward + segmentation backward on source, target forward, every head's adversarial term through
-  its frozen D (and the local term), backward, then each D on detached source and target outputs, each
-  term recomputing softmax / self-information from the logits it is given. Its parts are timed one by
+  on the whole input-size map): G forward + segmentation backward on source, target forward, every
+  head's adversarial term through its frozen D (and the local term), backward, then each D on detached
+  source and target outputs, each term recomputing softmax / self-information from the logits it is
+  given. Its parts are timed one by
   one (the breakdown).
 * **configured**: `training.train_step` with the params' TrainConfig (precision, channels_last,
   global_d_width, global_d_pool, shared target softmax, ...).
@@ -166,9 +167,10 @@ def measure(setting: str, params: dict, device: torch.device, iterations: int, r
                 "freeze_bn": True, "output_stride": 8}
         sizes = PAPER_SIZES if device.type == "cuda" else PAPER_CPU_SIZES
         batch = 1
+        paper_local = dataclasses.replace(configured.alignment.local, window=1)
         configured = dataclasses.replace(
             configured, alignment=dataclasses.replace(configured.alignment, global_d_width=ADVENT_D_WIDTH,
-                                                      global_d_pool=1, local=dataclasses.replace(configured.alignment.local, window=1)))
+                                                      global_d_pool=1, local=paper_local))
     reference = dataclasses.replace(
         configured, precision="fp32", channels_last=False, log_grad_norms=False,
         alignment=dataclasses.replace(configured.alignment, global_d_width=ADVENT_D_WIDTH, global_d_pool=1),
