@@ -10,8 +10,7 @@ same random batches:
   on the whole input-size map): G forward + segmentation backward on source, target forward, every
   head's adversarial term through its frozen D (and the local term), backward, then each D on detached
   source and target outputs, each term recomputing softmax / self-information from the logits it is
-  given. Its parts are timed one by
-  one (the breakdown).
+  given. Its parts are timed one by one (the breakdown).
 * **configured**: `training.train_step` with the params' TrainConfig (precision, channels_last,
   global_d_width, global_d_pool, shared target softmax, ...).
 
