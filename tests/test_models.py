@@ -50,32 +50,16 @@ def test_resnet101_caffe_max_pool_rounds_up_64px_to_9(resnet101):
     assert main.shape[-2:] == (9, 13)
 
 
-def test_mobilenet_output_stride_8_gives_9x13_logits_for_65x97_input():
-    model = build_model("mobilenetv3_large", NUM_CLASSES, output_stride=8)
+MOBILENETS = ("mobilenetv3_large", "mobilenetv3_small")
+
+
+@pytest.mark.parametrize("arch", MOBILENETS)
+@pytest.mark.parametrize("stride, logits_hw", [(8, (9, 13)), (16, (5, 7))])
+def test_mobilenet_logit_size_for_65x97_input_follows_the_output_stride(arch, stride, logits_hw):
+    model = build_model(arch, NUM_CLASSES, output_stride=stride)
     aux, main = model(torch.zeros(2, 3, TINY_PX, 97))
-    assert aux.shape == (2, NUM_CLASSES, 9, 13)
-    assert main.shape == (2, NUM_CLASSES, 9, 13)
-
-
-def test_mobilenet_output_stride_16_gives_5x7_logits_for_65x97_input():
-    model = build_model("mobilenetv3_large", NUM_CLASSES, output_stride=16)
-    aux, main = model(torch.zeros(2, 3, TINY_PX, 97))
-    assert aux.shape == (2, NUM_CLASSES, 5, 7)
-    assert main.shape == (2, NUM_CLASSES, 5, 7)
-
-
-def test_mobilenet_small_output_stride_16_gives_5x7_logits_for_65x97_input():
-    model = build_model("mobilenetv3_small", NUM_CLASSES, output_stride=16)
-    aux, main = model(torch.zeros(2, 3, TINY_PX, 97))
-    assert aux.shape == (2, NUM_CLASSES, 5, 7)
-    assert main.shape == (2, NUM_CLASSES, 5, 7)
-
-
-def test_mobilenet_small_output_stride_8_gives_9x13_logits_for_65x97_input():
-    model = build_model("mobilenetv3_small", NUM_CLASSES, output_stride=8)
-    aux, main = model(torch.zeros(2, 3, TINY_PX, 97))
-    assert aux.shape == (2, NUM_CLASSES, 9, 13)
-    assert main.shape == (2, NUM_CLASSES, 9, 13)
+    assert aux.shape == (2, NUM_CLASSES, *logits_hw)
+    assert main.shape == (2, NUM_CLASSES, *logits_hw)
 
 
 def test_mobilenet_small_heads_read_48_and_576_channels():
