@@ -44,7 +44,9 @@ def _evaluate_parser(commands) -> None:
     sub.add_argument("--split", default="val")
     sub.add_argument("--out", type=Path, required=True,
                      help="writes metrics.json, per_class_iou.json, labelIds/ and color/ predictions")
-    sub.add_argument("--size", default="1024x512", help="input WIDTHxHEIGHT the images are resized to")
+    sub.add_argument("--size", default=None,
+                     help="input WIDTHxHEIGHT the images are resized to (default: the size the checkpoint was "
+                          "trained at; 1024x512 for a checkpoint that does not record it)")
     sub.add_argument("--synthia", action="store_true",
                      help="also report mIoU-16 and mIoU-13 (implied by a 16-class ADVENT checkpoint)")
     sub.add_argument("--scales", default="1.0",
@@ -86,13 +88,22 @@ def _preset(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from globallocal.scoring import EvaluateOptions, score_checkpoint
+    # Every argument is checked before torch is imported (seconds): a mistake is reported at once.
+    from globallocal.checkpoint_files import check_checkpoint_file
+    from globallocal.errors import UserError
+    from globallocal.evaluate_options import EvaluateOptions
 
     options = EvaluateOptions.from_strings(
         target_root=args.target_root, split=args.split, out_dir=args.out, size=args.size,
         synthia=args.synthia, scales=args.scales, flip=args.flip, device=args.device,
         official_check=not args.no_official_check,
     )
+    check_checkpoint_file(args.checkpoint)
+    if not args.target_root.is_dir():
+        raise UserError(f"--target-root {args.target_root} is not a folder; pass the Cityscapes-layout root "
+                        "(the folder holding leftImg8bit/ and gtFine/)")
+    from globallocal.scoring import score_checkpoint
+
     metrics = score_checkpoint(args.checkpoint, options)
     summary = ", ".join(f"{key} {value}" for key, value in metrics.items() if key.startswith("miou"))
     print(f"{args.checkpoint}: {summary} -> {args.out}")
