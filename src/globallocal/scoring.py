@@ -9,7 +9,6 @@ in the paper's protocol.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from globallocal import atomic
 from globallocal.checkpoint_files import USER_FILE_REMEDY, check_checkpoint_file
 from globallocal.checkpoints import INPUT_SIZE_KEY, model_from_checkpoint, read_weights_file
 from globallocal.data.file_lists import list_cityscapes
@@ -126,13 +126,14 @@ def score_checkpoint(checkpoint: Path, options: EvaluateOptions, progress: bool 
     per_class = full.pop("per_class_iou")
     metrics = {**full, "num_images": len(names), "checkpoint": str(checkpoint), "split": options.split,
                "size": list(size), "scales": list(options.scales), "flip": options.flip}
-    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-    (out_dir / PER_CLASS_FILE).write_text(json.dumps(per_class, indent=2) + "\n")
-    np.save(out_dir / CONFUSION_FILE, result.confusion)
+    # Each file whole or absent: a kill leaves no half-written JSON for a script to choke on.
+    atomic.write_json(out_dir / METRICS_FILE, metrics)
+    atomic.write_json(out_dir / PER_CLASS_FILE, per_class)
+    with atomic.atomic_path(out_dir / CONFUSION_FILE) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, result.confusion)
     if options.official_check:
         official = official_cityscapes_evaluation(options.target_root, options.split, labelid_dir)
         worst = max((abs(per_class[name] - official[name]) for name in CLASS_NAMES
                      if per_class[name] is not None and not math.isnan(official[name])), default=0.0)
-        (out_dir / OFFICIAL_CHECK_FILE).write_text(
-            json.dumps({"max_abs_per_class_iou_difference": worst}, indent=2) + "\n")
+        atomic.write_json(out_dir / OFFICIAL_CHECK_FILE, {"max_abs_per_class_iou_difference": worst})
     return metrics
