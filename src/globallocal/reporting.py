@@ -160,7 +160,9 @@ def training_curves_figure(log_dirs: dict[str, Path], smoothing: int = 1) -> Fig
             label = f"{run_name}: {metric_name}"
             lines_by_group.setdefault(metric_group(metric_name), []).append((label, frame))
 
-    groups = sorted(lines_by_group)
+    # Losses first, in CURVE_PANELS' order; groups it does not describe after them, by name.
+    order = list(CURVE_PANELS)
+    groups = sorted(lines_by_group, key=lambda g: (order.index(g) if g in order else len(order), g))
     num_columns = min(MAX_CURVE_COLUMNS, len(groups))
     num_rows = math.ceil(len(groups) / num_columns)
     figure = _new_figure(num_columns * CURVE_PANEL_WIDTH_PX, num_rows * CURVE_PANEL_HEIGHT_PX)
