@@ -38,6 +38,8 @@ DVC = [sys.executable, "-m", "dvc"]
 ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 METRICS_FILE = "reports/metrics.json"
+#: Target dev mIoU; experiments of older commits hold it under "dev" in METRICS_FILE instead.
+METRICS_DEV_FILE = "reports/metrics_dev.json"
 FAMILIES = ("adaptsegnet", "advent", "minent")
 #: The code an experiment's metrics depend on besides its params: everything the stages up to
 #: `evaluate` run (the report's drawing code does not change a number).
@@ -76,6 +78,9 @@ def finished_experiments() -> dict[str, dict]:
             for revision in exp.get("revs") or []:
                 data = revision.get("data") or {}
                 metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data")
+                dev = ((data.get("metrics") or {}).get(METRICS_DEV_FILE) or {}).get("data")
+                if metrics and dev:
+                    metrics = {**metrics, "dev": dev}
                 name = revision.get("name")
                 if name in finished and metrics and name not in found:
                     found[name] = {**metrics, "_commit": baseline[:7]}

@@ -1,15 +1,18 @@
 """Stage `evaluate`: score the source-only, adapted and oracle models on target val and on the held-out
 target dev split (DESIGN.md section 3).
 
-Writes reports/metrics.json (the headline mIoU of each model on val, and under "dev" on target dev: the
-numbers every choice is made on), reports/per_class_iou.json (per-class val IoU of each model, in
-percent), each model's confusion matrix and a few qualitative samples under reports/eval/, and the predictions under predictions/<model>/labelIds (labelId PNGs with
+Writes reports/metrics.json (the headline mIoU of each model on val), reports/metrics_dev.json (the same
+on target dev: the numbers every choice is made on), reports/per_class_iou.json (per-class val IoU of
+each model, in percent), each model's confusion matrix and a few qualitative samples under reports/eval/, and the predictions under predictions/<model>/labelIds (labelId PNGs with
 Cityscapes result names, the official evaluation's input) and predictions/<model>/color. It then
 scores the exported labelId PNGs with cityscapesscripts and records the largest per-class difference
 to our own numbers in reports/eval/official_check.json.
 
 Whole or absent: predictions/ and reports/eval/ are built beside their place and swapped in at the
-end, then reports/metrics.json is renamed into place, so a kill leaves the previous complete ones or none.
+end, then the JSON files are renamed into place, so a kill leaves the previous complete ones or none.
+
+The two metrics files hold the same keys ({model: {"miou": ...}}), so `dvc metrics show` prints one
+row per split and one column per model: the headline numbers, in a width a terminal shows.
 """
 
 import math
@@ -35,6 +38,7 @@ MODELS = {
 PREDICTIONS = Path("predictions")
 EVAL_DIR = Path("reports/eval")
 METRICS = Path("reports/metrics.json")
+METRICS_DEV = Path("reports/metrics_dev.json")
 PER_CLASS_IOU = Path("reports/per_class_iou.json")
 IMAGE_SUFFIX = "_leftImg8bit.png"
 
@@ -90,12 +94,12 @@ def main() -> None:
         dev_metrics[model_name].pop("per_class_iou")
         print(f"{model_name}: mIoU val {metrics[model_name]['miou']}, dev {dev_metrics[model_name]['miou']}")
 
-    metrics["dev"] = dev_metrics
     atomic.write_json(eval_dir / "official_check.json", {"max_abs_per_class_iou_difference": official})
     save_qualitative(eval_dir / "qualitative.npz", qualitative, data, names[:num_keep])
     atomic.replace_dir(predictions, PREDICTIONS)
     atomic.replace_dir(eval_dir, EVAL_DIR)
     atomic.write_json(PER_CLASS_IOU, per_class)
+    atomic.write_json(METRICS_DEV, dev_metrics)
     atomic.write_json(METRICS, metrics)
 
 

@@ -6,10 +6,9 @@ fingerprint the training stages depend on). With the embedded benchmark the data
 ``prepare``'s params and code, which DVC already tracks, so it writes a constant.
 """
 
-import json
 from pathlib import Path
 
-from globallocal import config
+from globallocal import atomic, config
 from globallocal.cli import run_stage
 from globallocal.data.fingerprint import stat_fingerprint
 
@@ -23,8 +22,7 @@ def main() -> None:
         fingerprint = {"generated": True}
     else:
         fingerprint = stat_fingerprint(data.source, data.source_root, data.target_root)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(fingerprint, indent=2) + "\n")
+    atomic.write_json(OUT, fingerprint)
 
 
 if __name__ == "__main__":

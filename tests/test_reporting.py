@@ -16,6 +16,7 @@ from globallocal.reporting import (
     CURVE_PANEL_HEIGHT_PX,
     CURVE_PANEL_WIDTH_PX,
     PER_CLASS_FIGURE_PX,
+    QUALITATIVE_KEY_HEIGHT_PX,
     QUALITATIVE_PANEL_WIDTH_PX,
     QUALITATIVE_ROW_MARGIN_PX,
     entropy_to_rgb,
@@ -228,7 +229,7 @@ def test_qualitative_figure_is_panel_width_times_columns_by_rows(tmp_path):
     panel_height_px = QUALITATIVE_PANEL_WIDTH_PX // 2
     assert png_size(out_path) == (
         6 * QUALITATIVE_PANEL_WIDTH_PX,
-        2 * (panel_height_px + QUALITATIVE_ROW_MARGIN_PX),
+        2 * (panel_height_px + QUALITATIVE_ROW_MARGIN_PX) + QUALITATIVE_KEY_HEIGHT_PX,
     )
 
 

@@ -127,7 +127,8 @@ def test_advent_keys_that_do_not_fit_are_listed(deeplab, tmp_path):
 
 def test_a_file_that_is_neither_format_is_refused(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(UserError, match="is neither a globallocal checkpoint .* nor an ADVENT"):
+    refusal = "holds a state dict of another architecture .* neither a globallocal checkpoint .* nor an ADVENT"
+    with pytest.raises(UserError, match=refusal):
         score_checkpoint(tmp_path / "other.pth", options(tmp_path, tmp_path / "out"), progress=False)
 
 

@@ -1,6 +1,8 @@
 """The ``globallocal`` command (also ``python -m globallocal``): presets and scoring any checkpoint.
 
+    python -m globallocal --version
     python -m globallocal preset list
+    python -m globallocal preset show paper_gta5 [--set ...]
     python -m globallocal preset apply paper_gta5 [--set data.source_root=/datasets/GTA5 ...]
     python -m globallocal preset exp-run paper_gta5 [--set ...] [--dry-run] [-- -n paper-gta5 --queue]
     python -m globallocal evaluate CHECKPOINT --target-root data/Cityscapes --split val --out DIR
@@ -13,38 +15,57 @@ import subprocess
 import sys
 from pathlib import Path
 
+from globallocal import __version__
 from globallocal.cli import run_stage
 
 PARAMS_FILE = Path("params.yaml")
 
 
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Help that shows each option's default where it has a meaningful one (not None, False or [])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and default not in (None, False, [], argparse.SUPPRESS)
+                and "%(default)" not in text):
+            text += " (default: %(default)s)"
+        return text
+
+
 def _preset_parser(commands) -> None:
-    preset = commands.add_parser("preset", help="list, apply or run a preset (presets/<name>.yaml)")
+    preset = commands.add_parser("preset", help="list, show, apply or run a preset (presets/<name>.yaml)",
+                                 formatter_class=_DefaultsHelp)
     actions = preset.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="the available presets")
+    listing = actions.add_parser("list", help="the available presets, one line each", formatter_class=_DefaultsHelp)
+    listing.add_argument("--presets-dir", type=Path, default=Path("presets"))
     for action, text in (
+        ("show", "what the preset would change in params.yaml (current -> new); writes nothing"),
         ("apply", "write the preset's values into params.yaml (comments kept)"),
         ("exp-run", "start `dvc exp run -S ...` with the preset's values; params.yaml stays as committed"),
     ):
-        sub = actions.add_parser(action, help=text)
+        sub = actions.add_parser(action, help=text, formatter_class=_DefaultsHelp)
         sub.add_argument("name", help="preset name (paper_gta5, paper_synthia, embedded) or a YAML path")
         sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="also set a params key, after the preset (repeatable)")
         sub.add_argument("--presets-dir", type=Path, default=Path("presets"))
-        if action == "apply":
+        if action in ("show", "apply"):
             sub.add_argument("--params", type=Path, default=PARAMS_FILE)
         else:
             sub.add_argument("--dry-run", action="store_true", help="print the dvc command instead of running it")
 
 
 def _evaluate_parser(commands) -> None:
-    sub = commands.add_parser("evaluate", help="score a checkpoint (ours or ADVENT's) on a Cityscapes-layout root")
-    sub.add_argument("checkpoint", type=Path)
+    sub = commands.add_parser("evaluate", help="score a checkpoint (ours or ADVENT's) on a Cityscapes-layout root",
+                              formatter_class=_DefaultsHelp)
+    sub.add_argument("checkpoint", type=Path, help="a checkpoint of this pipeline (models/*.pt) or an ADVENT .pth")
     sub.add_argument("--target-root", type=Path, required=True, help="Cityscapes layout: leftImg8bit/, gtFine/")
-    sub.add_argument("--split", default="val")
+    sub.add_argument("--split", default="val", help="the Cityscapes split to score")
     sub.add_argument("--out", type=Path, required=True,
                      help="writes metrics.json, per_class_iou.json, labelIds/ and color/ predictions")
-    sub.add_argument("--size", default="1024x512", help="input WIDTHxHEIGHT the images are resized to")
+    sub.add_argument("--size", default=None,
+                     help="input WIDTHxHEIGHT the images are resized to (default: the size the checkpoint was "
+                          "trained at; 1024x512 for a checkpoint that does not record it)")
     sub.add_argument("--synthia", action="store_true",
                      help="also report mIoU-16 and mIoU-13 (implied by a 16-class ADVENT checkpoint)")
     sub.add_argument("--scales", default="1.0",
@@ -57,6 +78,7 @@ def _evaluate_parser(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="globallocal", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _preset_parser(commands)
     _evaluate_parser(commands)
@@ -67,10 +89,19 @@ def _preset(args: argparse.Namespace) -> int:
     from globallocal import config, presets
 
     if args.action == "list":
-        for name in presets.available_presets(Path("presets")):
-            print(name)
+        names = presets.available_presets(args.presets_dir)
+        width = max(map(len, names), default=0)
+        for name in names:
+            print(f"{name:<{width}}  {presets.preset_description(name, args.presets_dir)}".rstrip())
         return 0
     settings = presets.preset_settings(args.name, args.overrides, args.presets_dir)
+    if args.action == "show":
+        changes = presets.describe_changes(config.load_params(args.params), settings)
+        print(f"preset '{args.name}' would change {len(changes)} of its {len(settings)} keys in {args.params}"
+              + (":" if changes else ""))
+        for line in changes:
+            print(f"  {line}")
+        return 0
     if args.action == "apply":
         changed = presets.apply_settings(args.params, settings, origin=f"preset '{args.name}'")
         print(f"{args.params}: preset '{args.name}' applied, {len(changed)} keys changed"
@@ -86,13 +117,22 @@ def _preset(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from globallocal.scoring import EvaluateOptions, score_checkpoint
+    # Every argument is checked before torch is imported (seconds): a mistake is reported at once.
+    from globallocal.checkpoint_files import check_checkpoint_file
+    from globallocal.errors import UserError
+    from globallocal.evaluate_options import EvaluateOptions
 
     options = EvaluateOptions.from_strings(
         target_root=args.target_root, split=args.split, out_dir=args.out, size=args.size,
         synthia=args.synthia, scales=args.scales, flip=args.flip, device=args.device,
         official_check=not args.no_official_check,
     )
+    check_checkpoint_file(args.checkpoint)
+    if not args.target_root.is_dir():
+        raise UserError(f"--target-root {args.target_root} is not a folder; pass the Cityscapes-layout root "
+                        "(the folder holding leftImg8bit/ and gtFine/)")
+    from globallocal.scoring import score_checkpoint
+
     metrics = score_checkpoint(args.checkpoint, options)
     summary = ", ".join(f"{key} {value}" for key, value in metrics.items() if key.startswith("miou"))
     print(f"{args.checkpoint}: {summary} -> {args.out}")

@@ -3,7 +3,8 @@
 ``os.replace`` is atomic within one file system, so a stage killed at any moment leaves the previous
 complete file or the new complete one, never a partial one. A folder is built as ``<name>.tmp`` and
 swapped in: the previous one is renamed to ``<name>.old``, the new one into place, the old removed; a
-kill between those two renames leaves the artifact absent, never partial. Leftover ``.tmp`` / ``.old``
+kill between those two renames leaves the artifact absent for a moment, never partial, and the next
+write renames ``<name>.old`` back before anything else (recover_interrupted_swap). Leftover ``.tmp``
 siblings of a killed run are removed by the next write (they are git-ignored meanwhile).
 
 An OSError while writing (folder not writable, disk full, a file where a folder should be) becomes a
@@ -117,6 +118,23 @@ def write_json(path: Path, value) -> None:
     write_text(path, json.dumps(value, indent=2) + "\n")
 
 
+def recover_interrupted_swap(path: Path) -> bool:
+    """Undo a swap killed between its two renames: ``path`` absent, ``<path>.old`` whole -> rename back.
+
+    ``<path>.old`` only ever holds a complete previous artifact (it is made by one rename of the live
+    one), so restoring it gives back what the last finished run wrote. Returns whether it did.
+    """
+    path = Path(path)
+    old = sibling(path, OLD_SUFFIX)
+    if path.exists() or path.is_symlink() or not old.exists():
+        return False
+    try:
+        os.replace(old, path)
+    except OSError as error:
+        raise _write_error(path, error) from error
+    return True
+
+
 def replace_dir(new: Path, path: Path) -> None:
     """Swap the complete folder ``new`` into ``path`` (the previous ``path``, if any, is removed)."""
     path = Path(path)
@@ -141,6 +159,7 @@ def staging_dir(path: Path) -> Path:
     path = Path(path)
     tmp = sibling(path, TMP_SUFFIX)
     try:
+        recover_interrupted_swap(path)
         _remove(tmp)
         _remove(sibling(path, OLD_SUFFIX))
         tmp.mkdir(parents=True)
@@ -165,6 +184,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     path = Path(path)
     tmp = sibling(path, TMP_SUFFIX)
     try:
+        recover_interrupted_swap(path)
         _remove(tmp)
         _remove(sibling(path, OLD_SUFFIX))
         tmp.mkdir(parents=True)

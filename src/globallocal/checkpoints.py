@@ -13,12 +13,21 @@ from globallocal.training import TrainState
 
 #: What every checkpoint written by save_checkpoint holds.
 REQUIRED_KEYS = ("model", "model_spec", "input_normalization")
+#: What to do about a damaged checkpoint the pipeline wrote itself (a stage's output, rebuilt by DVC).
+PIPELINE_REMEDY = "delete it and re-run the stage that writes it (dvc repro)"
+#: Key of the target input (width, height) the checkpoint was trained at (absent in older checkpoints).
+INPUT_SIZE_KEY = "target_size"
 #: Pickled Python objects (anything but tensors and plain containers) are refused by weights-only loading.
 _REFUSED_PICKLE_HINT = "it holds pickled Python objects, which weights-only loading refuses"
 
 
-def save_checkpoint(path: Path, state: TrainState, model_spec: dict) -> None:
-    """Write weights, optimisers, iteration and the ``build_model`` arguments; atomic (temp file, rename)."""
+def save_checkpoint(path: Path, state: TrainState, model_spec: dict,
+                    target_size: tuple[int, int] | None = None) -> None:
+    """Write weights, optimisers, iteration and the ``build_model`` arguments; atomic (temp file, rename).
+
+    ``target_size``: the (width, height) the target images were resized to in training, which
+    ``python -m globallocal evaluate`` then scores at by default.
+    """
     payload = {
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
@@ -26,6 +35,8 @@ def save_checkpoint(path: Path, state: TrainState, model_spec: dict) -> None:
         "model_spec": model_spec,
         "input_normalization": state.model.input_normalization,
     }
+    if target_size is not None:
+        payload[INPUT_SIZE_KEY] = [int(side) for side in target_size]
     if state.aligners is not None:
         payload["discriminators"] = state.aligners.state_dict()
     if state.optimizer_d is not None:
@@ -34,9 +45,10 @@ def save_checkpoint(path: Path, state: TrainState, model_spec: dict) -> None:
         torch.save(payload, tmp)
 
 
-def read_weights_file(path: Path):
+def read_weights_file(path: Path, remedy: str = PIPELINE_REMEDY):
     """Whatever a weights file holds, read onto the CPU with ``weights_only=True``; a missing or
-    unreadable file (or a pickle that weights_only refuses) is a UserError naming it."""
+    unreadable file (or a pickle that weights_only refuses) is a UserError naming it and ending with
+    ``remedy`` (a stage's own output may be deleted and rebuilt; a user's file may not)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist: run the stage that writes it first (dvc repro)")
@@ -44,17 +56,17 @@ def read_weights_file(path: Path):
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a damaged file
         reason = _REFUSED_PICKLE_HINT if "Weights only load failed" in str(error) else _first_line(error)
-        raise UserError(f"checkpoint {path} cannot be read ({reason}); delete it and re-run its stage") from error
+        raise UserError(f"checkpoint {path} cannot be read ({reason}); {remedy}") from error
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path, remedy: str = PIPELINE_REMEDY) -> dict:
     """Read one of this pipeline's checkpoints; anything else is a UserError naming the file."""
-    checkpoint = read_weights_file(path)
+    checkpoint = read_weights_file(path, remedy)
     missing = [key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing:
         raise UserError(
             f"checkpoint {path} is not a checkpoint of this pipeline (no {', '.join(missing)}; a bare state dict?); "
-            "delete it and re-run the stage that writes it"
+            f"{remedy}"
         )
     return checkpoint
 
@@ -64,9 +76,9 @@ def _first_line(error: Exception) -> str:
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
-def model_from_checkpoint(path: Path) -> tuple[SegmentationModel, dict]:
+def model_from_checkpoint(path: Path, remedy: str = PIPELINE_REMEDY) -> tuple[SegmentationModel, dict]:
     """Rebuild the network a checkpoint was trained as and load its weights; returns (model, checkpoint)."""
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, remedy)
     spec = dict(checkpoint["model_spec"])
     spec["backbone_weights"] = None  # the checkpoint's own weights replace any backbone initialisation
     try:
@@ -75,7 +87,7 @@ def model_from_checkpoint(path: Path) -> tuple[SegmentationModel, dict]:
     except (TypeError, RuntimeError) as error:
         raise UserError(
             f"checkpoint {path}: its weights do not fit the network it names ({_first_line(error)[:200]}); "
-            "delete it and re-run the stage that writes it"
+            f"{remedy}"
         ) from error
     # The spec rebuilds without backbone weights, so restore how the weights expect their input.
     model.input_normalization = checkpoint["input_normalization"]

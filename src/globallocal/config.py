@@ -8,6 +8,7 @@ getters read and refuses any other key in params.yaml, naming the closest known 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 from contextlib import contextmanager
@@ -75,13 +76,21 @@ def _recording_reads():
         _read_keys = None
 
 
+class MissingKeyError(UserError):
+    """A key a getter needs is absent; ``validate`` first checks whether the user misspelled it."""
+
+    def __init__(self, key: str):
+        super().__init__(f"params key '{key}' is missing from params.yaml; add it (see the README)")
+        self.key = key
+
+
 def _get(params: dict, key: str) -> Any:
     if _read_keys is not None:
         _read_keys.add(key)
     node: Any = params
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise UserError(f"params key '{key}' is missing from params.yaml; add it (see the README)")
+            raise MissingKeyError(key)
         node = node[part]
     return node
 
@@ -98,7 +107,9 @@ def _number(params: dict, key: str, minimum: float = 0.0, integer: bool = False,
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
         hint = ""
-        if isinstance(value, str) and _parses_as_number(value):
+        if isinstance(value, str) and _unquoted_is(value, kind):
+            hint = " (it is quoted, so YAML reads it as text: remove the quotes)"
+        elif isinstance(value, str) and _parses_as_number(value) and not integer:
             hint = " (YAML reads it as text: write it with a dot, e.g. 1.0e-3, and without quotes)"
         raise UserError(f"params key '{key}' is {value!r}; expected {'an integer' if integer else 'a number'}{hint}")
     if not math.isfinite(value):
@@ -107,6 +118,15 @@ def _number(params: dict, key: str, minimum: float = 0.0, integer: bool = False,
         bound = f"> {minimum}" if strict else f">= {minimum}"
         raise UserError(f"params key '{key}' is {value!r}; it must be {bound}")
     return value
+
+
+def _unquoted_is(text: str, kind) -> bool:
+    """Whether YAML would read ``text`` as a ``kind`` number if it were written without quotes."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(value, kind) and not isinstance(value, bool)
 
 
 def _parses_as_number(text: str) -> bool:
@@ -457,9 +477,53 @@ def validate(params: dict) -> None:
 
     Also refuses keys that no stage reads (typos), naming the closest known key.
     """
-    with _recording_reads() as known:
-        _validate_values(params)
+    try:
+        with _recording_reads() as known:
+            _validate_values(params)
+    except MissingKeyError as missing:
+        found = _misspelling_of(params, missing.key)
+        if found is not None:  # the key the user wrote, not the one we looked for, is the mistake
+            typo, meant = found
+            raise UserError(f"params key '{typo}' is not a known key; did you mean '{meant}'?") from None
+        raise
     check_known_keys(params, known)
+
+
+#: How alike a written key must be to a missing one to be taken for its misspelling (difflib ratio).
+MISSPELLING_CUTOFF = 0.6
+
+
+def _misspelling_of(params: dict, missing: str) -> tuple[str, str] | None:
+    """(the key written in ``params``, the key meant) when a written key misspells ``missing`` or the
+    section holding it (``trian`` for ``train``), else None.
+
+    A written key next to where ``missing`` belongs is a misspelling when it looks alike and is no
+    known key itself: renamed to the missing one, validation no longer misses it (a real key such as
+    ``adapt.lambda_adv_aux`` beside a deleted ``adapt.lambda_adv_main`` would go missing instead).
+    """
+    parts = missing.split(".")
+    node, depth = params, 0
+    while depth < len(parts) - 1 and isinstance(node.get(parts[depth]), dict):
+        node, depth = node[parts[depth]], depth + 1
+    absent = parts[depth]
+    prefix = ".".join(parts[:depth] + [""])
+    written = [name for name in node if isinstance(name, str) and name != absent]
+    for candidate in difflib.get_close_matches(absent, written, n=3, cutoff=MISSPELLING_CUTOFF):
+        trial = copy.deepcopy(params)
+        trial_node = trial
+        for part in parts[:depth]:
+            trial_node = trial_node[part]
+        trial_node[absent] = trial_node.pop(candidate)
+        try:
+            with _recording_reads():  # values only: no misspelling search of its own (it would recurse)
+                _validate_values(trial)
+        except MissingKeyError as error:
+            if error.key == f"{prefix}{candidate}" or error.key.startswith(f"{prefix}{candidate}."):
+                continue  # the candidate is a real key: renaming it made it go missing
+        except UserError:
+            pass  # another mistake further on: the candidate was still the misspelling
+        return f"{prefix}{candidate}", f"{prefix}{absent}"
+    return None
 
 
 def _validate_values(params: dict) -> None:

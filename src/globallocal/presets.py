@@ -4,7 +4,8 @@ A preset is a partial params.yaml: every key it lists must already exist in para
 keys change. Applying it rewrites params.yaml in place (comments and key order kept), so params.yaml,
 ``dvc params diff`` and ``dvc exp show`` always hold the effective values, never a preset name. The same
 values can instead start an experiment as ``dvc exp run -S key=value ...`` without touching the
-committed params.yaml.
+committed params.yaml. A preset file's first line is a comment that ``preset list`` shows as its
+description.
 """
 
 from __future__ import annotations
@@ -30,14 +31,25 @@ def available_presets(presets_dir: Path = PRESETS_DIR) -> list[str]:
     return sorted(path.stem for path in Path(presets_dir).glob(f"*{PRESET_SUFFIX}"))
 
 
-def load_preset(name: str, presets_dir: Path = PRESETS_DIR) -> dict:
-    """The nested mapping of a preset, by name (``paper_gta5``) or by path to a YAML file."""
+def preset_description(name: str, presets_dir: Path = PRESETS_DIR) -> str:
+    """A preset file's one-line description: its first line, a comment (empty if it has none)."""
+    first = _preset_path(name, presets_dir).read_text().split("\n", 1)[0].strip()
+    return first.lstrip("#").strip() if first.startswith("#") else ""
+
+
+def _preset_path(name: str, presets_dir: Path) -> Path:
     path = Path(name)
     if not path.suffix:
         path = Path(presets_dir) / f"{name}{PRESET_SUFFIX}"
     if not path.is_file():
         names = ", ".join(available_presets(presets_dir)) or "(none found)"
         raise UserError(f"preset '{name}' not found at {path}; available presets: {names}")
+    return path
+
+
+def load_preset(name: str, presets_dir: Path = PRESETS_DIR) -> dict:
+    """The nested mapping of a preset, by name (``paper_gta5``) or by path to a YAML file."""
+    path = _preset_path(name, presets_dir)
     try:
         preset = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
@@ -178,6 +190,20 @@ def changed_settings(params: dict, settings: dict[str, Any]) -> dict[str, Any]:
     """The settings whose value differs from ``params`` (a loaded params.yaml); unknown keys are kept."""
     current = flatten(params)
     return {key: value for key, value in settings.items() if key not in current or current[key] != value}
+
+
+def describe_changes(params: dict, settings: dict[str, Any]) -> list[str]:
+    """One line per key ``settings`` would change in ``params``: ``key: current -> new``, in preset order.
+
+    A key params.yaml lacks shows ``(absent)`` as its current value (applying it is refused).
+    """
+    current = flatten(params)
+    return [f"{key}: {_shown(current[key]) if key in current else '(absent)'} -> {_shown(value)}"
+            for key, value in changed_settings(params, settings).items()]
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else _format_value(value).replace(",", ", ")
 
 
 def exp_run_command(settings: dict[str, Any], extra_args: list[str] = ()) -> list[str]:

@@ -24,10 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from globallocal import atomic
-from globallocal.data.labels import CLASS_NAMES, colorize
+from globallocal.data.labels import CLASS_NAMES, TRAIN_COLORS, colorize
 from globallocal.errors import UserError
 
 FIGURE_DPI = 100
@@ -38,6 +41,18 @@ LOG_SCALE_GROUPS = ("grad_norm",)
 CURVE_PANEL_WIDTH_PX = 640
 CURVE_PANEL_HEIGHT_PX = 420
 MAX_CURVE_COLUMNS = 2
+#: Panel title and y-axis label (with unit) of each logged metric group; a group not listed is titled
+#: by its name. The groups are the first parts of the keys globallocal.training logs.
+CURVE_PANELS = {
+    "loss_seg": ("Segmentation loss (labelled images)", "cross-entropy (nats per pixel)"),
+    "loss_adv": ("Alignment loss of the segmenter (before its weight)", "loss (nats; LSGAN: squared error)"),
+    "loss_d": ("Discriminator loss", "loss (nats; LSGAN: squared error)"),
+    "d_out": ("Discriminator output", "mean P(target)"),
+    "d_acc": ("Discriminator accuracy", "share of correct decisions (0-1)"),
+    "local_kept": ("Local alignment: windows kept", "share of windows (0-1)"),
+    "lr": ("Learning rate (poly schedule)", "learning rate"),
+    "grad_norm": ("Gradient norm of each loss term on its output", "L2 norm (log scale)"),
+}
 
 PER_CLASS_FIGURE_PX = (1400, 560)
 #: Fraction of one class slot the group of bars fills; the rest separates neighbouring classes.
@@ -56,6 +71,12 @@ QUALITATIVE_PANEL_WIDTH_PX = 320
 #: Room under each row of panels for titles and the sample name.
 QUALITATIVE_ROW_MARGIN_PX = 40
 ENTROPY_CMAP = "viridis"
+#: Room under the grid for the class-colour legend and the entropy colour bar.
+QUALITATIVE_KEY_HEIGHT_PX = 150
+QUALITATIVE_LEGEND_COLUMNS = 10
+ENTROPY_BAR_LABEL = f"entropy / log({len(CLASS_NAMES)}): 0 = certain, 1 = uniform over the classes"
+#: Ground-truth pixels outside the 19 classes (colorize paints them black).
+IGNORED_COLOR = (0, 0, 0)
 
 TSV_SUBDIR = Path("plots") / "metrics"
 MISSING_VALUE = "—"
@@ -123,8 +144,14 @@ def plot_training_curves(log_dirs: dict[str, Path], out_path: Path, smoothing: i
     """One subplot per metric group (loss, d_out, lr, ...), one line per run and metric.
 
     ``log_dirs`` maps a run name (legend label) to its dvclive folder; x is the training step,
-    y the logged value smoothed by a trailing ``smoothing``-step moving average.
+    y the logged value smoothed by a trailing ``smoothing``-step moving average. Each panel is titled
+    in words with its unit on the y axis (CURVE_PANELS).
     """
+    _save(training_curves_figure(log_dirs, smoothing), out_path)
+
+
+def training_curves_figure(log_dirs: dict[str, Path], smoothing: int = 1) -> Figure:
+    """The figure plot_training_curves writes."""
     if not log_dirs:
         raise UserError("no training logs given for the curves figure; list at least one run")
     lines_by_group: dict[str, list[tuple[str, pd.DataFrame]]] = {}
@@ -133,7 +160,9 @@ def plot_training_curves(log_dirs: dict[str, Path], out_path: Path, smoothing: i
             label = f"{run_name}: {metric_name}"
             lines_by_group.setdefault(metric_group(metric_name), []).append((label, frame))
 
-    groups = sorted(lines_by_group)
+    # Losses first, in CURVE_PANELS' order; groups it does not describe after them, by name.
+    order = list(CURVE_PANELS)
+    groups = sorted(lines_by_group, key=lambda g: (order.index(g) if g in order else len(order), g))
     num_columns = min(MAX_CURVE_COLUMNS, len(groups))
     num_rows = math.ceil(len(groups) / num_columns)
     figure = _new_figure(num_columns * CURVE_PANEL_WIDTH_PX, num_rows * CURVE_PANEL_HEIGHT_PX)
@@ -141,7 +170,9 @@ def plot_training_curves(log_dirs: dict[str, Path], out_path: Path, smoothing: i
     for axis, group in zip(axes, groups):
         for label, frame in lines_by_group[group]:
             axis.plot(frame["step"], moving_average(frame["value"], smoothing), label=label)
-        axis.set_title(group)
+        title, unit = CURVE_PANELS.get(group, (group, "value"))
+        axis.set_title(title)
+        axis.set_ylabel(unit)
         if group in LOG_SCALE_GROUPS:
             axis.set_yscale("log")
         axis.set_xlabel("iteration")
@@ -151,7 +182,7 @@ def plot_training_curves(log_dirs: dict[str, Path], out_path: Path, smoothing: i
         unused_axis.set_visible(False)
     if smoothing > 1:
         figure.suptitle(f"moving average over {smoothing} steps")
-    _save(figure, out_path)
+    return figure
 
 
 # --- per-class IoU -----------------------------------------------------------------------------
@@ -286,15 +317,21 @@ def plot_qualitative(
     """Grid, one row per sample: image, ground truth, then per model prediction and entropy.
 
     Each panel is ``QUALITATIVE_PANEL_WIDTH_PX`` wide; the row height follows the first
-    sample's aspect ratio.
+    sample's aspect ratio. Below the grid (``QUALITATIVE_KEY_HEIGHT_PX``): the colour of each class
+    and the entropy colour bar, so the figure reads without the code.
     """
+    _save(qualitative_figure(samples, models), out_path)
+
+
+def qualitative_figure(samples: Sequence[dict], models: Sequence[str] = ("source_only", "adapted")) -> Figure:
+    """The figure plot_qualitative writes."""
     rows = qualitative_panels(samples, models)
     num_columns = len(rows[0])
     height_px, width_px = samples[0]["label"].shape
     panel_height_px = round(QUALITATIVE_PANEL_WIDTH_PX * height_px / width_px)
     figure = _new_figure(
         num_columns * QUALITATIVE_PANEL_WIDTH_PX,
-        len(rows) * (panel_height_px + QUALITATIVE_ROW_MARGIN_PX),
+        len(rows) * (panel_height_px + QUALITATIVE_ROW_MARGIN_PX) + QUALITATIVE_KEY_HEIGHT_PX,
     )
     axes = figure.subplots(len(rows), num_columns, squeeze=False)
     for row_axes, row_panels in zip(axes, rows):
@@ -303,7 +340,17 @@ def plot_qualitative(
             axis.set_title(title)
             axis.set_xticks([])
             axis.set_yticks([])
-    _save(figure, out_path)
+    figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), colormaps[ENTROPY_CMAP]), ax=axes,
+                    location="bottom", label=ENTROPY_BAR_LABEL, shrink=0.4, aspect=40)
+    figure.legend(handles=class_legend_handles(), loc="outside lower left", ncol=QUALITATIVE_LEGEND_COLUMNS,
+                  fontsize=LEGEND_FONT_SIZE_PT, frameon=False)
+    return figure
+
+
+def class_legend_handles() -> list[Patch]:
+    """One colour patch per class, as colorize paints it, then black for ignored ground truth."""
+    handles = [Patch(facecolor=np.asarray(color) / 255, label=name) for name, color in zip(CLASS_NAMES, TRAIN_COLORS)]
+    return handles + [Patch(facecolor=IGNORED_COLOR, label="ignored (ground truth)")]
 
 
 def _check_sample(sample: dict, models: Sequence[str]) -> None:

@@ -9,9 +9,7 @@ in the paper's protocol.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from globallocal.checkpoints import model_from_checkpoint, read_weights_file
+from globallocal import atomic
+from globallocal.checkpoint_files import USER_FILE_REMEDY, check_checkpoint_file
+from globallocal.checkpoints import INPUT_SIZE_KEY, model_from_checkpoint, read_weights_file
 from globallocal.data.file_lists import list_cityscapes
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES, SYNTHIA_16_TRAIN_IDS
 from globallocal.data.loading import target_dataset
 from globallocal.errors import UserError
+from globallocal.evaluate_options import DEFAULT_SIZE, EvaluateOptions
 from globallocal.evaluation import evaluate, official_cityscapes_evaluation
 from globallocal.models import SegmentationModel, build_model
 from globallocal.models.advent_keys import advent_num_classes, advent_to_ours, is_advent_state_dict
@@ -33,32 +34,6 @@ METRICS_FILE = "metrics.json"
 PER_CLASS_FILE = "per_class_iou.json"
 CONFUSION_FILE = "confusion.npy"
 OFFICIAL_CHECK_FILE = "official_check.json"
-
-
-@dataclass(frozen=True)
-class EvaluateOptions:
-    target_root: Path
-    split: str
-    out_dir: Path
-    size: tuple[int, int] = (1024, 512)  # (width, height) the images are resized to
-    synthia: bool = False
-    scales: tuple[float, ...] = (1.0,)
-    flip: bool = False
-    device: str = "auto"
-    official_check: bool = True
-
-    @classmethod
-    def from_strings(cls, size: str, scales: str, **fields) -> EvaluateOptions:
-        """From command-line text: ``size`` "1024x512", ``scales`` "0.75,1.0,1.25"."""
-        try:
-            width, height = (int(side) for side in size.lower().split("x"))
-            scale_values = tuple(float(scale) for scale in scales.split(","))
-        except ValueError:
-            raise UserError(f"--size must read WIDTHxHEIGHT (got '{size}') and --scales numbers separated "
-                            f"by commas (got '{scales}')") from None
-        if width < 1 or height < 1 or not scale_values or min(scale_values) <= 0:
-            raise UserError(f"--size '{size}' and --scales '{scales}' must be positive")
-        return cls(size=(width, height), scales=scale_values, **fields)
 
 
 class MultiScaleFlip(nn.Module):
@@ -89,25 +64,36 @@ class MultiScaleFlip(nn.Module):
         return aux, (total / len(passes)).clamp_min(torch.finfo(total.dtype).tiny).log()
 
 
-def load_any_checkpoint(path: Path) -> tuple[SegmentationModel, int, list[str]]:
+#: Keys of a foreign state dict quoted in the message that refuses it.
+_QUOTED_KEYS = 3
+
+
+def load_any_checkpoint(path: Path) -> tuple[SegmentationModel, int, list[str], tuple[int, int] | None]:
     """A model from one of our checkpoints or from an ADVENT-format DeepLab-v2 state dict (both read
-    with ``weights_only=True``); returns (model, number of classes it was trained on, notes)."""
-    payload = read_weights_file(path)
+    with ``weights_only=True``); returns (model, number of classes it was trained on, notes, the target
+    (width, height) it was trained at or None where the file does not say)."""
+    check_checkpoint_file(path)  # not a torch file at all: told apart before torch reads it
+    payload = read_weights_file(path, USER_FILE_REMEDY)
     if isinstance(payload, dict) and "model_spec" in payload and "model" in payload:
-        model, _ = model_from_checkpoint(path)
-        return model, NUM_CLASSES, []
+        model, checkpoint = model_from_checkpoint(path, USER_FILE_REMEDY)
+        size = checkpoint.get(INPUT_SIZE_KEY)
+        return model, NUM_CLASSES, [], tuple(size) if size is not None else None
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not is_advent_state_dict(state):
+        keys = list(state)[:_QUOTED_KEYS] if isinstance(state, dict) else []
+        held = (f"a state dict of another architecture (keys {', '.join(map(str, keys))}, ...)" if keys
+                else f"a {type(payload).__name__}")
         raise UserError(
-            f"{path} is neither a globallocal checkpoint (a dict with 'model' and 'model_spec') nor an "
-            "ADVENT DeepLab-v2 state dict (keys conv1.*, layer1-4.*, layer6.conv2d_list.*)"
+            f"{path} holds {held}: neither a globallocal checkpoint (a dict with 'model' and 'model_spec') "
+            "nor an ADVENT DeepLab-v2 state dict (keys conv1.*, layer1-4.*, layer6.conv2d_list.*); "
+            f"{USER_FILE_REMEDY}"
         )
     model = build_model("deeplabv2_resnet101", NUM_CLASSES, freeze_bn=True)
     mapped, notes = advent_to_ours(state, model.state_dict(), str(path))
     model.load_state_dict(mapped, strict=False)
     trained_classes = advent_num_classes(state)
     notes.insert(0, f"ADVENT-format DeepLab-v2 checkpoint ({trained_classes} classes), Caffe BGR-mean input")
-    return model, trained_classes, notes
+    return model, trained_classes, notes, None
 
 
 def score_checkpoint(checkpoint: Path, options: EvaluateOptions, progress: bool = True) -> dict:
@@ -115,14 +101,21 @@ def score_checkpoint(checkpoint: Path, options: EvaluateOptions, progress: bool 
     metrics.json (mIoU in %), per_class_iou.json, confusion.npy, labelIds/ and color/ PNGs and, unless
     switched off, official_check.json (largest per-class difference to cityscapesscripts). Returns the
     metrics."""
-    model, trained_classes, notes = load_any_checkpoint(checkpoint)
+    model, trained_classes, notes, trained_size = load_any_checkpoint(checkpoint)
+    size = options.size or trained_size
+    if size is None:
+        size = DEFAULT_SIZE
+        notes.append(f"{checkpoint} does not record the size it was trained at: scored at "
+                     f"{size[0]}x{size[1]} (pass --size WIDTHxHEIGHT to choose)")
+    elif options.size is None:
+        notes.append(f"scored at {size[0]}x{size[1]}, the size it was trained at (--size to change)")
     for note in notes:
         print(f"note: {note}")
     synthia = options.synthia or trained_classes == len(SYNTHIA_16_TRAIN_IDS)
     if options.scales != (1.0,) or options.flip:
         model = MultiScaleFlip(model, options.scales, options.flip)
     names = list_cityscapes(options.target_root, options.split)
-    dataset = target_dataset(options.target_root, options.split, names, options.size,
+    dataset = target_dataset(options.target_root, options.split, names, size,
                              model.input_normalization, with_labels=True, resize_label=False)
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,14 +125,15 @@ def score_checkpoint(checkpoint: Path, options: EvaluateOptions, progress: bool 
     full = result.to_metrics(synthia=synthia)
     per_class = full.pop("per_class_iou")
     metrics = {**full, "num_images": len(names), "checkpoint": str(checkpoint), "split": options.split,
-               "scales": list(options.scales), "flip": options.flip}
-    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-    (out_dir / PER_CLASS_FILE).write_text(json.dumps(per_class, indent=2) + "\n")
-    np.save(out_dir / CONFUSION_FILE, result.confusion)
+               "size": list(size), "scales": list(options.scales), "flip": options.flip}
+    # Each file whole or absent: a kill leaves no half-written JSON for a script to choke on.
+    atomic.write_json(out_dir / METRICS_FILE, metrics)
+    atomic.write_json(out_dir / PER_CLASS_FILE, per_class)
+    with atomic.atomic_path(out_dir / CONFUSION_FILE) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, result.confusion)
     if options.official_check:
         official = official_cityscapes_evaluation(options.target_root, options.split, labelid_dir)
         worst = max((abs(per_class[name] - official[name]) for name in CLASS_NAMES
                      if per_class[name] is not None and not math.isnan(official[name])), default=0.0)
-        (out_dir / OFFICIAL_CHECK_FILE).write_text(
-            json.dumps({"max_abs_per_class_iou_difference": worst}, indent=2) + "\n")
+        atomic.write_json(out_dir / OFFICIAL_CHECK_FILE, {"max_abs_per_class_iou_difference": worst})
     return metrics

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from globallocal import atomic
 from globallocal.data.cityscapes import label_path_for
 from globallocal.data.file_lists import (
     CITYSCAPES_IMAGE_DIR,
@@ -332,9 +332,8 @@ def write_reports(report: DataReport, reports_dir: Path, lists_dir: Path) -> Non
         (FINDINGS_FILE, report.findings()),
         (CLASS_FREQUENCIES_FILE, report.class_frequencies()),
     ):
-        (reports_dir / file_name).write_text(json.dumps(content, indent=2) + "\n")
-    Path(lists_dir).mkdir(parents=True, exist_ok=True)
-    (Path(lists_dir) / CONTENT_FINGERPRINT_FILE).write_text(report.fingerprint + "\n")
+        atomic.write_json(reports_dir / file_name, content)  # each file whole or absent after a kill
+    atomic.write_text(Path(lists_dir) / CONTENT_FINGERPRINT_FILE, report.fingerprint + "\n")
 
 
 def describe(report: DataReport) -> str:

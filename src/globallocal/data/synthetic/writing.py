@@ -101,7 +101,11 @@ def _clear_previous(out_root: Path) -> None:
 
 
 def _check_ours(out_root: Path) -> None:
-    """Raise UserError if out_root holds dataset folders without the generator's marker."""
+    """Raise UserError if out_root holds dataset folders without the generator's marker.
+
+    Only looks: removing is the caller's choice (write_benchmark never removes the live folders; it
+    swaps a complete new benchmark in beside them).
+    """
     previous = [out_root / SOURCE_DIR, out_root / TARGET_DIR]
     if not any(folder.exists() for folder in previous):
         return
@@ -111,8 +115,6 @@ def _check_ours(out_root: Path) -> None:
             f"generator did not write (no {MARKER_FILE}); point the output at an empty folder or move "
             "those folders away"
         )
-    for folder in previous:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: Images are made in two threads: numpy, OpenCV and PNG encoding release the GIL, so both cores work.
@@ -170,10 +172,15 @@ _REPLACEABLE = {SOURCE_DIR, TARGET_DIR, MARKER_FILE, "NOT_GENERATED.txt"}
 def write_benchmark(out_root: Path, config: SyntheticConfig) -> dict:
     """generate_benchmark, whole or absent: built in a folder beside ``out_root``, then swapped in.
 
-    A kill at any moment leaves the previous complete benchmark or none. Refuses to replace a folder
+    The previous benchmark stays untouched until the new one is whole (atomic.atomic_dir: built in
+    ``<out_root>.tmp``, then the old folder renamed aside, the new one renamed in, the old removed), so
+    a kill at any moment leaves the previous complete benchmark; a kill between the two renames is
+    undone by the next run, which renames the previous one back before anything else. A staging
+    folder left by a killed run is removed when the next run starts. Refuses to replace a folder
     holding anything the generator does not write (or a dataset folder without its marker).
     """
     out_root = Path(out_root)
+    atomic.recover_interrupted_swap(out_root)
     if out_root.is_dir():
         foreign = sorted(entry.name for entry in out_root.iterdir() if entry.name not in _REPLACEABLE)
         if foreign:

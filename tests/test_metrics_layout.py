@@ -1,0 +1,51 @@
+"""`dvc metrics show` on the committed repository: the six headline numbers, in a terminal's width."""
+
+import json
+import subprocess
+import sys
+
+import yaml
+from test_pipeline import REPO
+
+#: The widest a terminal shows without wrapping, as the README promises for `dvc metrics show`.
+MAX_COLUMNS = 120
+MODELS = ["source_only", "adapted", "oracle"]
+
+
+def dvc(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_metrics_show_prints_val_and_dev_miou_of_the_three_models_within_120_columns():
+    lines = dvc("metrics", "show").splitlines()
+
+    assert max(len(line.rstrip()) for line in lines) <= MAX_COLUMNS
+    header, *rows = [line.split() for line in lines]
+    assert header == ["Path", "adapted.miou", "oracle.miou", "source_only.miou"]
+    val = json.loads((REPO / "reports/metrics.json").read_text())
+    dev = json.loads((REPO / "reports/metrics_dev.json").read_text())
+    expected = {
+        "reports/metrics.json": [str(val[m]["miou"]) for m in ("adapted", "oracle", "source_only")],
+        "reports/metrics_dev.json": [str(dev[m]["miou"]) for m in ("adapted", "oracle", "source_only")],
+    }
+    assert {row[0]: row[1:] for row in rows} == expected
+
+
+def test_val_and_dev_metrics_hold_the_same_keys_so_they_share_columns():
+    val = json.loads((REPO / "reports/metrics.json").read_text())
+    dev = json.loads((REPO / "reports/metrics_dev.json").read_text())
+
+    assert list(val) == list(dev) == MODELS
+    assert all(list(val[m]) == list(dev[m]) == ["miou"] for m in MODELS)
+
+
+def test_per_class_iou_and_timings_are_files_to_ask_for_by_name_not_declared_metrics():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    declared = [next(iter(entry)) if isinstance(entry, dict) else entry
+                for stage in stages["stages"].values() for entry in stage.get("metrics", [])]
+    declared += stages.get("metrics", [])
+
+    assert declared == ["reports/metrics.json", "reports/metrics_dev.json"]
+    by_name = dvc("metrics", "show", "reports/per_class_iou.json").splitlines()[0].split()
+    assert "adapted.road" in by_name
