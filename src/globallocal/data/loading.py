@@ -133,11 +133,22 @@ def train_loader(
 
 
 class DeviceLoader:
-    """Iterate a loader with every tensor already on ``device``: from pinned memory, ``non_blocking=True``,
-    so the host goes on queueing work instead of waiting for each copy."""
+    """Iterate a loader with every tensor already on ``device``, on every device: the one path that
+    training takes, so that CPU runs (and CI, which has no GPU) exercise what CUDA runs do.
+
+    On CUDA the loader's batches come from pinned memory and are copied with ``non_blocking=True``, so
+    the host goes on queueing work instead of waiting for each copy; on the CPU ``Tensor.to`` returns
+    the tensor itself (no copy, bit-identical batches). ``batch_sampler`` is the wrapped loader's, so
+    ``data.order.DataStream`` can save and restore the data order through the wrapper.
+    """
 
     def __init__(self, loader: DataLoader, device: torch.device):
         self.loader, self.device = loader, device
+
+    @property
+    def batch_sampler(self):
+        """The wrapped loader's (resumable) batch sampler."""
+        return getattr(self.loader, "batch_sampler", None)
 
     def __len__(self) -> int:
         return len(self.loader)
