@@ -6,14 +6,15 @@ the same wrapper: snapshots, exact resume and the data order are checked through
 """
 
 import itertools
+import os
 
 import pytest
 import torch
 from test_snapshots import ITERATIONS, Killed, Squares, adapt_config, snapshots_in, weights
 from test_training import K, TinySegmenter
 
-from globallocal import training
-from globallocal.data.loading import DeviceLoader, SeededBatchSampler, train_loader
+from globallocal import config, training
+from globallocal.data.loading import DeviceLoader, SeededBatchSampler, resolve_num_workers, train_loader
 from globallocal.data.order import DataStream
 from globallocal.distributed import DistributedContext
 from globallocal.snapshots import capture
@@ -162,3 +163,12 @@ def test_cuda_training_snapshots_through_the_pinned_wrapper_and_resumes(tmp_path
     assert f"(iteration {ITERATIONS - 2})" in capsys.readouterr().out
     assert state.iteration == ITERATIONS
     assert all(torch.isfinite(value).all() for value in weights(state).values())
+
+
+def test_auto_workers_load_beside_a_gpu_and_leave_the_cpus_to_a_cpu_step(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(12)), raising=False)
+    assert config.num_workers(config.load_params()) == "auto"  # the default
+    assert resolve_num_workers("auto", device=CPU) == 0  # the committed CPU figures: loading in the step's process
+    assert resolve_num_workers("auto", device=torch.device("cuda")) == 8  # 12 CPUs, capped
+    assert resolve_num_workers("auto", processes_per_node=4, device=torch.device("cuda")) == 3
+    assert resolve_num_workers(2, device=CPU) == 2  # a count is taken as given

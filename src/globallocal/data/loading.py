@@ -46,10 +46,14 @@ def target_dataset(
 MAX_AUTO_WORKERS = 8
 
 
-def resolve_num_workers(value: int | str, processes_per_node: int = 1) -> int:
-    """``auto`` -> the CPUs this process may use, shared by the node's processes, capped at MAX_AUTO_WORKERS."""
+def resolve_num_workers(value: int | str, processes_per_node: int = 1, device: torch.device | None = None) -> int:
+    """``auto`` -> the CPUs this process may use, shared by the node's processes, capped at MAX_AUTO_WORKERS;
+    0 when training runs on the CPU (``device``), whose cores the step itself uses (workers would take
+    them from it), so that loading stays off the critical path where it can: beside a GPU."""
     if value != "auto":
         return int(value)
+    if device is not None and device.type == "cpu":
+        return 0
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cpus // processes_per_node, MAX_AUTO_WORKERS))
 
