@@ -186,7 +186,7 @@ def part_pipeline(budget: Budget, scratch: Path, dry_run: bool, no_dvc: bool = F
         status, _, tail = run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], 60, cwd=root, env=env)
         if status != 0:
             use_dvc = False
-    result = {"runner": "dvc repro -s <stage>" if use_dvc else "stage commands (dvc not installed)",
+    result = {"runner": "dvc repro -s <stage>" if use_dvc else "stage commands, one after another (no dvc)",
               "device": "cpu" if dry_run else "cuda", "stages_s": {}}
     limit = budget.limit("pipeline", reserve=0)
     for name, cmd in stage_commands():
@@ -234,7 +234,7 @@ def goals(report: dict) -> dict:
 def table(report: dict) -> str:
     lines = [f"GPU check {report['date']} on {report['device']} (torch {report['torch']}, "
              f"{'CPU DRY RUN: figures mean nothing' if report['dry_run'] else 'measured'})"]
-    tests = report.get("tests", {})
+    tests = report.get("tests", {"skipped_part": "not run"})
     lines.append(f"tests -m cuda: {tests.get('passed', '?')} passed, {tests.get('failures', 0) + tests.get('errors', 0)}"
                  f" failed, {tests.get('skipped', '?')} skipped {tests.get('failed') or ''}".rstrip()
                  if "skipped_part" not in tests else f"tests: {tests['skipped_part']}")
