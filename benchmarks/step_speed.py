@@ -132,10 +132,10 @@ def batches(batch: int, sizes: dict, generator: torch.Generator) -> tuple[dict, 
     return source, {"image": torch.randn(batch, 3, th, tw, generator=generator)}
 
 
-def data_loading_s(params: dict, iterations: int) -> float | None:
+def data_loading_s(params: dict, iterations: int, device: torch.device) -> float | None:
     """Seconds per iteration to load one source and one target batch with the pipeline's loaders."""
     from globallocal.data.file_lists import read_list
-    from globallocal.data.loading import source_dataset, target_dataset, train_loader
+    from globallocal.data.loading import resolve_num_workers, source_dataset, target_dataset, train_loader
 
     data = config.data_config(params)
     try:
@@ -146,7 +146,8 @@ def data_loading_s(params: dict, iterations: int) -> float | None:
     except Exception:  # the benchmark has not been generated (dvc repro prepare first)
         return None
     batch = config.batch_size(params)
-    loaders = [iter(train_loader(d, batch, 0, config.num_workers(params))) for d in (src, tgt)]
+    workers = resolve_num_workers(config.num_workers(params), device=device)
+    loaders = [iter(train_loader(d, batch, 0, workers, pin_memory=device.type == "cuda")) for d in (src, tgt)]
     start = time.perf_counter()
     for _ in range(iterations):
         for loader in loaders:
@@ -245,7 +246,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     result = measure(args.setting, params, device, args.iterations, args.repeats)
     if args.setting == "default":
-        result["data_loading_s_per_iter"] = data_loading_s(params, 10)
+        result["data_loading_s_per_iter"] = data_loading_s(params, 10, device)
     print(json.dumps(result, indent=2))
     key = f"{args.setting}_{device.type}" + (f"_{'_'.join(args.set)}" if args.set else "")
     existing = json.loads(args.out.read_text()) if args.out.is_file() else {}

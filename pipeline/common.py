@@ -76,7 +76,7 @@ def training_stage(
             data.source, data.source_root, read_list(lists / SOURCE_LIST), data.source_size, norm
         )
     batch = config.batch_size(params)
-    workers = resolve_num_workers(config.num_workers(params), launch.nproc_per_node)
+    workers = resolve_num_workers(config.num_workers(params), launch.nproc_per_node, device)
     source_loader = context.loader(supervised, batch, seed, workers)
     target_loader = None
     if aligned:

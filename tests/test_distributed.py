@@ -315,12 +315,15 @@ def test_auto_workers_share_the_cpus_and_stop_at_the_cap(monkeypatch):
 
 # ---- CUDA / nccl (skipped without GPUs) ------------------------------------------------------------
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_batches_arrive_on_the_device_with_the_same_values():
     loader = train_loader(Indices(6), 2, seed=1, num_workers=0, pin_memory=True)
     on_device = [batch["image"] for batch in DeviceLoader(loader, torch.device("cuda"))]
     assert all(t.is_cuda for t in on_device)
-    assert [t.cpu().flatten().tolist() for t in on_device] == passes(loader, 1)[0]
+    # A fresh loader with the same seed: the first one's sampler has moved on to its second pass.
+    fresh = train_loader(Indices(6), 2, seed=1, num_workers=0)
+    assert [t.cpu().flatten().tolist() for t in on_device] == passes(fresh, 1)[0]
 
 
 def nccl_rank_main(rank: int, port: int, out: Path) -> None:
@@ -334,6 +337,7 @@ def nccl_rank_main(rank: int, port: int, out: Path) -> None:
     torch.save(param.grad.cpu(), out / f"nccl.rank{rank}.pt")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
 def test_two_nccl_ranks_average_their_gradients(tmp_path):
     mp.spawn(nccl_rank_main, args=(free_port(), tmp_path), nprocs=WORLD_SIZE, join=True)

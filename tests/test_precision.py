@@ -48,6 +48,7 @@ def test_fp16_is_refused_on_the_cpu_naming_the_key():
     assert not grad_scaler(torch.device("cpu"), "bf16").is_enabled()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_cuda_autocast_step_gives_finite_losses(precision):

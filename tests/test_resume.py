@@ -1,5 +1,7 @@
 """A training stage killed with SIGKILL resumes from its snapshots and ends bit-identical to an uninterrupted run.
 
+The stage's loaders are the device-wrapped ones that CUDA runs use (checked by the kill driver).
+
 The stage runs as a subprocess on a tiny setting. A small driver kills it from inside at a chosen
 moment (no timing involved): before an iteration, or half-way through writing a snapshot file.
 The snapshot folder's other behaviours (damaged newest, other fingerprint, keep) are unit-tested in
@@ -35,6 +37,12 @@ def killing_step(state, *args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return step(state, *args, **kwargs)
 training.train_step = killing_step
+train = training.train
+def checking_train(state, config, source_loader, target_loader, *args, **kwargs):
+    # the stage's loaders take the device path that CUDA runs take (a no-op copy on the CPU)
+    assert type(source_loader).__name__ == type(target_loader).__name__ == "DeviceLoader"
+    return train(state, config, source_loader, target_loader, *args, **kwargs)
+training.train = checking_train
 sys.argv = [script]
 runpy.run_path(script, run_name="__main__")
 """

@@ -382,6 +382,9 @@ def train_config(params: dict, stage: str, aligned: bool) -> TrainConfig:
         precision=_choice(params, "train.precision", PRECISIONS),
         channels_last=_bool(params, "train.channels_last"),
         log_grad_norms=_bool(params, "train.log_grad_norms"),
+        cudnn_benchmark=_bool(params, "train.cudnn_benchmark"),
+        fused_optimizer=_bool(params, "train.fused_optimizer"),
+        compile=_bool(params, "train.compile"),
     )
 
 

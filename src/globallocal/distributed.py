@@ -126,12 +126,16 @@ class DistributedContext:
         return seed + self.rank
 
     def loader(self, dataset: Dataset, batch_size: int, seed: int, num_workers: int):
-        """This rank's slice of every seeded global batch of ``batch_size``; on CUDA pinned and copied ahead."""
-        on_cuda = self.device.type == "cuda"
+        """This rank's slice of every seeded global batch of ``batch_size``, delivered on this rank's device.
+
+        Wrapped in ``DeviceLoader`` on every device (on the CPU a no-op), so the CUDA path is the one the
+        CPU tests run; on CUDA the batches are pinned and copied ahead.
+        """
         loader = train_loader(
-            dataset, batch_size, seed, num_workers, pin_memory=on_cuda, rank=self.rank, world_size=self.world_size
+            dataset, batch_size, seed, num_workers, pin_memory=self.device.type == "cuda", rank=self.rank,
+            world_size=self.world_size,
         )
-        return DeviceLoader(loader, self.device) if on_cuda else loader
+        return DeviceLoader(loader, self.device)
 
     def distribute(self, state) -> None:
         """Make a ``TrainState`` data-parallel: same initial weights everywhere, gradients averaged at each step."""

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from globallocal.acceleration import configure_backends, maybe_compile, optimizer_options
 from globallocal.alignment.discriminators import ADVENT_GLOBAL_WIDTH
 from globallocal.alignment.global_alignment import GlobalAlignment
 from globallocal.alignment.local import LocalAlignment, LocalAlignmentConfig
@@ -102,6 +103,10 @@ class TrainConfig:
     channels_last: bool = False
     #: Measure each loss term's gradient norm on its head's output at logging iterations.
     log_grad_norms: bool = True
+    #: CUDA only (acceleration.py): cuDNN autotuning, fused optimiser steps; compile: any device, opt-in.
+    cudnn_benchmark: bool = True
+    fused_optimizer: bool = True
+    compile: bool = False
 
 
 def poly_lr(base_lr: float, iteration: int, max_iters: int, power: float) -> float:
@@ -265,12 +270,16 @@ class TrainState:
 
 def build_train_state(model: nn.Module, config: TrainConfig, num_classes: int) -> TrainState:
     optim = config.optim
-    optimizer = torch.optim.SGD(
-        model.param_groups(optim.lr), lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
-    )
     device = next(model.parameters()).device
+    configure_backends(device, config.cudnn_benchmark)
+    speed = optimizer_options(device, config.fused_optimizer)
+    optimizer = torch.optim.SGD(
+        model.param_groups(optim.lr), lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+        **speed,
+    )
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
+    maybe_compile(model, config.compile)
     state = TrainState(model=model, optimizer=optimizer, scaler=grad_scaler(device, config.precision))
     if config.alignment is not None:
         heads = HEADS if config.multi_level else ("main",)
@@ -278,7 +287,7 @@ def build_train_state(model: nn.Module, config: TrainConfig, num_classes: int) -
         state.aligners = aligners
         d_groups = aligners.discriminator_param_groups(optim.lr_d)
         if d_groups:
-            state.optimizer_d = torch.optim.Adam(d_groups, lr=optim.lr_d, betas=optim.betas_d)
+            state.optimizer_d = torch.optim.Adam(d_groups, lr=optim.lr_d, betas=optim.betas_d, **speed)
             state.scaler_d = grad_scaler(device, config.precision)
     return state
 

@@ -46,10 +46,14 @@ def target_dataset(
 MAX_AUTO_WORKERS = 8
 
 
-def resolve_num_workers(value: int | str, processes_per_node: int = 1) -> int:
-    """``auto`` -> the CPUs this process may use, shared by the node's processes, capped at MAX_AUTO_WORKERS."""
+def resolve_num_workers(value: int | str, processes_per_node: int = 1, device: torch.device | None = None) -> int:
+    """``auto`` -> the CPUs this process may use, shared by the node's processes, capped at MAX_AUTO_WORKERS;
+    0 when training runs on the CPU (``device``), whose cores the step itself uses (workers would take
+    them from it), so that loading stays off the critical path where it can: beside a GPU."""
     if value != "auto":
         return int(value)
+    if device is not None and device.type == "cpu":
+        return 0
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cpus // processes_per_node, MAX_AUTO_WORKERS))
 
@@ -133,11 +137,22 @@ def train_loader(
 
 
 class DeviceLoader:
-    """Iterate a loader with every tensor already on ``device``: from pinned memory, ``non_blocking=True``,
-    so the host goes on queueing work instead of waiting for each copy."""
+    """Iterate a loader with every tensor already on ``device``, on every device: the one path that
+    training takes, so that CPU runs (and CI, which has no GPU) exercise what CUDA runs do.
+
+    On CUDA the loader's batches come from pinned memory and are copied with ``non_blocking=True``, so
+    the host goes on queueing work instead of waiting for each copy; on the CPU ``Tensor.to`` returns
+    the tensor itself (no copy, bit-identical batches). ``batch_sampler`` is the wrapped loader's, so
+    ``data.order.DataStream`` can save and restore the data order through the wrapper.
+    """
 
     def __init__(self, loader: DataLoader, device: torch.device):
         self.loader, self.device = loader, device
+
+    @property
+    def batch_sampler(self):
+        """The wrapped loader's (resumable) batch sampler."""
+        return getattr(self.loader, "batch_sampler", None)
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -11,7 +11,7 @@ from functools import partial
 
 import torch
 from torch import nn
-from torchvision.ops import FrozenBatchNorm2d
+from globallocal.models.norm import FrozenBatchNorm2d
 
 from globallocal.models.segmentation import SegmentationModel
 

@@ -12,7 +12,7 @@ from functools import partial
 import torch
 from torch import nn
 from torchvision.models import mobilenet_v3_large, mobilenet_v3_small
-from torchvision.ops import FrozenBatchNorm2d
+from globallocal.models.norm import FrozenBatchNorm2d
 
 from globallocal.models.segmentation import SegmentationModel
 
