@@ -20,7 +20,7 @@ from globallocal.reporting import (
     plot_training_curves,
     write_report,
 )
-from globallocal.selftrain_report import load_dev_samples, plot_pseudo_labels, selftrain_note
+from globallocal.selftrain_report import load_dev_samples, plot_pseudo_labels, selftrain_note, selftrain_table
 
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
@@ -100,11 +100,14 @@ def fairness_note(params: dict, metrics: dict) -> str:
 
 
 def read_ablation(path: Path) -> list[dict]:
-    """The rows of reports/ablation.csv (written by `benchmarks/sweep.py ablation`), numbers parsed."""
+    """The rows of reports/ablation.csv (written by `benchmarks/sweep.py ablation`), numbers parsed; a
+    file without the ``selftrain`` column holds adapted models only (selftrain 0)."""
     with path.open(newline="") as handle:
         return [
             {"family": row["family"], "local": int(row["local"]), "seed": int(row["seed"]),
-             "val_miou": float(row["val_miou"]), "dev_miou": float(row["dev_miou"])}
+             "val_miou": float(row["val_miou"]), "dev_miou": float(row["dev_miou"]),
+             "selftrain": int(row.get("selftrain") or 0),
+             "control_val_miou": row.get("control_val_miou", ""), "control_dev_miou": row.get("control_dev_miou", "")}
             for row in csv.DictReader(handle)
         ]
 
@@ -162,7 +165,8 @@ def main() -> None:
     plot_class_frequencies(frequencies, paths[5])
     plot_pseudo_labels(load_dev_samples(SELFTRAIN_DIR / "dev_samples.npz"), paths[6])
     diagnostics = json.loads((SELFTRAIN_DIR / "pseudo_labels.json").read_text())
-    ablation_rows = read_ablation(ABLATION)
+    all_rows = read_ablation(ABLATION)
+    ablation_rows = [row for row in all_rows if not row["selftrain"]]
     if ablation_rows:
         caption = "Global families with and without local alignment (target val, mean and std over seeds)"
         figures[caption] = FIGURES / "ablation.png"
@@ -179,7 +183,9 @@ def main() -> None:
             + "."
         ),
         "held-out target dev split": dev_note(params, headline),
-        "Self-training": selftrain_note(headline, diagnostics, config.optim_config(params, "selftrain").iterations),
+        "Self-training": selftrain_note(headline, diagnostics, config.optim_config(params, "selftrain").iterations)
+        + ("\n\nOver seeds (`reports/ablation.csv`, `selftrain = 1` rows; control = the same iterations without "
+           "the pseudo-label loss):\n\n" + selftrain_table(all_rows) if any(r["selftrain"] for r in all_rows) else ""),
         "global families with and without local alignment": ablation_note(ablation_rows),
         "Data statistics": "Share of labelled pixels per class (`prepare` counts them; counts and findings in "
                 "`reports/data/`):\n\n" + class_frequency_table(frequencies),

@@ -65,6 +65,9 @@ def main() -> None:
     start = Path(f"models/{config.selftrain_start(params)}.pt")
     name = "selftrain_control" if args.control else "selftrained"
     out, log_dir = Path(f"models/{name}.pt"), Path(f"reports/train/{name}")
+    data = config.data_config(params)
+    held_out = read_list(data.lists_dir / TARGET_DEV_LIST) + read_list(data.lists_dir / TARGET_VAL_LIST)
+    selftraining.check_held_out(read_list(data.lists_dir / TARGET_TRAIN_LIST), held_out)
     if not args.control:
         write_diagnostics(params, start, st)
     if config.optim_config(params, "selftrain").iterations == 0:
@@ -73,8 +76,6 @@ def main() -> None:
         with atomic.atomic_path(out) as tmp:
             shutil.copyfile(start, tmp)
         return
-    data = config.data_config(params)
-    held_out = read_list(data.lists_dir / TARGET_DEV_LIST) + read_list(data.lists_dir / TARGET_VAL_LIST)
     method = None if args.control else selftraining.SelfTraining(st, held_out, NUM_CLASSES)
     training_stage(params, "selftrain", out, log_dir, init_checkpoint=start, aligned=True, self_training=method)
 

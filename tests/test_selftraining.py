@@ -217,3 +217,52 @@ def test_ema_momentum_warms_up_as_daformer():
     assert ema_momentum_at(0.99, 1) == 0.5  # after the first step the teacher is halfway to the student
     assert ema_momentum_at(0.99, 9) == pytest.approx(0.9)
     assert ema_momentum_at(0.99, 1000) == 0.99
+
+
+# ---- params and the main table -------------------------------------------------------------------
+
+def committed_params():
+    from pathlib import Path
+
+    import yaml
+
+    return yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+
+
+def test_selftrain_params_reach_the_config_and_iterations_zero_is_allowed_for_selftrain_only():
+    from globallocal import config
+
+    params = committed_params()
+    params["selftrain"].update(threshold_rule="global", top_p=0.25, rounds=2, lambda_pseudo=0.5, iterations=0)
+    config.validate(params)
+    st = config.selftrain_config(params)
+    assert (st.threshold_rule, st.top_p, st.rounds, st.lambda_pseudo) == ("global", 0.25, 2, 0.5)
+    assert config.optim_config(params, "selftrain").iterations == 0
+    params["adapt"]["iterations"] = 0
+    with pytest.raises(UserError, match="adapt.iterations"):
+        config.validate(params)
+
+
+def test_an_ema_teacher_with_several_rounds_is_refused_naming_the_key():
+    from globallocal import config
+
+    params = committed_params()
+    params["selftrain"].update(teacher="ema", rounds=2)
+    with pytest.raises(UserError, match="selftrain.rounds"):
+        config.validate(params)
+
+
+def test_selftrain_table_pairs_each_seed_with_its_control():
+    from globallocal.selftrain_report import selftrain_table
+
+    rows = [
+        {"family": "advent", "local": 1, "selftrain": 1, "seed": 0, "val_miou": 20.0, "dev_miou": 22.0,
+         "control_val_miou": 17.0, "control_dev_miou": 21.0},
+        {"family": "advent", "local": 1, "selftrain": 1, "seed": 1, "val_miou": 18.0, "dev_miou": 20.0,
+         "control_val_miou": 17.0, "control_dev_miou": 19.0},
+        {"family": "advent", "local": 1, "selftrain": 0, "seed": 0, "val_miou": 99.0, "dev_miou": 99.0,
+         "control_val_miou": "", "control_dev_miou": ""},
+    ]
+    line = selftrain_table(rows).splitlines()[2]
+    # paired val differences +3 and +1: mean 2, sample std sqrt(2); dev +1 and +1.
+    assert line == "| advent | 1 | 17.00 ± 0.00 | 19.00 ± 1.41 | +3.00, +1.00 | 2.00 ± 1.41 | 1.00 ± 0.00 |"

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from globallocal import atomic
 from globallocal.data.labels import IGNORE_INDEX, colorize
-from globallocal.reporting import FIGURE_DPI, MISSING_VALUE
+from globallocal.reporting import FIGURE_DPI, MISSING_VALUE, mean_std
 
 PANEL_WIDTH_PX = 320
 ROW_MARGIN_PX = 40
@@ -86,3 +86,30 @@ def selftrain_note(metrics: Mapping, diagnostics: Mapping, iterations: int) -> s
         "against the target-train ground truth (computed for this report only, never used in training):\n\n"
         + precision_table(diagnostics)
     )
+
+
+def _pm(values) -> str:
+    if not values:
+        return MISSING_VALUE
+    mean, std = mean_std(values)
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def selftrain_table(rows: list[dict]) -> str:
+    """Markdown from reports/ablation.csv's ``selftrain = 1`` rows: per (family, local) the self-trained and
+    control val mIoU (mean ± std over seeds), the per-seed paired difference on val and dev."""
+    rows = [row for row in rows if int(row["selftrain"]) == 1]
+    seeds = sorted({row["seed"] for row in rows})
+    lines = ["| start model | local | val: control | val: selftrained | val paired diff per seed ("
+             + ", ".join(f"s{s}" for s in seeds) + ") | val diff mean ± std | dev diff mean ± std |",
+             "|---|---:|---:|---:|---|---:|---:|"]
+    for family, local in dict.fromkeys((row["family"], int(row["local"])) for row in rows):
+        group = sorted((r for r in rows if r["family"] == family and int(r["local"]) == local), key=lambda r: r["seed"])
+        val_diff = [float(r["val_miou"]) - float(r["control_val_miou"]) for r in group]
+        dev_diff = [float(r["dev_miou"]) - float(r["control_dev_miou"]) for r in group]
+        lines.append(
+            f"| {family} | {local} | {_pm([float(r['control_val_miou']) for r in group])} | "
+            f"{_pm([float(r['val_miou']) for r in group])} | {', '.join(f'{d:+.2f}' for d in val_diff)} | "
+            f"{_pm(val_diff)} | {_pm(dev_diff)} |"
+        )
+    return "\n".join(lines)
