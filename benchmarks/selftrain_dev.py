@@ -7,7 +7,8 @@ Each variant (selftrain params overrides on top of params.yaml, one seed: the co
 the selftrain stage's own code (pipeline/common.py `training_stage` with a `SelfTraining`; `control: true`
 trains the stage's control instead) into a scratch folder, then scored on target dev (choices) and val
 (reported only) with the evaluate stage's metric. Writes reports/sweeps/<name>.{csv,md}; the best mean dev
-mIoU is marked. One process, one thread: variants run one after another.
+mIoU is marked. One process, one thread: variants run one after another; variants already in the CSV with
+the same params are kept (--rerun to train them again).
 """
 
 from __future__ import annotations
@@ -69,20 +70,31 @@ def run_variant(base: dict, overrides: dict, scratch: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("spec", type=Path, help="a sweep file: name, variants {name: {selftrain.key: value}}")
+    parser.add_argument("--rerun", action="store_true", help="re-run variants already in the CSV")
     args = parser.parse_args()
     spec = yaml.safe_load(args.spec.read_text())
     base = config.load_validated_params()
+    out = Path("reports/sweeps")
+    table = out / f"{spec['name']}.csv"
+    done = {}
+    if table.is_file() and not args.rerun:  # variants already measured (same params) are kept, not re-run
+        with table.open(newline="") as handle:
+            done = {row["variant"]: row for row in csv.DictReader(handle)}
     rows = []
     for variant, overrides in spec["variants"].items():
+        params_text = " ".join(f"{k}={v}" for k, v in (overrides or {}).items())
+        if variant in done and done[variant]["params"] == params_text:
+            row = done[variant]
+            rows.append({**row, "dev_miou": float(row["dev_miou"]), "val_miou": float(row["val_miou"])})
+            continue
         with tempfile.TemporaryDirectory() as scratch:
             result = run_variant(base, dict(overrides or {}), Path(scratch))
         row = {"variant": variant, "seed": config.seed(base), "dev_miou": result["dev"], "val_miou": result["val"],
-               "train_s": result["train_s"], "params": " ".join(f"{k}={v}" for k, v in (overrides or {}).items())}
+               "train_s": result["train_s"], "params": params_text}
         print(row, flush=True)
         rows.append(row)
-    out = Path("reports/sweeps")
     out.mkdir(parents=True, exist_ok=True)
-    with (out / f"{spec['name']}.csv").open("w", newline="") as handle:
+    with table.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

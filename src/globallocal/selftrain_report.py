@@ -69,6 +69,8 @@ def precision_table(diagnostics: Mapping) -> str:
 def selftrain_note(metrics: Mapping, diagnostics: Mapping, iterations: int) -> str:
     """Self-trained vs its control on val and dev, and the pseudo-labels' precision."""
     start = Path(diagnostics["start"]).stem
+    scored = [row for row in diagnostics["per_class"].values() if row["precision"] is not None]
+    overall = sum(row["precision"] * row["share_of_kept"] for row in scored) / 100.0
 
     def line(split: str, scores: Mapping) -> str:
         st, control = scores["selftrained"]["miou"], scores["selftrain_control"]["miou"]
@@ -82,8 +84,8 @@ def selftrain_note(metrics: Mapping, diagnostics: Mapping, iterations: int) -> s
         f"| split | start ({start}) | control | selftrained | selftrained - control |\n|---|---:|---:|---:|---:|\n"
         + line("val", metrics) + "\n" + line("dev", metrics["dev"]) + "\n\n"
         f"Pseudo-labels of the start model on target train ({diagnostics['threshold_rule']} thresholds, top "
-        f"{100 * diagnostics['top_p']:.0f}%): {diagnostics['kept_share']:.1f}% of the pixels kept. Precision "
-        "against the target-train ground truth (computed for this report only, never used in training):\n\n"
+        f"{100 * diagnostics['top_p']:.0f}%): {diagnostics['kept_share']:.1f}% of the pixels kept, {overall:.1f}% of them "
+        "right. Precision against the target-train ground truth (computed for this report only, never used in training):\n\n"
         + precision_table(diagnostics)
     )
 
