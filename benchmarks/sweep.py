@@ -12,8 +12,14 @@ whose deps did not change (pretrain and oracle of a seed, source_only) come from
 
 `ablation` is the paper's main table: every global family (adaptsegnet, advent, minent) with the
 committed (dev-selected) local settings (`local = 1`) and with `adapt.lambda_adv_local = 0` (`local = 0`),
-plus source_only and oracle, over the seeds. It writes reports/ablation.csv
-(`family,local,seed,val_miou,dev_miou`, one row per run) and reports/ablation.md; the `report` stage
+plus source_only and oracle, over the seeds. Each run also self-trains its adapted model (the `selftrain`
+stage) and runs its control, so every (family, local, seed) gives a `selftrain = 0` row (the adapted model)
+and a `selftrain = 1` row (the self-trained one, with its control's scores in `control_val_miou`,
+`control_dev_miou`); one more run per seed self-trains the source-only model (`selftrain.start: source_only`,
+family `source_only`, `selftrain = 1`). `--no-selftrain` sets `selftrain.iterations: 0` and leaves those rows
+out. It writes reports/ablation.csv
+(`family,local,selftrain,seed,val_miou,dev_miou,control_val_miou,control_dev_miou`, one row per model) and
+reports/ablation.md; the `report` stage
 draws reports/figures/ablation.png from the CSV and puts the table in reports/report.md. A sweep file writes reports/sweeps/<name>.{csv,md,png}; the variant with
 the best mean **dev** mIoU is marked (val is printed beside it, never used to choose).
 """
@@ -32,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from globallocal.reporting import ablation_table, plot_sweep, sweep_table
+from globallocal.selftrain_report import selftrain_table
 
 DVC = [sys.executable, "-m", "dvc"]
 #: Stage commands call `python`: make it this interpreter; one thread per job (see the docstring).
@@ -151,7 +158,18 @@ def sweep(spec_path: Path, jobs: int, no_run: bool) -> None:
     print(table)
 
 
-def ablation(seeds: list[int], jobs: int, no_run: bool) -> None:
+def ablation_row(result: dict, family: str, local: int, seed: int, model: str, selftrain: int) -> dict:
+    """One row of reports/ablation.csv: ``model``'s scores in ``result``; the control's for a self-trained one."""
+    row = {"family": family, "local": local, "selftrain": selftrain, "seed": seed,
+           "val_miou": result[model]["miou"], "dev_miou": result["dev"][model]["miou"],
+           "control_val_miou": "", "control_dev_miou": ""}
+    if selftrain:
+        row["control_val_miou"] = result["selftrain_control"]["miou"]
+        row["control_dev_miou"] = result["dev"]["selftrain_control"]["miou"]
+    return row
+
+
+def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True) -> None:
     runs = {}
     for family in FAMILIES:
         for local in (0, 1):
@@ -159,24 +177,32 @@ def ablation(seeds: list[int], jobs: int, no_run: bool) -> None:
                 overrides = {"adapt.global_family": family, "seed": seed}
                 if not local:
                     overrides["adapt.lambda_adv_local"] = 0
+                if not selftrain:
+                    overrides["selftrain.iterations"] = 0
                 runs[(family, local, seed)] = overrides
+    if selftrain:  # does self-training need alignment first? (only the selftrain stages differ)
+        for seed in seeds:
+            runs[("source_only", 0, seed)] = {"selftrain.start": "source_only", "seed": seed}
     names = {key: run_name("ablation", f"{key[0]}-local{key[1]}", key[2]) for key in runs}
     metrics = finished_experiments() if no_run else run_all({names[k]: v for k, v in runs.items()}, jobs)
     rows = []
     for (family, local, seed), name in names.items():
-        if name in metrics:
-            result = metrics[name]
-            rows.append({"family": family, "local": local, "seed": seed,
-                         "val_miou": result["adapted"]["miou"], "dev_miou": result["dev"]["adapted"]["miou"]})
+        if name in metrics and family != "source_only":
+            rows.append(ablation_row(metrics[name], family, local, seed, "adapted", 0))
     # source_only and oracle do not depend on the family: take them from each seed's advent run.
     for model in ("source_only", "oracle"):
         for seed in seeds:
             result = metrics.get(names[("advent", 1, seed)])
             if result is not None:
-                rows.append({"family": model, "local": 0, "seed": seed,
-                             "val_miou": result[model]["miou"], "dev_miou": result["dev"][model]["miou"]})
+                rows.append(ablation_row(result, model, 0, seed, model, 0))
+    if selftrain:
+        for (family, local, seed), name in names.items():
+            if name in metrics:
+                rows.append(ablation_row(metrics[name], family, local, seed, "selftrained", 1))
     write_csv(Path("reports/ablation.csv"), rows)
-    table = ablation_table(rows)
+    table = ablation_table([row for row in rows if not row["selftrain"]])
+    if selftrain:
+        table += "\n\n" + selftrain_table(rows)
     Path("reports/ablation.md").write_text(table + "\n")
     print(table)
 
@@ -187,12 +213,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds")
     parser.add_argument("--jobs", type=int, default=2, help="experiments run side by side")
     parser.add_argument("--no-run", action="store_true", help="only tabulate what has been run")
+    parser.add_argument("--no-selftrain", action="store_true",
+                        help="ablation without the self-training rows (selftrain.iterations 0)")
     parser.add_argument("--code-at", default="HEAD", metavar="COMMIT",
                         help="reuse experiments whose training/evaluation code equals this commit's (default HEAD)")
     args = parser.parse_args()
     CODE_REF[0] = args.code_at
     if args.what == "ablation":
-        ablation(args.seeds, args.jobs, args.no_run)
+        ablation(args.seeds, args.jobs, args.no_run, selftrain=not args.no_selftrain)
     else:
         sweep(Path(args.what), args.jobs, args.no_run)
 

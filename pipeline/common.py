@@ -41,11 +41,15 @@ def training_stage(
     init_checkpoint: Path | None = None,
     aligned: bool = False,
     supervise_on_target: bool = False,
+    self_training=None,
 ) -> dict:
     """Train one model as ``stage``'s params say and write its checkpoint and dvclive log.
 
     supervise_on_target: the oracle — target train labels take the source's place, no target stream.
-    aligned: the adapt stage — global + local alignment on the target train images.
+    aligned: the adapt stage — global + local alignment on the target train images (selftrain: the target
+    stream without alignment terms).
+    self_training: a ``selftraining.SelfTraining`` that pseudo-labels the target stream and runs the loop
+    (no snapshots: its labels and teacher are not in them; the stage is short).
     """
     launch = config.launch_config(params)
     distributed.relaunch_under_torchrun(launch)  # returns in each torchrun worker, or at once for one process
@@ -83,6 +87,8 @@ def training_stage(
         unlabelled = target_dataset(
             data.target_root, "train", read_list(lists / TARGET_TRAIN_LIST), data.target_size, norm, with_labels=False
         )
+        if self_training is not None:
+            unlabelled = self_training.wrap_target(unlabelled)
         target_loader = context.loader(unlabelled, batch, seed + 1, workers)
 
     if context.is_main:  # rank 0 alone writes
@@ -92,7 +98,7 @@ def training_stage(
     # Snapshots live outside DVC's outputs on purpose: see globallocal.snapshots. One process only: a
     # data-parallel run that is killed starts over (README, Known limits).
     snapshots = None
-    if not context.is_distributed:
+    if not context.is_distributed and self_training is None:
         snapshots = Snapshots(
             SNAPSHOT_ROOT / log_dir.name,
             fingerprint(
@@ -107,7 +113,8 @@ def training_stage(
     resume = snapshots.load(log_dir.name) if snapshots is not None else None
     try:
         with open_live(log_dir, resume=resume is not None) if context.is_main else nullcontext() as live:
-            last = train(
+            run = train if self_training is None else self_training.run
+            last = run(
                 state, train_config, source_loader, target_loader, device, live=live, progress=context.is_main,
                 description=stage, snapshots=snapshots, resume=resume,
             )

@@ -1,4 +1,4 @@
-"""Stage `evaluate`: score the source-only, adapted and oracle models on target val and on the held-out
+"""Stage `evaluate`: score the source-only, adapted, oracle, self-trained and self-training-control models on target val and on the held-out
 target dev split (DESIGN.md section 3).
 
 Writes reports/metrics.json (the headline mIoU of each model on val), reports/metrics_dev.json (the same
@@ -34,6 +34,8 @@ MODELS = {
     "source_only": Path("models/source_only.pt"),
     "adapted": Path("models/adapted.pt"),
     "oracle": Path("models/oracle.pt"),
+    "selftrained": Path("models/selftrained.pt"),
+    "selftrain_control": Path("models/selftrain_control.pt"),
 }
 PREDICTIONS = Path("predictions")
 EVAL_DIR = Path("reports/eval")

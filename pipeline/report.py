@@ -20,14 +20,18 @@ from globallocal.reporting import (
     plot_training_curves,
     write_report,
 )
+from globallocal.selftrain_report import load_dev_samples, plot_pseudo_labels, selftrain_note, selftrain_table
 
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
 EVAL_DIR = REPORTS / "eval"
 TRAIN_LOGS = REPORTS / "train"
 ABLATION = REPORTS / "ablation.csv"
-RUNS = ("pretrain", "source_only", "adapted", "oracle")
+SELFTRAIN_DIR = REPORTS / "selftrain"
+RUNS = ("pretrain", "source_only", "adapted", "selftrained", "selftrain_control", "oracle")
 COMPARED = ("source_only", "adapted", "oracle")
+#: The models of the tables and figures: the three compared ones and the self-trained model.
+SHOWN = ("source_only", "adapted", "selftrained", "oracle")
 CURVE_SMOOTHING = 3
 
 
@@ -96,11 +100,14 @@ def fairness_note(params: dict, metrics: dict) -> str:
 
 
 def read_ablation(path: Path) -> list[dict]:
-    """The rows of reports/ablation.csv (written by `benchmarks/sweep.py ablation`), numbers parsed."""
+    """The rows of reports/ablation.csv (written by `benchmarks/sweep.py ablation`), numbers parsed; a
+    file without the ``selftrain`` column holds adapted models only (selftrain 0)."""
     with path.open(newline="") as handle:
         return [
             {"family": row["family"], "local": int(row["local"]), "seed": int(row["seed"]),
-             "val_miou": float(row["val_miou"]), "dev_miou": float(row["dev_miou"])}
+             "val_miou": float(row["val_miou"]), "dev_miou": float(row["dev_miou"]),
+             "selftrain": int(row.get("selftrain") or 0),
+             "control_val_miou": row.get("control_val_miou", ""), "control_dev_miou": row.get("control_dev_miou", "")}
             for row in csv.DictReader(handle)
         ]
 
@@ -136,7 +143,7 @@ def main() -> None:
     headline_dev = json.loads((REPORTS / "metrics_dev.json").read_text())
     per_class = json.loads((REPORTS / "per_class_iou.json").read_text())
     # The report's tables and figures take {model: {"miou": ..., "per_class_iou": {...}}}.
-    metrics = {m: {**headline[m], "per_class_iou": per_class[m]} for m in COMPARED}
+    metrics = {m: {**headline[m], "per_class_iou": per_class[m]} for m in SHOWN}
     FIGURES.mkdir(parents=True, exist_ok=True)
     figures = {
         "Training curves (moving average of the logged means)": FIGURES / "training_curves.png",
@@ -145,17 +152,22 @@ def main() -> None:
         "Confusion matrix of the source-only model (row-normalised)": FIGURES / "confusion_source_only.png",
         "Target val samples: predictions and entropy maps": FIGURES / "qualitative.png",
         "Class pixel frequencies of the source and target train labels": FIGURES / "class_frequencies.png",
+        "Pseudo-labels of the self-training start model beside the ground truth on dev images (figure only; "
+        "dev is never trained on)": FIGURES / "pseudo_labels.png",
     }
     paths = list(figures.values())
     plot_training_curves({run: TRAIN_LOGS / run for run in RUNS}, paths[0], smoothing=CURVE_SMOOTHING)
-    plot_per_class_iou(metrics, paths[1], models=COMPARED)
+    plot_per_class_iou(metrics, paths[1], models=SHOWN)
     for model_name, path in (("adapted", paths[2]), ("source_only", paths[3])):
         confusion = np.load(EVAL_DIR / f"confusion_{model_name}.npy")
         plot_confusion(confusion, CLASS_NAMES, path, title=f"{model_name} (rows: ground truth)")
-    plot_qualitative(load_qualitative(EVAL_DIR / "qualitative.npz", COMPARED), paths[4], models=COMPARED)
+    plot_qualitative(load_qualitative(EVAL_DIR / "qualitative.npz", SHOWN), paths[4], models=SHOWN)
     frequencies = json.loads((REPORTS / "data/class_frequencies.json").read_text())  # written by prepare
     plot_class_frequencies(frequencies, paths[5])
-    ablation_rows = read_ablation(ABLATION)
+    plot_pseudo_labels(load_dev_samples(SELFTRAIN_DIR / "dev_samples.npz"), paths[6])
+    diagnostics = json.loads((SELFTRAIN_DIR / "pseudo_labels.json").read_text())
+    all_rows = read_ablation(ABLATION)
+    ablation_rows = [row for row in all_rows if not row["selftrain"]]
     if ablation_rows:
         caption = "Global families with and without local alignment (target val, mean and std over seeds)"
         figures[caption] = FIGURES / "ablation.png"
@@ -172,12 +184,16 @@ def main() -> None:
             + "."
         ),
         "held-out target dev split": dev_note(params, headline_dev),
+        "Self-training": selftrain_note({**headline, "dev": headline_dev}, diagnostics,
+                                        config.optim_config(params, "selftrain").iterations)
+        + ("\n\nOver seeds (`reports/ablation.csv`, `selftrain = 1` rows; control = the same iterations without "
+           "the pseudo-label loss):\n\n" + selftrain_table(all_rows) if any(r["selftrain"] for r in all_rows) else ""),
         "global families with and without local alignment": ablation_note(ablation_rows),
         "Data statistics": "Share of labelled pixels per class (`prepare` counts them; counts and findings in "
                 "`reports/data/`):\n\n" + class_frequency_table(frequencies),
         "reproduce": "```\nmake repro        # or: .venv/bin/dvc repro\n```",
     }
-    write_report(REPORTS / "report.md", {m: metrics[m] for m in COMPARED}, figures, notes)
+    write_report(REPORTS / "report.md", {m: metrics[m] for m in SHOWN}, figures, notes)
 
 
 if __name__ == "__main__":

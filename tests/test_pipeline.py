@@ -23,6 +23,7 @@ TINY = {
     "pretrain": {"iterations": 3, "max_iters": 3},
     "adapt": {"iterations": 2, "max_iters": 2, "global_d_pool": 1},  # D_g needs a 32x32 map at 64x32
     "oracle": {"iterations": 2, "max_iters": 2},
+    "selftrain": {"iterations": 2, "max_iters": 2},
     "train": {"log_every": 1, "snapshot_every": 2},
     "evaluate": {"num_qualitative": 2},
 }
@@ -65,11 +66,11 @@ def project(tmp_path_factory):
     return root
 
 
-def test_repro_writes_val_and_dev_miou_and_per_class_iou_for_the_three_models(project):
+def test_repro_writes_val_and_dev_miou_and_per_class_iou_for_every_model(project):
     metrics = json.loads((project / "reports/metrics.json").read_text())
     dev = json.loads((project / "reports/metrics_dev.json").read_text())
     per_class = json.loads((project / "reports/per_class_iou.json").read_text())
-    models = ["source_only", "adapted", "oracle"]
+    models = ["source_only", "adapted", "oracle", "selftrained", "selftrain_control"]
     assert list(metrics) == models and list(dev) == models
     assert list(per_class) == models
     for model in models:
@@ -103,17 +104,20 @@ def test_exported_predictions_are_labelid_pngs_that_the_official_evaluation_agre
 
 
 def test_every_training_stage_logged_its_losses_with_dvclive(project):
-    for run_name, iterations in (("pretrain", 3), ("source_only", 2), ("adapted", 2), ("oracle", 2)):
+    for run_name, iterations in (("pretrain", 3), ("source_only", 2), ("adapted", 2), ("oracle", 2),
+                                 ("selftrained", 2), ("selftrain_control", 2)):
         tsv = project / f"reports/train/{run_name}/plots/metrics/loss_seg/main.tsv"
         rows = tsv.read_text().strip().splitlines()
         assert [int(row.split("\t")[0]) for row in rows[1:]] == list(range(1, iterations + 1)), run_name
     assert (project / "reports/train/adapted/plots/metrics/loss_adv/local_main.tsv").is_file()
     assert not (project / "reports/train/source_only/plots/metrics/loss_adv/local_main.tsv").exists()
+    assert (project / "reports/train/selftrained/plots/metrics/loss_pseudo/main.tsv").is_file()
+    assert not (project / "reports/train/selftrain_control/plots/metrics/loss_pseudo").exists()
 
 
 def test_report_embeds_figures_that_exist(project):
     text = (project / "reports/report.md").read_text()
-    for figure in ("training_curves", "per_class_iou", "confusion_adapted", "qualitative"):
+    for figure in ("training_curves", "per_class_iou", "confusion_adapted", "qualitative", "pseudo_labels"):
         assert f"figures/{figure}.png" in text
         assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000
 
@@ -200,3 +204,38 @@ def test_killing_evaluate_leaves_the_previous_outputs_or_none_and_repro_complete
     status = run([sys.executable, "-m", "dvc", "status"], project).stdout
     assert status.split() == ["fingerprint:", "always", "changed"]  # the always-run stage, nothing else
     assert (project / "reports/metrics.json").read_bytes() == before["reports/metrics.json"]
+
+
+def copy_of(project: Path, tmp_path: Path, **selftrain) -> Path:
+    """A copy of the reproduced project whose params.yaml has ``selftrain`` overrides."""
+    root = tmp_path / "copy"
+    shutil.copytree(project, root, ignore=shutil.ignore_patterns(".dvc", ".git"))
+    params = tiny_params()
+    params["selftrain"].update(selftrain)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def test_selftrain_with_zero_iterations_writes_a_copy_of_the_adapted_model(project, tmp_path):
+    root = copy_of(project, tmp_path, iterations=0)
+    run([sys.executable, "pipeline/selftrain.py"], root)
+    assert (root / "models/selftrained.pt").read_bytes() == (root / "models/adapted.pt").read_bytes()
+
+
+def test_selftrain_refuses_a_target_train_list_that_holds_a_dev_image(project, tmp_path):
+    root = copy_of(project, tmp_path)
+    dev = (root / "data/lists/target_dev.txt").read_text().split()
+    with (root / "data/lists/target_train.txt").open("a") as handle:
+        handle.write(dev[0] + "\n")
+    result = run([sys.executable, "pipeline/selftrain.py"], root, check=False)
+    assert result.returncode == 2 and "held-out target dev/val" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_selftrain_diagnostics_score_the_pseudo_labels_of_target_train_and_show_dev_images(project):
+    diagnostics = json.loads((project / "reports/selftrain/pseudo_labels.json").read_text())
+    assert list(diagnostics["per_class"]) == list(CLASS_NAMES)
+    assert 0 < diagnostics["kept_share"] <= 100
+    with np.load(project / "reports/selftrain/dev_samples.npz") as arrays:
+        dev = (project / "data/lists/target_dev.txt").read_text().split()
+        assert list(arrays["names"]) == dev[:2] and arrays["pseudo_0"].shape == (32, 64)

@@ -31,6 +31,7 @@ from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
 from globallocal.precision import PRECISIONS
 from globallocal.snapshots import SnapshotConfig
+from globallocal.selftraining import STARTS, TEACHERS, THRESHOLD_RULES, SelfTrainingConfig
 from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
 
 SOURCE_DATASETS = ("gta5", "synthia")
@@ -280,8 +281,9 @@ def launch_config(params: dict) -> LaunchConfig:
 
 
 def optim_config(params: dict, stage: str) -> OptimConfig:
-    """The optimisation schedule of a training stage (pretrain, adapt or oracle)."""
-    iterations = _number(params, f"{stage}.iterations", minimum=1, integer=True)
+    """The optimisation schedule of a training stage (pretrain, adapt, oracle or selftrain)."""
+    # selftrain.iterations 0 = the stage copies its input (the pipeline without self-training).
+    iterations = _number(params, f"{stage}.iterations", minimum=0 if stage == "selftrain" else 1, integer=True)
     max_iters = _number(params, f"{stage}.max_iters", minimum=1, integer=True)
     if max_iters < iterations:
         raise UserError(
@@ -371,13 +373,22 @@ def check_global_discriminator_fits(params: dict) -> None:
             )
 
 
+#: The selftrain stage forwards target batches in training mode with no alignment term (its target term
+#: is the pseudo-label loss, attached by selftraining.SelfTraining; its control has none).
+TARGET_FORWARD_ONLY = AlignmentConfig(global_family="none", lambda_adv_local=0.0, lambda_adv_local_aux=0.0)
+
+
 def train_config(params: dict, stage: str, aligned: bool) -> TrainConfig:
-    """The full configuration of a training stage; ``aligned`` switches the adapt terms on."""
+    """The full configuration of a training stage; ``aligned`` switches the adapt terms on (for
+    ``selftrain``: the target stream, without alignment terms)."""
+    alignment = None
+    if aligned:
+        alignment = TARGET_FORWARD_ONLY if stage == "selftrain" else alignment_config(params)
     return TrainConfig(
         optim=optim_config(params, stage),
         lambda_seg_aux=float(_number(params, "train.lambda_seg_aux")),
         multi_level=_bool(params, "train.multi_level"),
-        alignment=alignment_config(params) if aligned else None,
+        alignment=alignment,
         log_every=_number(params, "train.log_every", minimum=1, integer=True),
         precision=_choice(params, "train.precision", PRECISIONS),
         channels_last=_bool(params, "train.channels_last"),
@@ -386,6 +397,28 @@ def train_config(params: dict, stage: str, aligned: bool) -> TrainConfig:
         fused_optimizer=_bool(params, "train.fused_optimizer"),
         compile=_bool(params, "train.compile"),
     )
+
+
+def selftrain_config(params: dict) -> SelfTrainingConfig:
+    """The selftrain stage's method (its schedule is ``optim_config(params, "selftrain")``)."""
+    config = SelfTrainingConfig(
+        lambda_pseudo=float(_number(params, "selftrain.lambda_pseudo")),
+        threshold_rule=_choice(params, "selftrain.threshold_rule", THRESHOLD_RULES),
+        top_p=_fraction(params, "selftrain.top_p"),
+        rounds=_number(params, "selftrain.rounds", minimum=1, integer=True),
+        teacher=_choice(params, "selftrain.teacher", TEACHERS),
+        ema_momentum=_fraction(params, "selftrain.ema_momentum"),
+        ema_conf_threshold=_fraction(params, "selftrain.ema_conf_threshold"),
+    )
+    if config.teacher == "ema" and config.rounds != 1:
+        raise UserError(f"params key 'selftrain.rounds' is {config.rounds} but 'selftrain.teacher' is ema, which "
+                        "labels every batch online: set rounds to 1 (rounds re-label offline, teacher none)")
+    return config
+
+
+def selftrain_start(params: dict) -> str:
+    """Which model self-training starts from: ``adapted`` or ``source_only`` (does it need alignment?)."""
+    return _choice(params, "selftrain.start", STARTS)
 
 
 def prepare_out_dir(params: dict) -> Path:
@@ -539,6 +572,9 @@ def _validate_values(params: dict) -> None:
     launch_config(params)
     for stage in ("pretrain", "adapt", "oracle"):
         train_config(params, stage, aligned=stage == "adapt")
+    train_config(params, "selftrain", aligned=True)
+    selftrain_config(params)
+    selftrain_start(params)
     check_global_discriminator_fits(params)
     prepare_out_dir(params)
     synthetic_config(params)

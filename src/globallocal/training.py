@@ -266,6 +266,10 @@ class TrainState:
     iteration: int = 0
     scaler: torch.amp.GradScaler | None = None
     scaler_d: torch.amp.GradScaler | None = None
+    #: Extra losses on the target batch beside the alignment terms (self-training's pseudo-label term):
+    #: objects with ``generator_terms(batch, target_outputs, log) -> {name_<head>: loss}`` and
+    #: ``after_step(model, iteration)`` (e.g. an EMA teacher's update). Not saved in checkpoints.
+    target_terms: list = field(default_factory=list)
 
 
 def build_train_state(model: nn.Module, config: TrainConfig, num_classes: int) -> TrainState:
@@ -324,6 +328,8 @@ def train_step(
         tgt = {head: HeadOutputs(logits) for head, logits in tgt_logits.items()}
         with autocast(device, config.precision):
             terms = aligners.generator_terms(tgt, state.iteration, log)
+            for term in state.target_terms:
+                terms.update(term.generator_terms(target, tgt, log))
         if measure:
             for name, loss in terms.items():
                 log[f"grad_norm/{name}"] = gradient_norm(loss, tgt[name.rsplit("_", 1)[1]].logits)
@@ -336,6 +342,8 @@ def train_step(
     scaler.step(state.optimizer)
     scaler.update()
     state.iteration += 1
+    for term in state.target_terms:
+        term.after_step(model, state.iteration)
     return log
 
 

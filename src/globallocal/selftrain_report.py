@@ -1,0 +1,117 @@
+"""The report's self-training section: pseudo-labels beside ground truth, their precision, the control.
+
+Inputs are what the selftrain stage writes under reports/selftrain/ (``pseudo_labels.json``: per class the
+precision of the kept pseudo-labels against target-train ground truth, their share and threshold;
+``dev_samples.npz``: ``label_i`` / ``pseudo_i`` (H, W) uint8 trainIds of a few dev images) and the
+metrics evaluate writes. Ground truth is read here for the report only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from globallocal import atomic
+from globallocal.data.labels import IGNORE_INDEX, colorize
+from globallocal.reporting import FIGURE_DPI, MISSING_VALUE, mean_std
+
+PANEL_WIDTH_PX = 320
+ROW_MARGIN_PX = 40
+
+
+def load_dev_samples(path: Path) -> list[dict]:
+    """[{"name", "label", "pseudo"}] from dev_samples.npz."""
+    with np.load(path) as arrays:
+        return [{"name": Path(str(name)).name, "label": arrays[f"label_{i}"], "pseudo": arrays[f"pseudo_{i}"]}
+                for i, name in enumerate(arrays["names"])]
+
+
+def plot_pseudo_labels(samples: list[dict], out_path: Path) -> None:
+    """One row per dev image: ground truth, pseudo-labels (unlabelled pixels black), and where they are wrong
+    (red: a kept pixel whose class differs from the truth; grey: kept and right)."""
+    height_px, width_px = samples[0]["label"].shape
+    panel_height_px = round(PANEL_WIDTH_PX * height_px / width_px)
+    figure = Figure(figsize=(3 * PANEL_WIDTH_PX / FIGURE_DPI, len(samples) * (panel_height_px + ROW_MARGIN_PX) / FIGURE_DPI),
+                    dpi=FIGURE_DPI, layout="constrained")
+    axes = figure.subplots(len(samples), 3, squeeze=False)
+    for row, sample in zip(axes, samples):
+        label, pseudo = sample["label"], sample["pseudo"]
+        kept = (pseudo != IGNORE_INDEX) & (label != IGNORE_INDEX)
+        errors = np.zeros(label.shape + (3,), np.uint8)
+        errors[kept & (pseudo == label)] = (160, 160, 160)
+        errors[kept & (pseudo != label)] = (220, 30, 30)
+        kept_share = 100.0 * (pseudo != IGNORE_INDEX).mean()
+        panels = ((f"{sample['name']}: ground truth", colorize(label)),
+                  (f"pseudo-labels ({kept_share:.0f}% kept)", colorize(pseudo)),
+                  ("kept: right (grey) / wrong (red)", errors))
+        for axis, (title, rgb) in zip(row, panels):
+            axis.imshow(rgb, interpolation="nearest")
+            axis.set_title(title, fontsize=8)
+            axis.set_xticks([])
+            axis.set_yticks([])
+    with atomic.atomic_path(Path(out_path)) as tmp:
+        figure.savefig(tmp, dpi=FIGURE_DPI, format="png")
+
+
+def precision_table(diagnostics: Mapping) -> str:
+    """Markdown: per class, the pseudo-labels' precision (%), share of the kept pixels (%) and threshold."""
+    lines = ["| class | precision | share of kept | threshold |", "|---|---:|---:|---:|"]
+    for name, row in diagnostics["per_class"].items():
+        precision = MISSING_VALUE if row["precision"] is None else f"{row['precision']:.1f}"
+        threshold = MISSING_VALUE if row["threshold"] == float("inf") else f"{row['threshold']:.3f}"
+        lines.append(f"| {name} | {precision} | {row['share_of_kept']:.1f} | {threshold} |")
+    return "\n".join(lines)
+
+
+def selftrain_note(metrics: Mapping, diagnostics: Mapping, iterations: int) -> str:
+    """Self-trained vs its control on val and dev, and the pseudo-labels' precision."""
+    start = Path(diagnostics["start"]).stem
+    scored = [row for row in diagnostics["per_class"].values() if row["precision"] is not None]
+    overall = sum(row["precision"] * row["share_of_kept"] for row in scored) / 100.0
+
+    def line(split: str, scores: Mapping) -> str:
+        st, control = scores["selftrained"]["miou"], scores["selftrain_control"]["miou"]
+        return f"| {split} | {scores[start]['miou']:.2f} | {control:.2f} | {st:.2f} | {st - control:+.2f} |"
+
+    return (
+        f"`selftrained` starts from `{start}` and trains {iterations} more iterations on "
+        "source labels + pseudo-labelled target train; `selftrain_control` runs the same iterations from the "
+        "same start without the pseudo-label loss (the target batches still forwarded, so BatchNorm statistics "
+        "follow the same protocol). The difference is the pseudo-labels' effect (one seed).\n\n"
+        f"| split | start ({start}) | control | selftrained | selftrained - control |\n|---|---:|---:|---:|---:|\n"
+        + line("val", metrics) + "\n" + line("dev", metrics["dev"]) + "\n\n"
+        f"Pseudo-labels of the start model on target train ({diagnostics['threshold_rule']} thresholds, top "
+        f"{100 * diagnostics['top_p']:.0f}%): {diagnostics['kept_share']:.1f}% of the pixels kept, {overall:.1f}% of them "
+        "right. Precision against the target-train ground truth (computed for this report only, never used in training):\n\n"
+        + precision_table(diagnostics)
+    )
+
+
+def _pm(values) -> str:
+    if not values:
+        return MISSING_VALUE
+    mean, std = mean_std(values)
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def selftrain_table(rows: list[dict]) -> str:
+    """Markdown from reports/ablation.csv's ``selftrain = 1`` rows: per (family, local) the self-trained and
+    control val mIoU (mean ± std over seeds), the per-seed paired difference on val and dev."""
+    rows = [row for row in rows if int(row["selftrain"]) == 1]
+    seeds = sorted({row["seed"] for row in rows})
+    lines = ["| start model | local | val: control | val: selftrained | val paired diff per seed ("
+             + ", ".join(f"s{s}" for s in seeds) + ") | val diff mean ± std | dev diff mean ± std |",
+             "|---|---:|---:|---:|---|---:|---:|"]
+    for family, local in dict.fromkeys((row["family"], int(row["local"])) for row in rows):
+        group = sorted((r for r in rows if r["family"] == family and int(r["local"]) == local), key=lambda r: r["seed"])
+        val_diff = [float(r["val_miou"]) - float(r["control_val_miou"]) for r in group]
+        dev_diff = [float(r["dev_miou"]) - float(r["control_dev_miou"]) for r in group]
+        lines.append(
+            f"| {family} | {local} | {_pm([float(r['control_val_miou']) for r in group])} | "
+            f"{_pm([float(r['val_miou']) for r in group])} | {', '.join(f'{d:+.2f}' for d in val_diff)} | "
+            f"{_pm(val_diff)} | {_pm(dev_diff)} |"
+        )
+    return "\n".join(lines)
