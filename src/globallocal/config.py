@@ -28,6 +28,7 @@ from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
 from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
+from globallocal.models.normalization import BN_PROTOCOLS
 from globallocal.precision import PRECISIONS
 from globallocal.snapshots import SnapshotConfig
 from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
@@ -167,7 +168,8 @@ class DataConfig:
 class ModelConfig:
     arch: str
     backbone_weights: Path | None
-    freeze_bn: bool
+    #: What training may change in BatchNorm: learned | reference | frozen (models/normalization.py).
+    bn_protocol: str
     output_stride: int
     #: Running-statistics momentum of learned BatchNorm; None = the architecture's own.
     bn_momentum: float | None = None
@@ -178,7 +180,7 @@ class ModelConfig:
             "arch": self.arch,
             "num_classes": num_classes,
             "backbone_weights": str(self.backbone_weights) if self.backbone_weights else None,
-            "freeze_bn": self.freeze_bn,
+            "bn_protocol": self.bn_protocol,
             "output_stride": self.output_stride,
             "bn_momentum": self.bn_momentum,
         }
@@ -202,10 +204,20 @@ def model_config(params: dict) -> ModelConfig:
     return ModelConfig(
         arch=_choice(params, "model.arch", MODEL_ARCHS),
         backbone_weights=_path(params, "model.backbone_weights", optional=True),
-        freeze_bn=_bool(params, "model.freeze_bn"),
+        bn_protocol=_bn_protocol(params),
         output_stride=stride,
         bn_momentum=_bn_momentum(params),
     )
+
+
+def _bn_protocol(params: dict) -> str:
+    """``model.bn_protocol``; the key it replaced, ``model.freeze_bn``, is refused with the translation."""
+    if isinstance(params.get("model"), dict) and "freeze_bn" in params["model"]:
+        raise UserError(
+            "params key 'model.freeze_bn' was replaced by 'model.bn_protocol': write bn_protocol: frozen "
+            "for freeze_bn: true, learned for false (reference: affine frozen, statistics updated, as ADVENT)"
+        )
+    return _choice(params, "model.bn_protocol", BN_PROTOCOLS)
 
 
 def _bn_momentum(params: dict) -> float | None:
@@ -409,6 +421,11 @@ def dev_split(params: dict) -> tuple[int, int]:
     )
 
 
+def adabn_batch_size(params: dict) -> int:
+    """``adabn.batch_size``: target images per batch when AdaBN re-estimates BatchNorm statistics."""
+    return _number(params, "adabn.batch_size", minimum=1, integer=True)
+
+
 def num_qualitative(params: dict) -> int:
     return _number(params, "evaluate.num_qualitative", integer=True)
 
@@ -477,4 +494,5 @@ def _validate_values(params: dict) -> None:
     synthetic_config(params)
     dev_split(params)
     num_qualitative(params)
+    adabn_batch_size(params)
     snapshot_config(params)

@@ -102,7 +102,7 @@ def load_any_checkpoint(path: Path) -> tuple[SegmentationModel, int, list[str]]:
             f"{path} is neither a globallocal checkpoint (a dict with 'model' and 'model_spec') nor an "
             "ADVENT DeepLab-v2 state dict (keys conv1.*, layer1-4.*, layer6.conv2d_list.*)"
         )
-    model = build_model("deeplabv2_resnet101", NUM_CLASSES, freeze_bn=True)
+    model = build_model("deeplabv2_resnet101", NUM_CLASSES, bn_protocol="frozen")
     mapped, notes = advent_to_ours(state, model.state_dict(), str(path))
     model.load_state_dict(mapped, strict=False)
     trained_classes = advent_num_classes(state)
