@@ -23,7 +23,10 @@ def main() -> None:
         model, config.data_config(params), config.adabn_batch_size(params), resolve_device(config.device_name(params))
     )
     save_model(ADABN, model.cpu(), checkpoint["model_spec"], checkpoint.get("iteration", 0))
-    print(f"adabn: BatchNorm statistics of {SOURCE_ONLY} re-estimated on {batches} target train batches -> {ADABN}")
+    if batches:
+        print(f"adabn: BatchNorm statistics of {SOURCE_ONLY} re-estimated on {batches} target train batches -> {ADABN}")
+    else:
+        print(f"adabn: {SOURCE_ONLY} has no BatchNorm running statistics (frozen or GroupNorm); {ADABN} is a copy")
 
 
 if __name__ == "__main__":

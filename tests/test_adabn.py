@@ -49,3 +49,15 @@ def test_adabn_reads_exactly_the_target_train_list(tmp_path, monkeypatch):
     # 32 * 0.25 / 31); batch 2 is image 2, all twos (mean 2, variance 0). Each batch weighs half.
     torch.testing.assert_close(model[0].running_mean, torch.full((3,), (0.5 + 2.0) / 2))
     torch.testing.assert_close(model[0].running_var, torch.full((3,), (0.25 * 32 / 31 + 0.0) / 2))
+
+
+def test_a_model_without_running_statistics_comes_back_unchanged(tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / TARGET_TRAIN_LIST).write_text("train/a.png\n")  # never read: nothing to re-estimate
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.GroupNorm(2, 8))
+    model.input_normalization = "imagenet"
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    data = DataConfig("gta5", Path("src"), Path("missing"), lists, (8, 4), (4, 4))
+    assert adabn.adapt_batchnorm(model, data, batch_size=2) == 0
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())

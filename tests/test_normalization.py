@@ -247,3 +247,54 @@ def test_adabn_on_a_frozen_model_is_a_user_error():
 def test_apply_bn_protocol_learned_changes_nothing():
     model = tiny_model("learned")
     assert all(p.requires_grad for p in apply_bn_protocol(model, "learned").parameters())
+
+
+# --- GroupNorm control -----------------------------------------------------------------------------
+
+def test_groupnorm_backbone_has_no_batchnorm_and_no_statistics():
+    torch.manual_seed(0)
+    model = build_model("mobilenetv3_small", NUM_CLASSES, bn_protocol="learned", output_stride=16, norm="group")
+    kinds = {type(module) for module in model.modules()}
+    assert nn.GroupNorm in kinds and not kinds & {nn.BatchNorm2d, FrozenBatchNorm2d}
+    assert all(module.num_groups == 8 for module in model.modules() if isinstance(module, nn.GroupNorm))
+    assert not [name for name in model.state_dict() if "running" in name or "num_batches" in name]
+
+
+def test_groupnorm_output_of_an_image_does_not_depend_on_its_batch_or_mode():
+    torch.manual_seed(0)
+    model = build_model("mobilenetv3_small", NUM_CLASSES, bn_protocol="learned", output_stride=16, norm="group")
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        alone = model.eval()(images[:1])[1]
+        in_batch = model.train()(images)[1][:1]
+    torch.testing.assert_close(alone, in_batch, atol=1e-5, rtol=1e-4)
+
+
+def test_groupnorm_model_trains():
+    torch.manual_seed(0)
+    model = build_model("mobilenetv3_small", NUM_CLASSES, bn_protocol="learned", output_stride=16, norm="group")
+    optimizer = torch.optim.SGD(model.param_groups(0.001), lr=0.001, momentum=0.9)
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    labels = torch.randint(0, NUM_CLASSES, (2, 2, 2), generator=torch.Generator().manual_seed(6))
+    losses = []
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model.train()(images)[1], labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert all(p.grad is not None for p in model.backbone.parameters())  # GroupNorm's affine included
+
+
+def test_groupnorm_is_refused_where_it_does_not_apply():
+    params = copy.deepcopy(config.load_params(REPO / "params.yaml"))
+    params["model"]["norm"] = "group"
+    params["model"]["bn_protocol"] = "reference"
+    with pytest.raises(UserError, match="bn_protocol: learned"):
+        config.validate(params)
+    params["model"]["arch"] = "deeplabv2_resnet101"
+    with pytest.raises(UserError, match="needs a mobilenetv3 arch"):
+        config.validate(params)
+    with pytest.raises(UserError, match="not available for deeplabv2_resnet101"):
+        build_model("deeplabv2_resnet101", NUM_CLASSES, norm="group")

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from globallocal.config import DataConfig
 from globallocal.data.file_lists import TARGET_TRAIN_LIST, read_list
 from globallocal.data.loading import target_dataset
-from globallocal.models.normalization import reestimate_batchnorm
+from globallocal.models.normalization import batchnorm_layers, reestimate_batchnorm
 
 
 def target_train_images(data: DataConfig, normalization: str, batch_size: int):
@@ -26,6 +26,13 @@ def target_train_images(data: DataConfig, normalization: str, batch_size: int):
 
 def adapt_batchnorm(model: torch.nn.Module, data: DataConfig, batch_size: int, device: torch.device | str = "cpu") -> int:
     """Re-estimate every BatchNorm's statistics of ``model`` on target train (reestimate_batchnorm);
-    returns the number of batches used. Parameters are untouched; the model ends in eval mode."""
+    returns the number of batches used. Parameters are untouched; the model ends in eval mode.
+
+    A model with no running statistics (bn_protocol frozen, norm group) is returned unchanged (0 batches):
+    its AdaBN row is its source-only row, so every setting still runs the whole pipeline.
+    """
     model.to(device)
+    if not batchnorm_layers(model):
+        model.eval()
+        return 0
     return reestimate_batchnorm(model, target_train_images(data, model.input_normalization, batch_size), device)

@@ -28,7 +28,7 @@ from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
 from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
-from globallocal.models.normalization import BN_PROTOCOLS
+from globallocal.models.normalization import BN_PROTOCOLS, NORMS
 from globallocal.precision import PRECISIONS
 from globallocal.snapshots import SnapshotConfig
 from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
@@ -173,6 +173,8 @@ class ModelConfig:
     output_stride: int
     #: Running-statistics momentum of learned BatchNorm; None = the architecture's own.
     bn_momentum: float | None = None
+    #: batch | group (GroupNorm control, MobileNetV3 only).
+    norm: str = "batch"
 
     def spec(self, num_classes: int) -> dict:
         """Keyword arguments of ``build_model`` (stored in checkpoints, so plain types only)."""
@@ -183,6 +185,7 @@ class ModelConfig:
             "bn_protocol": self.bn_protocol,
             "output_stride": self.output_stride,
             "bn_momentum": self.bn_momentum,
+            "norm": self.norm,
         }
 
 
@@ -207,7 +210,19 @@ def model_config(params: dict) -> ModelConfig:
         bn_protocol=_bn_protocol(params),
         output_stride=stride,
         bn_momentum=_bn_momentum(params),
+        norm=_norm(params),
     )
+
+
+def _norm(params: dict) -> str:
+    """``model.norm``: group only on MobileNetV3, and only with bn_protocol learned (nothing else applies)."""
+    norm = _choice(params, "model.norm", NORMS)
+    if norm == "group":
+        if _get(params, "model.arch") == "deeplabv2_resnet101":
+            raise UserError("params key 'model.norm' is group, which needs a mobilenetv3 arch (model.arch)")
+        if _get(params, "model.bn_protocol") != "learned":
+            raise UserError("params key 'model.norm' is group: GroupNorm has no statistics, set model.bn_protocol: learned")
+    return norm
 
 
 def _bn_protocol(params: dict) -> str:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchvision.models import mobilenet_v3_large, mobilenet_v3_small
 
-from globallocal.models.normalization import batchnorm_factory
+from globallocal.models.normalization import batchnorm_factory, group_norm
 from globallocal.models.segmentation import SegmentationModel
 
 #: torchvision's MobileNetV3 BatchNorm epsilon (its checkpoints were trained with it) ...
@@ -84,17 +84,19 @@ def _dilate(block: nn.Module, dilation: int) -> None:
 
 def mobilenetv3(
     num_classes: int, bn_protocol: str = "frozen", output_stride: int = 8, variant: str = "large",
-    bn_momentum: float = MOBILENET_BN_MOMENTUM,
+    bn_momentum: float = MOBILENET_BN_MOMENTUM, norm: str = "batch",
 ) -> SegmentationModel:
     """MobileNetV3-``variant`` backbone (output stride 8 or 16) with an aux ASPP head on the end of its
     stride-16 stage (large: 112 ch, small: 48 ch) and a main ASPP head on its last conv (960 / 576 ch).
 
     Trained from scratch, pass bn_protocol "learned": BatchNorm statistics must be learned (their running
-    averages with ``bn_momentum``). Expects "imagenet" input normalisation (torchvision's weights).
+    averages with ``bn_momentum``). ``norm="group"``: GroupNorm everywhere instead, bn_protocol unused.
+    Expects "imagenet" input normalisation (torchvision's weights).
     """
     spec = VARIANTS[variant]
+    layer = group_norm if norm == "group" else batchnorm_factory(bn_protocol, MOBILENET_BN_EPS, bn_momentum)
     return SegmentationModel(
-        backbone=MobileNetV3Backbone(batchnorm_factory(bn_protocol, MOBILENET_BN_EPS, bn_momentum), output_stride, variant),
+        backbone=MobileNetV3Backbone(layer, output_stride, variant),
         aux_in_channels=spec.aux_channels,
         main_in_channels=spec.main_channels,
         num_classes=num_classes,

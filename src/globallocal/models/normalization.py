@@ -10,6 +10,9 @@ BatchNorm layer training may change:
   still updated in train mode, target batches included. What the ADVENT and AdaptSegNet code does.
 * ``frozen``: statistics and affine fixed (torchvision's FrozenBatchNorm2d): nothing in BatchNorm moves.
 
+``model.norm: group`` replaces every BatchNorm of the MobileNetV3 backbone by GroupNorm (``group_norm``):
+a control in which target batches cannot change the network except through gradients.
+
 ``reestimate_batchnorm`` is AdaBN (Li et al., 2016): the running statistics of every BatchNorm
 recomputed on target images, no gradient step, no parameter changed.
 """
@@ -26,6 +29,10 @@ from torchvision.ops import FrozenBatchNorm2d
 from globallocal.errors import UserError
 
 BN_PROTOCOLS = ("learned", "reference", "frozen")
+#: ``model.norm``: BatchNorm, or GroupNorm (no running statistics: a control with no statistics channel).
+NORMS = ("batch", "group")
+#: GroupNorm groups: every MobileNetV3 channel count is a multiple of 8 (torchvision's _make_divisible).
+GROUPNORM_GROUPS = 8
 #: PyTorch's BatchNorm epsilon (FrozenBatchNorm2d uses the same).
 DEFAULT_BN_EPS = 1e-5
 
@@ -40,6 +47,13 @@ def batchnorm_factory(protocol: str, eps: float = DEFAULT_BN_EPS, momentum: floa
     if protocol == "frozen":
         return partial(FrozenBatchNorm2d, eps=eps)
     return partial(nn.BatchNorm2d, eps=eps, momentum=momentum)
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm over GROUPNORM_GROUPS groups: normalises each image on its own, whatever the batch holds."""
+    if channels % GROUPNORM_GROUPS:
+        raise ValueError(f"GroupNorm needs channels divisible by {GROUPNORM_GROUPS}, got {channels}")
+    return nn.GroupNorm(GROUPNORM_GROUPS, channels)
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
