@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from globallocal.models import ARCHITECTURES, build_model
+from globallocal.models import ARCHITECTURES, BN_PROTOCOLS, build_model
 
 NUM_CLASSES = 19
 #: Weight of the aux head's loss, as in the training default (DESIGN.md: lambda_seg_aux).
@@ -39,8 +39,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output-stride", type=int, default=8)
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (inductor)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC network and input")
-    parser.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
-                        help="default: frozen for ResNet-101, learned for MobileNetV3 (as the pipeline)")
+    parser.add_argument("--bn-protocol", choices=BN_PROTOCOLS, default=None,
+                        help="default: frozen for ResNet-101, learned for MobileNetV3")
     return parser.parse_args()
 
 
@@ -65,8 +65,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     width_px, height_px = (int(value) for value in args.size.lower().split("x"))
-    freeze_bn = args.freeze_bn if args.freeze_bn is not None else args.arch == "deeplabv2_resnet101"
-    model = build_model(args.arch, NUM_CLASSES, freeze_bn=freeze_bn, output_stride=args.output_stride)
+    bn_protocol = args.bn_protocol or ("frozen" if args.arch == "deeplabv2_resnet101" else "learned")
+    model = build_model(args.arch, NUM_CLASSES, bn_protocol=bn_protocol, output_stride=args.output_stride)
     model.train()
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch, 3, height_px, width_px, generator=generator)
@@ -91,7 +91,7 @@ def main() -> None:
 
     print(
         f"{args.arch} {width_px}x{height_px} batch {args.batch} OS {args.output_stride} "
-        f"freeze_bn {freeze_bn} threads {args.threads}{' channels_last' if args.channels_last else ''}"
+        f"BN {bn_protocol} threads {args.threads}{' channels_last' if args.channels_last else ''}"
         f"{' compiled' if args.compile else ''}: "
         f"{seconds_per_iter:.3f} s/iter (forward+backward, mean of {args.iters}; "
         f"{cpu_seconds_per_iter:.3f} CPU s/iter), "

@@ -164,7 +164,7 @@ def measure(setting: str, params: dict, device: torch.device, iterations: int, r
         batch = config.batch_size(params)
     else:  # the paper preset's network and sizes (reduced on the CPU), batch 1 + 1, ADVENT's D width
         spec = {"arch": "deeplabv2_resnet101", "num_classes": NUM_CLASSES, "backbone_weights": None,
-                "freeze_bn": True, "output_stride": 8}
+                "bn_protocol": "frozen", "output_stride": 8}
         sizes = PAPER_SIZES if device.type == "cuda" else PAPER_CPU_SIZES
         batch = 1
         paper_local = dataclasses.replace(configured.alignment.local, window=1)

@@ -1,4 +1,4 @@
-"""Stage `evaluate`: score the source-only, adapted, oracle, self-trained and self-training-control models on target val and on the held-out
+"""Stage `evaluate`: score the source-only, AdaBN, adapted, oracle, self-trained and self-training-control models on target val and on the held-out
 target dev split (DESIGN.md section 3).
 
 Writes reports/metrics.json (the headline mIoU of each model on val), reports/metrics_dev.json (the same
@@ -6,7 +6,8 @@ on target dev: the numbers every choice is made on), reports/per_class_iou.json 
 each model, in percent), each model's confusion matrix and a few qualitative samples under reports/eval/, and the predictions under predictions/<model>/labelIds (labelId PNGs with
 Cityscapes result names, the official evaluation's input) and predictions/<model>/color. It then
 scores the exported labelId PNGs with cityscapesscripts and records the largest per-class difference
-to our own numbers in reports/eval/official_check.json.
+to our own numbers in reports/eval/official_check.json. reports/eval/local_diagnostics.json holds, per
+model, the precision on dev of the pseudo-classes the local term's target filter keeps (not a DVC metric).
 
 Whole or absent: predictions/ and reports/eval/ are built beside their place and swapped in at the
 end, then the JSON files are renamed into place, so a kill leaves the previous complete ones or none.
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from globallocal import atomic, config
+from globallocal.alignment.local_diagnostics import local_filter_precision
 from globallocal.checkpoints import model_from_checkpoint
 from globallocal.cli import run_stage
 from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_VAL_LIST, read_list
@@ -32,6 +34,7 @@ from globallocal.runtime import resolve_device
 
 MODELS = {
     "source_only": Path("models/source_only.pt"),
+    "adabn": Path("models/adabn.pt"),
     "adapted": Path("models/adapted.pt"),
     "oracle": Path("models/oracle.pt"),
     "selftrained": Path("models/selftrained.pt"),
@@ -66,9 +69,10 @@ def main() -> None:
     names = read_list(data.lists_dir / TARGET_VAL_LIST)
     dev_names = read_list(data.lists_dir / TARGET_DEV_LIST)
     synthia = data.source == "synthia"
+    local = config.alignment_config(params).local
     predictions, eval_dir = atomic.staging_dir(PREDICTIONS), atomic.staging_dir(EVAL_DIR)
 
-    metrics, dev_metrics, per_class, official, qualitative = {}, {}, {}, {}, {}
+    metrics, dev_metrics, per_class, official, qualitative, diagnostics = {}, {}, {}, {}, {}, {}
     for model_name, checkpoint in MODELS.items():
         model, _ = model_from_checkpoint(checkpoint)
         dataset = target_dataset(
@@ -94,9 +98,20 @@ def main() -> None:
         dev_result, _ = evaluate(model, dev_set, device, NUM_CLASSES, progress=True)
         dev_metrics[model_name] = dev_result.to_metrics(synthia=synthia)
         dev_metrics[model_name].pop("per_class_iou")
+        # The local term's filter as training applies it: dev images and labels at the training size.
+        dev_train_size = target_dataset(
+            data.target_root, "train", dev_names, data.target_size, model.input_normalization, with_labels=True
+        )
+        diagnostics[model_name] = local_filter_precision(
+            model, dev_train_size, device, local.window, local.conf_threshold, local.min_purity, NUM_CLASSES
+        ).to_dict(CLASS_NAMES)
         print(f"{model_name}: mIoU val {metrics[model_name]['miou']}, dev {dev_metrics[model_name]['miou']}")
 
     atomic.write_json(eval_dir / "official_check.json", {"max_abs_per_class_iou_difference": official})
+    atomic.write_json(eval_dir / "local_diagnostics.json", {
+        "split": "dev", "head": "main", "window": local.window, "conf_threshold": local.conf_threshold,
+        "min_purity": local.min_purity, "models": diagnostics,
+    })
     save_qualitative(eval_dir / "qualitative.npz", qualitative, data, names[:num_keep])
     atomic.replace_dir(predictions, PREDICTIONS)
     atomic.replace_dir(eval_dir, EVAL_DIR)

@@ -29,9 +29,9 @@ TRAIN_LOGS = REPORTS / "train"
 ABLATION = REPORTS / "ablation.csv"
 SELFTRAIN_DIR = REPORTS / "selftrain"
 RUNS = ("pretrain", "source_only", "adapted", "selftrained", "selftrain_control", "oracle")
-COMPARED = ("source_only", "adapted", "oracle")
-#: The models of the tables and figures: the three compared ones and the self-trained model.
-SHOWN = ("source_only", "adapted", "selftrained", "oracle")
+COMPARED = ("source_only", "adabn", "adapted", "oracle")
+#: The models of the tables and figures: the compared ones and the self-trained model.
+SHOWN = ("source_only", "adabn", "adapted", "selftrained", "oracle")
 CURVE_SMOOTHING = 3
 
 
@@ -52,7 +52,7 @@ def load_qualitative(path: Path, models: tuple[str, ...]) -> list[dict]:
 
 def gap_sentence(metrics: dict) -> str:
     """Where the adapted model stands between source-only and the oracle."""
-    low, mid, high = (metrics[m]["miou"] for m in COMPARED)
+    low, mid, high = (metrics[m]["miou"] for m in ("source_only", "adapted", "oracle"))
     gap = high - low
     recovered = f"{100 * (mid - low) / gap:.0f}%" if gap > 0 else "n/a"
     return (
@@ -71,8 +71,8 @@ def setup_note(params: dict) -> str:
         if synthetic else f"{data.source} at `{data.source_root}` -> Cityscapes at `{data.target_root}`"
     )
     return (
-        f"Data: {dataset}. Network: `{model.arch}` (output stride {model.output_stride}, frozen BN: "
-        f"{model.freeze_bn}), source at {data.source_size[0]}x{data.source_size[1]}, target at "
+        f"Data: {dataset}. Network: `{model.arch}` (output stride {model.output_stride}, BatchNorm "
+        f"{model.bn_protocol}), source at {data.source_size[0]}x{data.source_size[1]}, target at "
         f"{data.target_size[0]}x{data.target_size[1]}, batch {config.batch_size(params)} per domain, "
         f"training seed {config.seed(params)}.\n\n"
         f"Adaptation: global family `{alignment.global_family}` ({alignment.gan_loss} GAN loss, "
@@ -94,7 +94,9 @@ def fairness_note(params: dict, metrics: dict) -> str:
         f"alignment weight at 0, so both had {pre + ada} source-supervised iterations. They differ by the "
         f"alignment terms and by the target batches `adapt` forwards in training mode: with learned "
         f"BatchNorm its running statistics follow the target, which on the embedded benchmark is the whole "
-        f"gain (README, main table). `oracle` is trained on target train labels for {ora} iterations from the same "
+        f"gain (README, main table). `adabn` is `source_only` with its BatchNorm statistics re-estimated on "
+        f"the target train images, no gradient step: the adaptation target statistics alone give, the "
+        f"baseline alignment has to beat. `oracle` is trained on target train labels for {ora} iterations from the same "
         f"initialisation as `pretrain`.\n\n" + gap_sentence(metrics)
     )
 
@@ -124,6 +126,25 @@ def ablation_note(rows: list[dict]) -> str:
         "`dvc repro` above). `global + local` uses the committed (dev-selected) local settings, `global only` "
         "the same run with `adapt.lambda_adv_local=0`; the paired difference is per seed.\n\n" + ablation_table(rows)
     )
+
+
+def local_diagnostics_note(diagnostics: dict) -> str:
+    """What the local term's target filter keeps on dev, and how often the kept pseudo-class is right."""
+    lines = [
+        f"The local term's target filter (window {diagnostics['window']}, confidence >= "
+        f"{diagnostics['conf_threshold']}) applied to each model's main head on the dev images; precision = "
+        "share of kept local outputs whose pseudo-class is the cell's ground-truth majority class "
+        f"(min purity {diagnostics['min_purity']}). From `reports/eval/local_diagnostics.json`, which also "
+        "has it per class.",
+        "",
+        "| model | share kept | precision |",
+        "|---|---:|---:|",
+    ]
+    for model, row in diagnostics["models"].items():
+        share = "—" if row["share_kept"] is None else f"{100 * row['share_kept']:.1f}%"
+        precision = "—" if row["precision"] is None else f"{100 * row['precision']:.1f}%"
+        lines.append(f"| {model} | {share} | {precision} |")
+    return "\n".join(lines)
 
 
 def dev_note(params: dict, dev_metrics: dict) -> str:
@@ -184,6 +205,9 @@ def main() -> None:
             + "."
         ),
         "held-out target dev split": dev_note(params, headline_dev),
+        "local term diagnostics (target dev)": local_diagnostics_note(
+            json.loads((EVAL_DIR / "local_diagnostics.json").read_text())
+        ),
         "Self-training": selftrain_note({**headline, "dev": headline_dev}, diagnostics,
                                         config.optim_config(params, "selftrain").iterations)
         + ("\n\nOver seeds (`reports/ablation.csv`, `selftrain = 1` rows; control = the same iterations without "

@@ -34,7 +34,7 @@ from globallocal.training import OptimConfig, TrainConfig, build_train_state
 sys.path.insert(0, str(REPO / "pipeline"))
 
 SPEC = {"arch": "mobilenetv3_large", "num_classes": NUM_CLASSES, "backbone_weights": None,
-        "freeze_bn": False, "output_stride": 16}
+        "bn_protocol": "learned", "output_stride": 16}
 SOURCE = Path("data/synthetic/gta5")
 TARGET = Path("data/synthetic/cityscapes")
 TRAINING_OUTPUTS = (Path("models/pretrain.pt"), Path("reports/train/pretrain"))

@@ -8,7 +8,7 @@ from globallocal.errors import UserError
 from globallocal.models import build_model
 from globallocal.training import OptimConfig, TrainConfig, build_train_state
 
-SPEC = {"arch": "mobilenetv3_large", "num_classes": 19, "backbone_weights": None, "freeze_bn": False,
+SPEC = {"arch": "mobilenetv3_large", "num_classes": 19, "backbone_weights": None, "bn_protocol": "learned",
         "output_stride": 16}
 
 

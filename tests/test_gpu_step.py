@@ -13,7 +13,7 @@ from torchvision.ops import FrozenBatchNorm2d as TorchvisionFrozenBatchNorm2d
 
 from globallocal import acceleration, config
 from globallocal.models import build_model
-from globallocal.models.norm import FrozenBatchNorm2d
+from globallocal.models.normalization import FrozenBatchNorm2d
 from globallocal.precision import autocast
 from globallocal.training import OptimConfig, TrainConfig, build_train_state
 

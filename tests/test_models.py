@@ -81,9 +81,9 @@ def test_learned_batchnorm_takes_the_momentum_asked_for():
     def momenta(model):
         return {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
 
-    assert momenta(build_model("mobilenetv3_small", NUM_CLASSES, freeze_bn=False)) == {0.01}  # torchvision's
-    assert momenta(build_model("mobilenetv3_small", NUM_CLASSES, freeze_bn=False, bn_momentum=0.1)) == {0.1}
-    assert momenta(build_model("mobilenetv3_large", NUM_CLASSES, freeze_bn=False, bn_momentum=0.3)) == {0.3}
+    assert momenta(build_model("mobilenetv3_small", NUM_CLASSES, bn_protocol="learned")) == {0.01}  # torchvision's
+    assert momenta(build_model("mobilenetv3_small", NUM_CLASSES, bn_protocol="learned", bn_momentum=0.1)) == {0.1}
+    assert momenta(build_model("mobilenetv3_large", NUM_CLASSES, bn_protocol="learned", bn_momentum=0.3)) == {0.3}
 
 
 def test_mobilenet_aux_head_reads_112_channels_and_main_head_960():
@@ -185,7 +185,7 @@ def test_aspp_weights_start_gaussian_with_std_0_01_and_zero_bias():
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_frozen_bn_statistics_do_not_change_in_train_mode(arch):
     torch.manual_seed(0)
-    model = build_model(arch, NUM_CLASSES, freeze_bn=True)
+    model = build_model(arch, NUM_CLASSES, bn_protocol="frozen")
     # Non-trivial statistics, so a BatchNorm in training mode would visibly move them.
     with torch.no_grad():
         for name, buffer in model.named_buffers():
@@ -202,7 +202,7 @@ def test_frozen_bn_statistics_do_not_change_in_train_mode(arch):
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_frozen_bn_gives_same_logits_in_train_and_eval_mode(arch):
     torch.manual_seed(0)
-    model = build_model(arch, NUM_CLASSES, freeze_bn=True)
+    model = build_model(arch, NUM_CLASSES, bn_protocol="frozen")
     images = torch.randn(1, 3, SMALL_PX, SMALL_PX)
     with torch.no_grad():
         train_main = model.train()(images)[1]
@@ -212,7 +212,7 @@ def test_frozen_bn_gives_same_logits_in_train_and_eval_mode(arch):
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_frozen_bn_has_no_trainable_parameters(arch):
-    model = build_model(arch, NUM_CLASSES, freeze_bn=True)
+    model = build_model(arch, NUM_CLASSES, bn_protocol="frozen")
     norms = [module for module in model.modules() if isinstance(module, (nn.BatchNorm2d, FrozenBatchNorm2d))]
     assert len(norms) > 0
     assert all(isinstance(norm, FrozenBatchNorm2d) for norm in norms)
@@ -228,7 +228,7 @@ def test_frozen_resnet101_trains_only_its_104_conv_weights_and_8_head_tensors(re
 
 def test_mobilenet_without_frozen_bn_updates_statistics_and_trains_affine():
     torch.manual_seed(0)
-    model = build_model("mobilenetv3_large", NUM_CLASSES, freeze_bn=False)
+    model = build_model("mobilenetv3_large", NUM_CLASSES, bn_protocol="learned")
     before = batchnorm_buffers(model)
     model.train()
     model(torch.randn(2, 3, SMALL_PX, SMALL_PX))
@@ -250,7 +250,7 @@ def test_param_groups_give_backbone_base_lr_and_heads_ten_times_it():
 
 
 def test_param_groups_cover_every_trainable_parameter_exactly_once():
-    model = build_model("mobilenetv3_large", NUM_CLASSES, freeze_bn=False)
+    model = build_model("mobilenetv3_large", NUM_CLASSES, bn_protocol="learned")
     frozen = model.backbone.features[0][0].weight
     frozen.requires_grad_(False)
     grouped = [id(param) for group in model.param_groups(1.0) for param in group["params"]]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -70,7 +71,7 @@ def test_repro_writes_val_and_dev_miou_and_per_class_iou_for_every_model(project
     metrics = json.loads((project / "reports/metrics.json").read_text())
     dev = json.loads((project / "reports/metrics_dev.json").read_text())
     per_class = json.loads((project / "reports/per_class_iou.json").read_text())
-    models = ["source_only", "adapted", "oracle", "selftrained", "selftrain_control"]
+    models = ["source_only", "adabn", "adapted", "oracle", "selftrained", "selftrain_control"]
     assert list(metrics) == models and list(dev) == models
     assert list(per_class) == models
     for model in models:
@@ -79,6 +80,25 @@ def test_repro_writes_val_and_dev_miou_and_per_class_iou_for_every_model(project
         defined = [v for v in per_class[model].values() if v is not None]
         assert metrics[model]["miou"] == pytest.approx(np.mean(defined), abs=0.01)
         assert 0 <= dev[model]["miou"] <= 100
+
+
+def test_adabn_differs_from_source_only_in_batchnorm_statistics_only(project):
+    source = torch.load(project / "models/source_only.pt", weights_only=True)
+    adabn = torch.load(project / "models/adabn.pt", weights_only=True)
+    assert adabn["model_spec"] == source["model_spec"] and adabn["model_spec"]["bn_protocol"] == "learned"
+    changed = {key for key in source["model"] if not torch.equal(source["model"][key], adabn["model"][key])}
+    statistics = {key for key in source["model"] if key.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert changed == statistics
+
+
+def test_local_diagnostics_cover_every_model_on_the_dev_images(project):
+    diagnostics = json.loads((project / "reports/eval/local_diagnostics.json").read_text())
+    assert (diagnostics["split"], diagnostics["window"], diagnostics["conf_threshold"]) == ("dev", 4, 0.9)
+    assert list(diagnostics["models"]) == ["source_only", "adabn", "adapted", "oracle"]
+    for row in diagnostics["models"].values():
+        assert row["cells"] == 2 * (32 // 4) * (64 // 4)  # 2 dev images at 64x32, 4x4 windows
+        assert row["kept"] == sum(c["kept"] for c in row["per_class"].values())
+        assert row["share_kept"] == row["kept"] / row["cells"]
 
 
 def test_target_dev_is_disjoint_from_val_and_from_the_adaptation_stream(project):
@@ -120,6 +140,8 @@ def test_report_embeds_figures_that_exist(project):
     for figure in ("training_curves", "per_class_iou", "confusion_adapted", "qualitative", "pseudo_labels"):
         assert f"figures/{figure}.png" in text
         assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000
+    assert "| adabn |" in text  # the AdaBN row of the local diagnostics, and a column of the IoU table
+    assert "| class | source_only | adabn | adapted | oracle |" in text
 
 
 def test_pipeline_is_up_to_date_after_repro_but_for_the_always_run_fingerprint(project):

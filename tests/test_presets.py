@@ -37,7 +37,7 @@ def test_paper_gta5_holds_the_papers_setting_as_effective_params(params_file):
     data, model = config.data_config(params), config.model_config(params)
     assert (data.source, str(data.source_root), str(data.target_root)) == ("gta5", "data/GTA5", "data/Cityscapes")
     assert (data.source_size, data.target_size) == ((1280, 720), (1024, 512))
-    assert (model.arch, model.freeze_bn, model.output_stride) == ("deeplabv2_resnet101", True, 8)
+    assert (model.arch, model.bn_protocol, model.output_stride) == ("deeplabv2_resnet101", "reference", 8)
     assert config.batch_size(params) == 1 and config.synthetic_config(params) is None
     for stage in ("pretrain", "adapt", "oracle"):
         optim = config.optim_config(params, stage)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("dvc.yaml", "params.yaml", "pipeline", "src", "presets", ".gitignore")
 #: Random initialisation (no weights can be downloaded here; BN learned, since a frozen-BN ResNet-101 from
 #: random weights overflows to NaN, which training now stops on), one iteration per stage, tiny sizes.
-SHRUNK = ["model.backbone_weights=null", "model.freeze_bn=false", "num_workers=0", "device=cpu",
+SHRUNK = ["model.backbone_weights=null", "model.bn_protocol=learned", "num_workers=0", "device=cpu",
           "train.log_every=1", "prepare.dev_size=1",
           "pretrain.iterations=1", "pretrain.max_iters=1", "adapt.iterations=1", "adapt.max_iters=1",
           "oracle.iterations=1", "oracle.max_iters=1"]

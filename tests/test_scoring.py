@@ -49,7 +49,7 @@ def bn_counters() -> list[str]:
 @pytest.fixture(scope="module")
 def deeplab():
     torch.manual_seed(0)
-    model = build_model("deeplabv2_resnet101", NUM_CLASSES, freeze_bn=True)
+    model = build_model("deeplabv2_resnet101", NUM_CLASSES, bn_protocol="frozen")
     # Heads biased towards a few classes, so predictions differ between pixels and classes.
     with torch.no_grad():
         model.main_head.branches[0].bias.copy_(torch.linspace(-1, 1, NUM_CLASSES))
@@ -81,7 +81,7 @@ def save_ours(model, path, spec):
 def test_an_advent_state_dict_scores_exactly_like_the_same_weights_in_our_checkpoint(deeplab, target_root, tmp_path):
     ours = tmp_path / "ours.pt"
     save_ours(deeplab, ours, {"arch": "deeplabv2_resnet101", "num_classes": NUM_CLASSES,
-                              "backbone_weights": None, "freeze_bn": True, "output_stride": 8})
+                              "backbone_weights": None, "bn_protocol": "frozen", "output_stride": 8})
     advent = tmp_path / "GTA2Cityscapes_advent.pth"
     torch.save(as_advent(deeplab), advent)
     ours_metrics = score_checkpoint(ours, options(target_root, tmp_path / "ours"), progress=False)
@@ -134,7 +134,7 @@ def test_a_file_that_is_neither_format_is_refused(tmp_path):
 
 def test_multi_scale_wrapper_at_one_scale_without_flip_keeps_the_prediction():
     torch.manual_seed(0)
-    model = build_model("mobilenetv3_large", NUM_CLASSES, freeze_bn=False, output_stride=16).eval()
+    model = build_model("mobilenetv3_large", NUM_CLASSES, bn_protocol="learned", output_stride=16).eval()
     images = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         _, main = model(images)
@@ -145,7 +145,7 @@ def test_multi_scale_wrapper_at_one_scale_without_flip_keeps_the_prediction():
 def test_command_line_evaluate_with_multi_scale_and_flip_writes_metrics(target_root, tmp_path, capsys):
     torch.manual_seed(0)
     spec = {"arch": "mobilenetv3_large", "num_classes": NUM_CLASSES, "backbone_weights": None,
-            "freeze_bn": False, "output_stride": 16}
+            "bn_protocol": "learned", "output_stride": 16}
     save_ours(build_model(**spec), tmp_path / "model.pt", spec)
     main(["evaluate", str(tmp_path / "model.pt"), "--target-root", str(target_root), "--split", "val",
           "--out", str(tmp_path / "out"), "--size", "48x24", "--scales", "0.75,1", "--flip", "--device", "cpu"])

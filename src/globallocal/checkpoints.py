@@ -9,6 +9,7 @@ import torch
 from globallocal.atomic import atomic_path
 from globallocal.errors import UserError
 from globallocal.models import SegmentationModel, build_model
+from globallocal.models.normalization import upgrade_model_spec
 from globallocal.training import TrainState
 
 #: What every checkpoint written by save_checkpoint holds.
@@ -45,6 +46,18 @@ def save_checkpoint(path: Path, state: TrainState, model_spec: dict,
         torch.save(payload, tmp)
 
 
+def save_model(path: Path, model: SegmentationModel, model_spec: dict, iteration: int = 0) -> None:
+    """Write a model that was not trained by a TrainState (AdaBN): weights and spec, no optimiser; atomic."""
+    payload = {
+        "model": model.state_dict(),
+        "iteration": iteration,
+        "model_spec": model_spec,
+        "input_normalization": model.input_normalization,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
 def read_weights_file(path: Path, remedy: str = PIPELINE_REMEDY):
     """Whatever a weights file holds, read onto the CPU with ``weights_only=True``; a missing or
     unreadable file (or a pickle that weights_only refuses) is a UserError naming it and ending with
@@ -77,8 +90,13 @@ def _first_line(error: Exception) -> str:
 
 
 def model_from_checkpoint(path: Path, remedy: str = PIPELINE_REMEDY) -> tuple[SegmentationModel, dict]:
-    """Rebuild the network a checkpoint was trained as and load its weights; returns (model, checkpoint)."""
+    """Rebuild the network a checkpoint was trained as and load its weights; returns (model, checkpoint).
+
+    The returned checkpoint's model_spec is in today's form (a ``freeze_bn`` of older checkpoints
+    becomes ``bn_protocol``), so a model trained from it writes a current spec.
+    """
     checkpoint = load_checkpoint(path, remedy)
+    checkpoint["model_spec"] = upgrade_model_spec(checkpoint["model_spec"])
     spec = dict(checkpoint["model_spec"])
     spec["backbone_weights"] = None  # the checkpoint's own weights replace any backbone initialisation
     try:

@@ -29,6 +29,7 @@ from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
 from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
+from globallocal.models.normalization import BN_PROTOCOLS, NORMS
 from globallocal.precision import PRECISIONS
 from globallocal.snapshots import SnapshotConfig
 from globallocal.selftraining import STARTS, TEACHERS, THRESHOLD_RULES, SelfTrainingConfig
@@ -188,10 +189,13 @@ class DataConfig:
 class ModelConfig:
     arch: str
     backbone_weights: Path | None
-    freeze_bn: bool
+    #: What training may change in BatchNorm: learned | reference | frozen (models/normalization.py).
+    bn_protocol: str
     output_stride: int
     #: Running-statistics momentum of learned BatchNorm; None = the architecture's own.
     bn_momentum: float | None = None
+    #: batch | group (GroupNorm control, MobileNetV3 only).
+    norm: str = "batch"
 
     def spec(self, num_classes: int) -> dict:
         """Keyword arguments of ``build_model`` (stored in checkpoints, so plain types only)."""
@@ -199,9 +203,10 @@ class ModelConfig:
             "arch": self.arch,
             "num_classes": num_classes,
             "backbone_weights": str(self.backbone_weights) if self.backbone_weights else None,
-            "freeze_bn": self.freeze_bn,
+            "bn_protocol": self.bn_protocol,
             "output_stride": self.output_stride,
             "bn_momentum": self.bn_momentum,
+            "norm": self.norm,
         }
 
 
@@ -223,10 +228,32 @@ def model_config(params: dict) -> ModelConfig:
     return ModelConfig(
         arch=_choice(params, "model.arch", MODEL_ARCHS),
         backbone_weights=_path(params, "model.backbone_weights", optional=True),
-        freeze_bn=_bool(params, "model.freeze_bn"),
+        bn_protocol=_bn_protocol(params),
         output_stride=stride,
         bn_momentum=_bn_momentum(params),
+        norm=_norm(params),
     )
+
+
+def _norm(params: dict) -> str:
+    """``model.norm``: group only on MobileNetV3, and only with bn_protocol learned (nothing else applies)."""
+    norm = _choice(params, "model.norm", NORMS)
+    if norm == "group":
+        if _get(params, "model.arch") == "deeplabv2_resnet101":
+            raise UserError("params key 'model.norm' is group, which needs a mobilenetv3 arch (model.arch)")
+        if _get(params, "model.bn_protocol") != "learned":
+            raise UserError("params key 'model.norm' is group: GroupNorm has no statistics, set model.bn_protocol: learned")
+    return norm
+
+
+def _bn_protocol(params: dict) -> str:
+    """``model.bn_protocol``; the key it replaced, ``model.freeze_bn``, is refused with the translation."""
+    if isinstance(params.get("model"), dict) and "freeze_bn" in params["model"]:
+        raise UserError(
+            "params key 'model.freeze_bn' was replaced by 'model.bn_protocol': write bn_protocol: frozen "
+            "for freeze_bn: true, learned for false (reference: affine frozen, statistics updated, as ADVENT)"
+        )
+    return _choice(params, "model.bn_protocol", BN_PROTOCOLS)
 
 
 def _bn_momentum(params: dict) -> float | None:
@@ -465,6 +492,11 @@ def dev_split(params: dict) -> tuple[int, int]:
     )
 
 
+def adabn_batch_size(params: dict) -> int:
+    """``adabn.batch_size``: target images per batch when AdaBN re-estimates BatchNorm statistics."""
+    return _number(params, "adabn.batch_size", minimum=1, integer=True)
+
+
 def num_qualitative(params: dict) -> int:
     return _number(params, "evaluate.num_qualitative", integer=True)
 
@@ -580,4 +612,5 @@ def _validate_values(params: dict) -> None:
     synthetic_config(params)
     dev_split(params)
     num_qualitative(params)
+    adabn_batch_size(params)
     snapshot_config(params)

@@ -88,7 +88,7 @@ def load_any_checkpoint(path: Path) -> tuple[SegmentationModel, int, list[str], 
             "nor an ADVENT DeepLab-v2 state dict (keys conv1.*, layer1-4.*, layer6.conv2d_list.*); "
             f"{USER_FILE_REMEDY}"
         )
-    model = build_model("deeplabv2_resnet101", NUM_CLASSES, freeze_bn=True)
+    model = build_model("deeplabv2_resnet101", NUM_CLASSES, bn_protocol="frozen")
     mapped, notes = advent_to_ours(state, model.state_dict(), str(path))
     model.load_state_dict(mapped, strict=False)
     trained_classes = advent_num_classes(state)

@@ -13,6 +13,7 @@ from globallocal.models.aspp import ASPPClassifier
 from globallocal.models.deeplabv2 import deeplabv2_resnet101
 from globallocal.models.mobilenet import OUTPUT_STRIDES as MOBILENET_OUTPUT_STRIDES
 from globallocal.models.mobilenet import mobilenetv3
+from globallocal.models.normalization import BN_PROTOCOLS, NORMS, apply_bn_protocol
 from globallocal.models.pretrained import load_backbone_weights, read_checkpoint
 from globallocal.models.segmentation import INPUT_NORMALIZATIONS, SegmentationModel
 
@@ -26,6 +27,8 @@ MOBILENET_SKIPPED_PREFIXES = ("classifier.",)
 __all__ = [
     "ARCHITECTURES",
     "ASPPClassifier",
+    "BN_PROTOCOLS",
+    "NORMS",
     "INPUT_NORMALIZATIONS",
     "SegmentationModel",
     "build_model",
@@ -36,12 +39,15 @@ def build_model(
     arch: str,
     num_classes: int,
     backbone_weights: Path | None = None,
-    freeze_bn: bool = True,
+    bn_protocol: str = "frozen",
     output_stride: int = 8,
     bn_momentum: float | None = None,
+    norm: str = "batch",
 ) -> SegmentationModel:
     """The segmentation network `arch`, with backbone weights from a local file if given.
 
+    ``bn_protocol``: what training may change in BatchNorm, one of BN_PROTOCOLS (models/normalization.py).
+    ``norm``: "batch", or "group" (MobileNetV3 only: GroupNorm, no running statistics, bn_protocol unused).
     ``bn_momentum``: running-statistics momentum of learned BatchNorm (None: the architecture's own,
     torchvision's 0.01 for MobileNetV3, PyTorch's 0.1 for ResNet-101); ignored with frozen BN.
 
@@ -56,7 +62,12 @@ def build_model(
                 f"output_stride {output_stride} is not available for deeplabv2_resnet101: "
                 "DeepLab-v2 ResNet-101 always runs at output stride 8."
             )
-        model = deeplabv2_resnet101(num_classes, freeze_bn, **_momentum(bn_momentum))
+        if norm != "batch":
+            raise UserError(
+                f"model.norm {norm!r} is not available for deeplabv2_resnet101: its ImageNet weights come with "
+                "BatchNorm; use a mobilenetv3 arch for the GroupNorm control."
+            )
+        model = deeplabv2_resnet101(num_classes, bn_protocol, **_momentum(bn_momentum))
         skipped = RESNET_SKIPPED_PREFIXES
     elif arch in ("mobilenetv3_large", "mobilenetv3_small"):
         if output_stride not in MOBILENET_OUTPUT_STRIDES:
@@ -65,7 +76,8 @@ def build_model(
                 f"use one of {MOBILENET_OUTPUT_STRIDES}."
             )
         model = mobilenetv3(
-            num_classes, freeze_bn, output_stride, arch.removeprefix("mobilenetv3_"), **_momentum(bn_momentum)
+            num_classes, bn_protocol, output_stride, arch.removeprefix("mobilenetv3_"), norm=norm,
+            **_momentum(bn_momentum),
         )
         skipped = MOBILENET_SKIPPED_PREFIXES
     else:
@@ -75,7 +87,7 @@ def build_model(
         load_backbone_weights(model.backbone, state, skipped, Path(backbone_weights))
         if arch == "deeplabv2_resnet101" and _is_torchvision_classifier(state):
             model.input_normalization = "imagenet"
-    return model
+    return apply_bn_protocol(model, bn_protocol)
 
 
 def _momentum(bn_momentum: float | None) -> dict:

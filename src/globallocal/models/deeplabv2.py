@@ -7,12 +7,10 @@ prefix, so both kinds of checkpoint load without renaming.
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import nn
-from globallocal.models.norm import FrozenBatchNorm2d
 
+from globallocal.models.normalization import batchnorm_factory
 from globallocal.models.segmentation import SegmentationModel
 
 #: Bottleneck blocks per stage of ResNet-101.
@@ -118,16 +116,15 @@ def _init_weights(backbone: nn.Module) -> None:
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
 
-def deeplabv2_resnet101(num_classes: int, freeze_bn: bool = True, bn_momentum: float = 0.1) -> SegmentationModel:
+def deeplabv2_resnet101(num_classes: int, bn_protocol: str = "frozen", bn_momentum: float = 0.1) -> SegmentationModel:
     """DeepLab-v2 ResNet-101, randomly initialised: aux ASPP on layer3, main ASPP on layer4.
 
-    With freeze_bn, every BatchNorm uses its running statistics and has no trainable affine
-    parameters (batch 1 at DeepLab sizes is far too small to estimate them).
+    With bn_protocol "frozen", every BatchNorm uses its running statistics and has no trainable affine
+    parameters (batch 1 at DeepLab sizes is far too small to estimate them); see models/normalization.py.
     The model expects "caffe_bgr" input; build_model switches that when it loads torchvision weights.
     """
-    norm_layer = FrozenBatchNorm2d if freeze_bn else partial(nn.BatchNorm2d, momentum=bn_momentum)
     return SegmentationModel(
-        backbone=ResNet101Backbone(norm_layer),
+        backbone=ResNet101Backbone(batchnorm_factory(bn_protocol, momentum=bn_momentum)),
         aux_in_channels=LAYER3_CHANNELS,
         main_in_channels=LAYER4_CHANNELS,
         num_classes=num_classes,

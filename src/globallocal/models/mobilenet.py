@@ -12,8 +12,8 @@ from functools import partial
 import torch
 from torch import nn
 from torchvision.models import mobilenet_v3_large, mobilenet_v3_small
-from globallocal.models.norm import FrozenBatchNorm2d
 
+from globallocal.models.normalization import batchnorm_factory, group_norm
 from globallocal.models.segmentation import SegmentationModel
 
 #: torchvision's MobileNetV3 BatchNorm epsilon (its checkpoints were trained with it) ...
@@ -83,22 +83,20 @@ def _dilate(block: nn.Module, dilation: int) -> None:
 
 
 def mobilenetv3(
-    num_classes: int, freeze_bn: bool = True, output_stride: int = 8, variant: str = "large",
-    bn_momentum: float = MOBILENET_BN_MOMENTUM,
+    num_classes: int, bn_protocol: str = "frozen", output_stride: int = 8, variant: str = "large",
+    bn_momentum: float = MOBILENET_BN_MOMENTUM, norm: str = "batch",
 ) -> SegmentationModel:
     """MobileNetV3-``variant`` backbone (output stride 8 or 16) with an aux ASPP head on the end of its
     stride-16 stage (large: 112 ch, small: 48 ch) and a main ASPP head on its last conv (960 / 576 ch).
 
-    Trained from scratch, pass freeze_bn=False: BatchNorm statistics must be learned (their running
-    averages with ``bn_momentum``). Expects "imagenet" input normalisation (torchvision's weights).
+    Trained from scratch, pass bn_protocol "learned": BatchNorm statistics must be learned (their running
+    averages with ``bn_momentum``). ``norm="group"``: GroupNorm everywhere instead, bn_protocol unused.
+    Expects "imagenet" input normalisation (torchvision's weights).
     """
-    if freeze_bn:
-        norm_layer = partial(FrozenBatchNorm2d, eps=MOBILENET_BN_EPS)
-    else:
-        norm_layer = partial(nn.BatchNorm2d, eps=MOBILENET_BN_EPS, momentum=bn_momentum)
     spec = VARIANTS[variant]
+    layer = group_norm if norm == "group" else batchnorm_factory(bn_protocol, MOBILENET_BN_EPS, bn_momentum)
     return SegmentationModel(
-        backbone=MobileNetV3Backbone(norm_layer, output_stride, variant),
+        backbone=MobileNetV3Backbone(layer, output_stride, variant),
         aux_in_channels=spec.aux_channels,
         main_in_channels=spec.main_channels,
         num_classes=num_classes,
@@ -106,11 +104,11 @@ def mobilenetv3(
     )
 
 
-def mobilenetv3_large(num_classes: int, freeze_bn: bool = True, output_stride: int = 8) -> SegmentationModel:
+def mobilenetv3_large(num_classes: int, bn_protocol: str = "frozen", output_stride: int = 8) -> SegmentationModel:
     """MobileNetV3-large: aux ASPP on 112 ch, main ASPP on 960 ch."""
-    return mobilenetv3(num_classes, freeze_bn, output_stride, "large")
+    return mobilenetv3(num_classes, bn_protocol, output_stride, "large")
 
 
-def mobilenetv3_small(num_classes: int, freeze_bn: bool = True, output_stride: int = 8) -> SegmentationModel:
+def mobilenetv3_small(num_classes: int, bn_protocol: str = "frozen", output_stride: int = 8) -> SegmentationModel:
     """MobileNetV3-small: aux ASPP on 48 ch, main ASPP on 576 ch (about a quarter of large's compute)."""
-    return mobilenetv3(num_classes, freeze_bn, output_stride, "small")
+    return mobilenetv3(num_classes, bn_protocol, output_stride, "small")

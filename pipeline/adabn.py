@@ -1,0 +1,33 @@
+"""Stage `adabn`: the source-only model with its BatchNorm statistics re-estimated on target train (AdaBN).
+
+No gradient step and no parameter change: the row that shows how much of "adaptation" target
+statistics alone give. Writes models/adabn.pt, which `evaluate` scores like every other model.
+"""
+
+from pathlib import Path
+
+from globallocal import config
+from globallocal.adabn import adapt_batchnorm
+from globallocal.checkpoints import model_from_checkpoint, save_model
+from globallocal.cli import run_stage
+from globallocal.runtime import resolve_device
+
+SOURCE_ONLY = Path("models/source_only.pt")
+ADABN = Path("models/adabn.pt")
+
+
+def main() -> None:
+    params = config.load_validated_params()
+    model, checkpoint = model_from_checkpoint(SOURCE_ONLY)
+    batches = adapt_batchnorm(
+        model, config.data_config(params), config.adabn_batch_size(params), resolve_device(config.device_name(params))
+    )
+    save_model(ADABN, model.cpu(), checkpoint["model_spec"], checkpoint.get("iteration", 0))
+    if batches:
+        print(f"adabn: BatchNorm statistics of {SOURCE_ONLY} re-estimated on {batches} target train batches -> {ADABN}")
+    else:
+        print(f"adabn: {SOURCE_ONLY} has no BatchNorm running statistics (frozen or GroupNorm); {ADABN} is a copy")
+
+
+if __name__ == "__main__":
+    run_stage(main)
