@@ -58,7 +58,7 @@ def paper_config(params: dict):
 
 def run_variant(name: str, cfg, sizes: dict, device: torch.device, warmup: int, iters: int) -> dict:
     spec = {"arch": "deeplabv2_resnet101", "num_classes": NUM_CLASSES, "backbone_weights": None,
-            "freeze_bn": True, "output_stride": 8}
+            "bn_protocol": "frozen", "output_stride": 8}
     torch.manual_seed(0)
     state = build_train_state(build_model(**spec).to(device).train(), cfg, NUM_CLASSES)
     state.aligners.train()

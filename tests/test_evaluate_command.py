@@ -23,7 +23,7 @@ from globallocal.models import build_model
 from globallocal.scoring import load_any_checkpoint
 from globallocal.training import OptimConfig, TrainConfig, build_train_state
 
-SPEC = {"arch": "mobilenetv3_small", "num_classes": NUM_CLASSES, "backbone_weights": None, "freeze_bn": False,
+SPEC = {"arch": "mobilenetv3_small", "num_classes": NUM_CLASSES, "backbone_weights": None, "bn_protocol": "learned",
         "output_stride": 16}
 USER_ADVICE = "pass a checkpoint written by this pipeline's training stages (models/*.pt)"
 

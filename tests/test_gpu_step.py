@@ -69,7 +69,7 @@ def saved_activation_bytes(model, x, precision):
 
 def test_a_bf16_deeplab_forward_keeps_no_float32_activation_for_backward():
     torch.manual_seed(0)
-    model = build_model(arch="deeplabv2_resnet101", num_classes=K, backbone_weights=None, freeze_bn=True,
+    model = build_model(arch="deeplabv2_resnet101", num_classes=K, backbone_weights=None, bn_protocol="frozen",
                         output_stride=8).train()
     x = torch.randn(1, 3, 48, 64)
     fp32 = saved_activation_bytes(model, x, "fp32")
@@ -125,7 +125,7 @@ def test_cuda_bf16_step_takes_less_memory_than_fp32():
 
     def peak(precision):
         torch.manual_seed(0)
-        model = build_model(arch="deeplabv2_resnet101", num_classes=K, backbone_weights=None, freeze_bn=True,
+        model = build_model(arch="deeplabv2_resnet101", num_classes=K, backbone_weights=None, bn_protocol="frozen",
                             output_stride=8).to(CUDA)
         cfg = TrainConfig(optim=OptimConfig(iterations=2, max_iters=2), precision=precision, multi_level=True)
         state = build_train_state(model, cfg, K)
