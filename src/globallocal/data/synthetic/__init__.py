@@ -50,10 +50,11 @@ regardless of how many images are generated.
 
 Where each part lives
 ---------------------
-``settings`` (what to generate, splits, folder names, the target shifts' names), ``shifts`` (the target
-shifts of the shift grid: fog, low light, season, car paint, scale, layout; see that module), ``codes`` (canvas codes), ``styles`` (per-domain
-statistics and appearance), ``geometry`` (camera, street, Painter), ``street`` and ``objects`` (what is
-drawn), ``scene`` (one layout), ``rendering`` (layout -> RGB), ``writing`` (examples and files on disk).
+``settings`` (what to generate, splits, folder names, the target shifts' names), ``codes`` (canvas
+codes), ``styles`` (per-domain statistics and appearance), ``geometry`` (camera, street, Painter),
+``street`` and ``objects`` (what is drawn), ``scene`` (one layout), ``rendering`` (layout -> RGB),
+``shifts`` (the target-only shifts of the shift grid: fog, low light, season, car paint, scale, layout),
+``writing`` (examples and files on disk).
 """
 
 from globallocal.data.synthetic.settings import (
