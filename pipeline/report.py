@@ -67,7 +67,9 @@ def setup_note(params: dict) -> str:
     synthetic = config.synthetic_config(params)
     dataset = (
         f"the embedded synthetic benchmark (seed {synthetic.seed}; {synthetic.num_source} source, "
-        f"{synthetic.num_target_train} target train, {synthetic.num_target_val} target val images)"
+        f"{synthetic.num_target_train} target train, {synthetic.num_target_val} target val images"
+        + (f"; target shift `{synthetic.shift}` at severity {synthetic.shift_severity}" if synthetic.shift != "none"
+           else "") + ")"
         if synthetic else f"{data.source} at `{data.source_root}` -> Cityscapes at `{data.target_root}`"
     )
     return (

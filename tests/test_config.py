@@ -57,6 +57,8 @@ def test_default_adapt_is_advent_plus_local_on_the_main_head(params):
         ("device", "tpu", "device"),
         ("train.multi_level", "yes", "train.multi_level"),
         ("data.source_root", "elsewhere/gta5", "data.source_root"),
+        ("prepare.shift", "snow", "prepare.shift"),
+        ("prepare.shift_severity", 0, "prepare.shift_severity"),
     ],
 )
 def test_bad_value_fails_naming_the_key(params, key, value, message):

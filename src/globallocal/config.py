@@ -26,7 +26,7 @@ from globallocal.alignment.representations import REPRESENTATIONS
 from globallocal.data.labels import CLASS_NAMES
 from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
-from globallocal.data.synthetic import SyntheticConfig
+from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS, SyntheticConfig
 from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
 from globallocal.models.normalization import BN_PROTOCOLS, NORMS
@@ -64,7 +64,7 @@ _read_keys: set[str] | None = None
 #: Keys read only in some settings (e.g. the benchmark's when prepare.generate is true): known always.
 CONDITIONAL_KEYS = (
     "prepare.seed", "prepare.num_source", "prepare.num_target_train", "prepare.num_target_val",
-    "prepare.source_size", "prepare.target_size",
+    "prepare.source_size", "prepare.target_size", "prepare.shift", "prepare.shift_severity",
 )
 
 
@@ -481,7 +481,17 @@ def synthetic_config(params: dict) -> SyntheticConfig | None:
         num_target_val=_number(params, "prepare.num_target_val", minimum=1, integer=True),
         source_size=_size(params, "prepare.source_size"),
         target_size=_size(params, "prepare.target_size"),
+        shift=_choice(params, "prepare.shift", SHIFTS),
+        shift_severity=_shift_severity(params),
     )
+
+
+def _shift_severity(params: dict) -> int:
+    severity = _get(params, "prepare.shift_severity")
+    if isinstance(severity, bool) or severity not in SHIFT_SEVERITIES:
+        raise UserError(f"params key 'prepare.shift_severity' is {severity!r}; allowed values: "
+                        f"{', '.join(map(str, SHIFT_SEVERITIES))}")
+    return severity
 
 
 def dev_split(params: dict) -> tuple[int, int]:

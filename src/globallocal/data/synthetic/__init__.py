@@ -50,13 +50,17 @@ regardless of how many images are generated.
 
 Where each part lives
 ---------------------
-``settings`` (what to generate, splits, folder names), ``codes`` (canvas codes), ``styles`` (per-domain
-statistics and appearance), ``geometry`` (camera, street, Painter), ``street`` and ``objects`` (what is
-drawn), ``scene`` (one layout), ``rendering`` (layout -> RGB), ``writing`` (examples and files on disk).
+``settings`` (what to generate, splits, folder names, the target shifts' names), ``codes`` (canvas
+codes), ``styles`` (per-domain statistics and appearance), ``geometry`` (camera, street, Painter),
+``street`` and ``objects`` (what is drawn), ``scene`` (one layout), ``rendering`` (layout -> RGB),
+``shifts`` (the target-only shifts of the shift grid: fog, low light, season, car paint, scale, layout),
+``writing`` (examples and files on disk).
 """
 
 from globallocal.data.synthetic.settings import (
     MARKER_FILE,
+    SEVERITIES as SHIFT_SEVERITIES,
+    SHIFTS,
     SOURCE,
     SOURCE_DIR,
     SPLITS,
@@ -69,6 +73,8 @@ from globallocal.data.synthetic.writing import generate_benchmark, generate_exam
 
 __all__ = [
     "MARKER_FILE",
+    "SHIFTS",
+    "SHIFT_SEVERITIES",
     "SOURCE",
     "SOURCE_DIR",
     "SPLITS",

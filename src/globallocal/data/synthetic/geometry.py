@@ -45,20 +45,21 @@ Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) in pixels
 
 @dataclass(frozen=True)
 class Camera:
-    """Pinhole camera CAMERA_HEIGHT_M above flat ground, looking along the street (+z)."""
+    """Pinhole camera height_m above flat ground, looking along the street (+z)."""
 
     horizon_px: float
     vanish_x_px: float
     focal_px: float
+    height_m: float = CAMERA_HEIGHT_M
 
     def project(self, x_m: float, depth_m: float, height_m: float = 0.0) -> Point:
         """Image (x, y) in pixels of the world point (x_m across, depth_m ahead, height_m up)."""
         scale = self.focal_px / depth_m
-        return (self.vanish_x_px + x_m * scale, self.horizon_px + (CAMERA_HEIGHT_M - height_m) * scale)
+        return (self.vanish_x_px + x_m * scale, self.horizon_px + (self.height_m - height_m) * scale)
 
     def depth_at_row(self, row_px: float) -> float:
         """Depth in metres of the ground seen at image row row_px (below the horizon)."""
-        return CAMERA_HEIGHT_M * self.focal_px / (row_px - self.horizon_px)
+        return self.height_m * self.focal_px / (row_px - self.horizon_px)
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,16 @@ class Street:
 
 @dataclass
 class Scene:
-    """A drawn layout: (H, W) uint8 maps of canvas codes, object ids, detail codes and shade."""
+    """A drawn layout: (H, W) uint8 maps of canvas codes, object ids, detail codes and shade, and the
+    camera that saw it (what depth-dependent shifts need)."""
 
     canvas: np.ndarray
     instance: np.ndarray
     detail: np.ndarray
     shadow: np.ndarray
     horizon_px: float
+    focal_px: float = 0.0
+    camera_height_m: float = CAMERA_HEIGHT_M
 
 
 class Painter:
@@ -136,9 +140,9 @@ class Painter:
     def cast_shadow(self, points: list[Point]) -> None:
         self._shadow.polygon(points, fill=1)
 
-    def scene(self, horizon_px: float) -> Scene:
+    def scene(self, cam: Camera) -> Scene:
         canvas, instance, detail, shadow = (np.asarray(im, dtype=np.uint8) for im in self._images)
-        return Scene(canvas, instance, detail, shadow, horizon_px)
+        return Scene(canvas, instance, detail, shadow, cam.horizon_px, cam.focal_px, cam.height_m)
 
 
 def _ordered_box(box: Box) -> Box:
@@ -192,12 +196,17 @@ def _side_quad(cam: Camera, x_m: float, near_m: float, far_m: float, bottom_m: f
 # ---- street -----------------------------------------------------------------------------------
 
 
-def draw_camera(rng: Rng, width_px: int, height_px: int) -> Camera:
-    """A camera with a random horizon row and a slightly off-centre vanishing point."""
+def draw_camera(rng: Rng, width_px: int, height_px: int, height_m: float = CAMERA_HEIGHT_M,
+                focal_factor: float = 1.0) -> Camera:
+    """A camera with a random horizon row and a slightly off-centre vanishing point.
+
+    height_m and focal_factor (times the usual focal length) change the viewpoint (the ``scale`` shift).
+    """
     return Camera(
         horizon_px=_uniform(rng, HORIZON_ROW_RANGE) * height_px,
         vanish_x_px=(0.5 + _uniform(rng, VANISH_SHIFT_RANGE)) * width_px,
-        focal_px=FOCAL_PER_WIDTH * width_px,
+        focal_px=FOCAL_PER_WIDTH * width_px * focal_factor,
+        height_m=height_m,
     )
 
 

@@ -18,7 +18,6 @@ from globallocal.data.synthetic.codes import (
     VOID_CODE,
 )
 from globallocal.data.synthetic.geometry import (
-    CAMERA_HEIGHT_M,
     Camera,
     Painter,
     Rng,
@@ -54,7 +53,7 @@ def _draw_box(p: Painter, cam: Camera, x_m: float, depth_m: float, size_m: tuple
     side_x = _visible_side_x(x_m, width)
     if side_x is not None:
         p.polygon(_side_quad(cam, side_x, depth_m, far, bottom_m, top_m), code, instance)
-    if top_m < CAMERA_HEIGHT_M:  # the camera looks down on it
+    if top_m < cam.height_m:  # the camera looks down on it
         top = [cam.project(left, depth_m, top_m), cam.project(right, depth_m, top_m),
                cam.project(right, far, top_m), cam.project(left, far, top_m)]
         p.polygon(top, code, instance)

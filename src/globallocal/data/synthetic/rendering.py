@@ -20,6 +20,8 @@ from globallocal.data.synthetic.codes import (
     EGO_CODE,
     VOID_CODE,
 )
+from globallocal.data.synthetic import shifts
+from globallocal.data.synthetic.shifts import TargetShift
 from globallocal.data.synthetic.styles import DomainStyle
 from globallocal.data.synthetic.geometry import Rng, Scene, _uniform
 
@@ -239,8 +241,14 @@ def _apply_blur_and_noise(rgb: np.ndarray, style: DomainStyle, rng: Rng) -> np.n
     return rgb + noise
 
 
-def render(scene: Scene, style: DomainStyle, palette: Palette, rng: Rng) -> np.ndarray:
-    """Paint a Scene in one domain's look: (H, W, 3) uint8 RGB."""
+def render(scene: Scene, style: DomainStyle, palette: Palette, rng: Rng,
+           shift: TargetShift = TargetShift(), shift_rng: Rng | None = None) -> np.ndarray:
+    """Paint a Scene in one domain's look: (H, W, 3) uint8 RGB.
+
+    shift (a target shift, with its own generator shift_rng) acts at three points: in the scene (fog),
+    at the camera after its lighting (recolouring, exposure, glare) and at the sensor (photon noise).
+    Without one, the image is what it was before shifts existed, byte for byte.
+    """
     h, w = scene.canvas.shape
     codes = scene.canvas
     texture = _texture(codes, palette, texture_fields(rng, w, h))
@@ -252,6 +260,9 @@ def render(scene: Scene, style: DomainStyle, palette: Palette, rng: Rng) -> np.n
     rgb = _apply_details(rgb, scene.detail, style)
     rgb = _apply_shadows(rgb, scene.shadow, style, rng)
     rgb = _apply_haze(rgb, scene.horizon_px, style, rng)
-    rgb = _apply_lighting(rgb, style, rng)
-    rgb = _apply_blur_and_noise(rgb, style, rng)
+    rgb = shifts.in_scene(rgb, scene, shift)
+    lit = _apply_lighting(rgb, style, rng)
+    lit = shifts.at_camera(lit, rgb, scene, shift, shift_rng)
+    rgb = _apply_blur_and_noise(lit, style, rng)
+    rgb = shifts.at_sensor(rgb, shift, shift_rng)
     return (np.clip(rgb, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)

@@ -7,6 +7,7 @@ from typing import Callable
 from globallocal.data.synthetic.codes import BORDER_CODE, BUS, EGO_CODE, TRAIN, TRUCK
 from globallocal.data.synthetic.styles import ObjectStatistics
 from globallocal.data.synthetic.geometry import (
+    CAMERA_HEIGHT_M,
     Camera,
     MAX_OBJECT_DEPTH_M,
     NEAREST_OBJECT_FACTOR,
@@ -175,13 +176,14 @@ def _draw_border(p: Painter, rng: Rng) -> None:
 
 
 def draw_scene(rng: Rng, width_px: int, height_px: int, stats: ObjectStatistics,
-               with_border: bool) -> Scene:
+               with_border: bool, camera_height_m: float = CAMERA_HEIGHT_M, focal_factor: float = 1.0) -> Scene:
     """Draw one street layout (shared statistics) with one domain's object statistics.
 
+    camera_height_m and focal_factor move the camera (the ``scale`` target shift; defaults: the usual one).
     Returns a Scene whose maps are (height_px, width_px).
     """
     p = Painter(width_px, height_px)
-    cam = draw_camera(rng, width_px, height_px)
+    cam = draw_camera(rng, width_px, height_px, camera_height_m, focal_factor)
     street = draw_street(rng)
     shaded_side = _side(rng) if rng.random() < SHADOW_SIDE_PROBABILITY else 0
     _draw_ground(p, cam, street, rng)
@@ -199,4 +201,4 @@ def draw_scene(rng: Rng, width_px: int, height_px: int, stats: ObjectStatistics,
     _draw_hood(p, rng)
     if with_border and rng.random() < BORDER_PROBABILITY:
         _draw_border(p, rng)
-    return p.scene(cam.horizon_px)
+    return p.scene(cam)

@@ -13,11 +13,18 @@ from globallocal.errors import UserError
 #: Smallest image side the street geometry still draws sensibly at.
 MIN_WIDTH_PX = 64
 MIN_HEIGHT_PX = 32
+#: The target shifts of the shift grid and their severities (what each does: the shifts module).
+SHIFTS = ("none", "fog", "lowlight", "season", "carpaint", "scale", "layout")
+SEVERITIES = (1, 2, 3)
 
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size and seed of the generated benchmark; sizes are (width, height) in pixels."""
+    """Size and seed of the generated benchmark; sizes are (width, height) in pixels.
+
+    shift / shift_severity: the target-domain shift of the shift grid (globallocal.data.synthetic.shifts);
+    "none" is the benchmark as it was before shifts existed.
+    """
 
     seed: int = 0
     num_source: int = 300
@@ -25,8 +32,15 @@ class SyntheticConfig:
     num_target_val: int = 100
     source_size: tuple[int, int] = (384, 212)  # GTA5-like aspect (1914x1052)
     target_size: tuple[int, int] = (512, 256)  # Cityscapes 2:1
+    shift: str = "none"
+    shift_severity: int = 1
 
     def __post_init__(self) -> None:
+        if self.shift not in SHIFTS:
+            raise UserError(f"SyntheticConfig.shift is {self.shift!r}; allowed values: {', '.join(SHIFTS)}")
+        if self.shift_severity not in SEVERITIES or isinstance(self.shift_severity, bool):
+            raise UserError(f"SyntheticConfig.shift_severity is {self.shift_severity!r}; allowed values: "
+                            f"{', '.join(map(str, SEVERITIES))}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise UserError(f"SyntheticConfig.seed must be an integer >= 0, got {self.seed!r}")
         for name in ("num_source", "num_target_train", "num_target_val"):

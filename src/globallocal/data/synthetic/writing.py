@@ -35,6 +35,7 @@ from globallocal.data.synthetic.codes import canvas_to_label_id_lut
 from globallocal.data.synthetic.styles import SOURCE_STYLE, TARGET_STYLE, _STYLE_OF_SPLIT
 from globallocal.data.synthetic.scene import draw_scene
 from globallocal.data.synthetic.rendering import Palette, make_palette, render
+from globallocal.data.synthetic.shifts import TargetShift, shift_rng
 
 # --------------------------------------------------------------------------------------------
 # Generation and writing
@@ -50,8 +51,13 @@ def generate_example(config: SyntheticConfig, split: str, index: int,
     style = _STYLE_OF_SPLIT[split]
     width, height = config.source_size if split == SOURCE else config.target_size
     rng = np.random.default_rng([config.seed, _SPLIT_STREAM[split], index])
-    scene = draw_scene(rng, width, height, style.objects, with_border=split != SOURCE)
-    rgb = render(scene, style, palette or make_palette(config.seed, style), rng)
+    # The shift acts on the target domain only (train, dev and val alike).
+    shift = TargetShift() if split == SOURCE else TargetShift(config.shift, config.shift_severity)
+    camera_height_m, focal_factor = shift.camera()
+    scene = draw_scene(rng, width, height, shift.objects(style.objects), with_border=split != SOURCE,
+                       camera_height_m=camera_height_m, focal_factor=focal_factor)
+    rgb = render(scene, style, palette or make_palette(config.seed, style), rng,
+                 shift, shift_rng(config.seed, _SPLIT_STREAM[split], index))
     return rgb, canvas_to_label_id_lut()[scene.canvas]
 
 
@@ -162,9 +168,18 @@ def generate_benchmark(out_root: Path, config: SyntheticConfig) -> dict:
         "class_image_counts": {domain: dict(zip(CLASS_NAMES, map(int, per_class)))
                                for domain, per_class in image_counts.items()},
     }
-    marker = {"config": asdict(config), "summary": summary}
+    marker = {"config": _config_record(config), "summary": summary}
     atomic.write_json(out_root / MARKER_FILE, marker)
     return summary
+
+
+def _config_record(config: SyntheticConfig) -> dict:
+    """The config as the marker records it; without the shift keys when there is no shift, so that the
+    unshifted benchmark's marker is byte-identical to the one written before shifts existed."""
+    record = asdict(config)
+    if config.shift == "none":
+        del record["shift"], record["shift_severity"]
+    return record
 
 
 #: What a folder may hold for write_benchmark to replace it whole: what generate_benchmark writes, or
