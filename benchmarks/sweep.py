@@ -102,7 +102,7 @@ def _same_code(commit: str) -> bool:
 def run_all(runs: dict[str, dict], jobs: int) -> dict[str, dict]:
     """Queue the runs that have no results yet, run the queue, return every run's metrics."""
     done = finished_experiments()
-    missing = [name for name in runs if name not in done]
+    missing = [name for name in runs if name not in done and name not in _queued_or_running()]
     for name in missing:
         sets = [flag for key, value in runs[name].items() for flag in ("-S", f"{key}={json.dumps(value)}")]
         subprocess.run(DVC + ["exp", "run", "--queue", "-n", name, *sets], check=True, env=ENV,
@@ -119,6 +119,13 @@ def run_all(runs: dict[str, dict], jobs: int) -> dict[str, dict]:
     if failed:
         sys.exit(f"experiments without metrics (see `dvc queue logs NAME`): {', '.join(failed)}")
     return {name: done[name] for name in runs}
+
+
+def _queued_or_running() -> set[str]:
+    """Names of the experiments the DVC queue holds or runs now (queued again, they would run twice)."""
+    status = subprocess.run(DVC + ["queue", "status"], capture_output=True, text=True, env=ENV).stdout
+    return {line.split()[1] for line in status.splitlines()
+            if len(line.split()) > 2 and line.split()[-1] in ("Queued", "Running")}
 
 
 def _queue_busy() -> bool:
@@ -189,12 +196,15 @@ def cell_of(overrides: dict) -> dict:
 WEIGHT_ZERO = {"adapt.global_family": "none", "adapt.lambda_adv_local": 0}
 
 
-def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, sets: dict | None = None) -> None:
+def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, sets: dict | None = None,
+             selftrain_families: tuple[str, ...] = FAMILIES) -> None:
     """The main table on one benchmark cell: every family with and without the local term, the weight-0
     run, AdaBN, source-only and oracle (and, with ``selftrain``, each self-trained beside its control).
 
     ``sets``: params overrides for every run (the cell: ``prepare.shift``, ``prepare.shift_severity``,
     ``model.bn_protocol``); rows of other cells already in reports/ablation.csv are kept.
+    ``selftrain_families``: the families whose runs also self-train (the others run ``selftrain.iterations 0``,
+    which leaves their adapted model unchanged and saves the two self-training stages).
     """
     sets = dict(sets or {})
     cell = cell_of(sets)
@@ -206,7 +216,7 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
                 overrides = {**sets, "adapt.global_family": family, "seed": seed}
                 if family == "none" or not local:
                     overrides["adapt.lambda_adv_local"] = 0
-                if not selftrain:
+                if not selftrain or family not in selftrain_families:
                     overrides["selftrain.iterations"] = 0
                 runs[(family, local, seed)] = overrides
         if selftrain:  # does self-training need alignment first? (only the selftrain stages differ)
@@ -225,7 +235,7 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
                 rows.append(ablation_row(result, model, 0, seed, model, 0, cell))
     if selftrain:
         for (family, local, seed), name in names.items():
-            if name in metrics:
+            if name in metrics and family in selftrain_families + ("source_only",):
                 rows.append(ablation_row(metrics[name], family, local, seed, "selftrained", 1, cell))
     path = Path("reports/ablation.csv")
     kept = [row for row in read_rows(path) if (row.get("shift") or "none", row.get("bn") or "learned")
@@ -306,6 +316,8 @@ def main() -> None:
                         help="ablation without the self-training rows (selftrain.iterations 0)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="ablation: a params override for every run (the cell), e.g. --set prepare.shift=fog")
+    parser.add_argument("--selftrain-families", nargs="+", default=list(FAMILIES), metavar="FAMILY",
+                        help="ablation: the families whose runs also self-train (default: all)")
     parser.add_argument("--code-at", default="HEAD", metavar="COMMIT",
                         help="reuse experiments whose training/evaluation code equals this commit's (default HEAD)")
     args = parser.parse_args()
@@ -315,7 +327,8 @@ def main() -> None:
         for item in args.set:
             key, _, value = item.partition("=")
             sets[key] = yaml.safe_load(value)
-        ablation(args.seeds, args.jobs, args.no_run, selftrain=not args.no_selftrain, sets=sets)
+        ablation(args.seeds, args.jobs, args.no_run, selftrain=not args.no_selftrain, sets=sets,
+                 selftrain_families=tuple(args.selftrain_families))
     else:
         sweep(Path(args.what), args.jobs, args.no_run)
 
