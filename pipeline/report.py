@@ -29,6 +29,7 @@ TRAIN_LOGS = REPORTS / "train"
 ABLATION = REPORTS / "ablation.csv"
 SELFTRAIN_DIR = REPORTS / "selftrain"
 RUNS = ("pretrain", "source_only", "adapted", "selftrained", "selftrain_control", "oracle")
+SELFTRAIN_RUNS = ("selftrained", "selftrain_control")
 COMPARED = ("source_only", "adabn", "adapted", "oracle")
 #: The models of the tables and figures: the compared ones and the self-trained model.
 SHOWN = ("source_only", "adabn", "adapted", "selftrained", "oracle")
@@ -179,7 +180,10 @@ def main() -> None:
         "dev is never trained on)": FIGURES / "pseudo_labels.png",
     }
     paths = list(figures.values())
-    plot_training_curves({run: TRAIN_LOGS / run for run in RUNS}, paths[0], smoothing=CURVE_SMOOTHING)
+    # With selftrain.iterations 0 the two self-training stages copy their start model and log nothing.
+    self_trained = config.optim_config(params, "selftrain").iterations > 0
+    runs = [run for run in RUNS if self_trained or run not in SELFTRAIN_RUNS]
+    plot_training_curves({run: TRAIN_LOGS / run for run in runs}, paths[0], smoothing=CURVE_SMOOTHING)
     plot_per_class_iou(metrics, paths[1], models=SHOWN)
     for model_name, path in (("adapted", paths[2]), ("source_only", paths[3])):
         confusion = np.load(EVAL_DIR / f"confusion_{model_name}.npy")

@@ -238,10 +238,14 @@ def copy_of(project: Path, tmp_path: Path, **selftrain) -> Path:
     return root
 
 
-def test_selftrain_with_zero_iterations_writes_a_copy_of_the_adapted_model(project, tmp_path):
+def test_selftrain_with_zero_iterations_writes_a_copy_of_the_adapted_model_and_the_report_still_runs(project, tmp_path):
     root = copy_of(project, tmp_path, iterations=0)
     run([sys.executable, "pipeline/selftrain.py"], root)
+    run([sys.executable, "pipeline/selftrain.py", "--control"], root)
     assert (root / "models/selftrained.pt").read_bytes() == (root / "models/adapted.pt").read_bytes()
+    assert (root / "models/selftrain_control.pt").read_bytes() == (root / "models/adapted.pt").read_bytes()
+    run([sys.executable, "pipeline/report.py"], root)  # no training log of the two copies: curves leave them out
+    assert (root / "reports/figures/training_curves.png").is_file()
 
 
 def test_selftrain_refuses_a_target_train_list_that_holds_a_dev_image(project, tmp_path):
