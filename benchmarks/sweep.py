@@ -197,21 +197,24 @@ WEIGHT_ZERO = {"adapt.global_family": "none", "adapt.lambda_adv_local": 0}
 
 
 def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, sets: dict | None = None,
-             selftrain_families: tuple[str, ...] = FAMILIES) -> None:
+             selftrain_families: tuple[str, ...] = FAMILIES + ("source_only",),
+             families: tuple[str, ...] = FAMILIES) -> None:
     """The main table on one benchmark cell: every family with and without the local term, the weight-0
     run, AdaBN, source-only and oracle (and, with ``selftrain``, each self-trained beside its control).
 
     ``sets``: params overrides for every run (the cell: ``prepare.shift``, ``prepare.shift_severity``,
     ``model.bn_protocol``); rows of other cells already in reports/ablation.csv are kept.
     ``selftrain_families``: the families whose runs also self-train (the others run ``selftrain.iterations 0``,
-    which leaves their adapted model unchanged and saves the two self-training stages).
+    which leaves their adapted model unchanged and saves the two self-training stages); ``source_only`` in
+    it adds one run per seed that self-trains the source-only model. ``families``: the global families run
+    (the weight-0 run always is), so that a cut for time can run the default family's rows first.
     """
     sets = dict(sets or {})
     cell = cell_of(sets)
     prefix = "ablation" if cell == cell_of({}) and not sets else f"ablation-{cell['shift']}-{cell['bn']}"
     runs = {}
     for seed in seeds:  # seed-major: a queue cut short leaves whole seeds
-        for family in ("none",) + FAMILIES:
+        for family in ("none",) + tuple(families):
             for local in ((0,) if family == "none" else (0, 1)):
                 overrides = {**sets, "adapt.global_family": family, "seed": seed}
                 if family == "none" or not local:
@@ -219,7 +222,7 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
                 if not selftrain or family not in selftrain_families:
                     overrides["selftrain.iterations"] = 0
                 runs[(family, local, seed)] = overrides
-        if selftrain:  # does self-training need alignment first? (only the selftrain stages differ)
+        if selftrain and "source_only" in selftrain_families:  # does self-training need alignment first?
             runs[("source_only", 0, seed)] = {**sets, "selftrain.start": "source_only", "seed": seed}
     names = {key: run_name(prefix, f"{key[0]}-local{key[1]}", key[2]) for key in runs}
     metrics = finished_experiments() if no_run else run_all({names[k]: v for k, v in runs.items()}, jobs)
@@ -316,8 +319,11 @@ def main() -> None:
                         help="ablation without the self-training rows (selftrain.iterations 0)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="ablation: a params override for every run (the cell), e.g. --set prepare.shift=fog")
-    parser.add_argument("--selftrain-families", nargs="+", default=list(FAMILIES), metavar="FAMILY",
-                        help="ablation: the families whose runs also self-train (default: all)")
+    parser.add_argument("--selftrain-families", nargs="+", default=[*FAMILIES, "source_only"], metavar="FAMILY",
+                        help="ablation: the families whose runs also self-train; source_only: also self-train "
+                             "the source-only model (default: all)")
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES, metavar="FAMILY",
+                        help="ablation: the global families to run beside the weight-0 run (default: all)")
     parser.add_argument("--code-at", default="HEAD", metavar="COMMIT",
                         help="reuse experiments whose training/evaluation code equals this commit's (default HEAD)")
     args = parser.parse_args()
@@ -328,7 +334,7 @@ def main() -> None:
             key, _, value = item.partition("=")
             sets[key] = yaml.safe_load(value)
         ablation(args.seeds, args.jobs, args.no_run, selftrain=not args.no_selftrain, sets=sets,
-                 selftrain_families=tuple(args.selftrain_families))
+                 selftrain_families=tuple(args.selftrain_families), families=tuple(args.families))
     else:
         sweep(Path(args.what), args.jobs, args.no_run)
 
