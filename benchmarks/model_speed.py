@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from globallocal.models import ARCHITECTURES, build_model
 
 NUM_CLASSES = 19
-#: Weight of the aux head's loss, as in the training default (DESIGN.md: lambda_seg_aux).
+#: Weight of the aux head's loss, as in params.yaml (train.lambda_seg_aux).
 AUX_LOSS_WEIGHT = 0.1
 #: ru_maxrss is in KiB on Linux.
 KIB_PER_MIB = 1024

@@ -1,5 +1,5 @@
 """Stage `evaluate`: score the source-only, adapted and oracle models on target val and on the held-out
-target dev split (DESIGN.md section 3).
+target dev split (docs/method.md, "Evaluation protocol").
 
 Writes reports/metrics.json (the headline mIoU of each model on val, and under "dev" on target dev: the
 numbers every choice is made on), reports/per_class_iou.json (per-class val IoU of each model, in

@@ -90,7 +90,7 @@ def fairness_note(params: dict, metrics: dict) -> str:
         f"alignment weight at 0, so both had {pre + ada} source-supervised iterations. They differ by the "
         f"alignment terms and by the target batches `adapt` forwards in training mode: with learned "
         f"BatchNorm its running statistics follow the target, which on the embedded benchmark is the whole "
-        f"gain (README, main table). `oracle` is trained on target train labels for {ora} iterations from the same "
+        f"gain (docs/experiments.md, main table). `oracle` is trained on target train labels for {ora} iterations from the same "
         f"initialisation as `pretrain`.\n\n" + gap_sentence(metrics)
     )
 
