@@ -1,14 +1,13 @@
 """params.yaml validation: the committed default passes; each bad value names its key."""
 
 import copy
-from pathlib import Path
 
 import pytest
 
 from globallocal import config
 from globallocal.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+from support.tiny_project import REPO
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from globallocal.data.synthetic import generate_benchmark
 from globallocal.distributed import LaunchConfig, torchrun_command
 from globallocal.errors import UserError
 from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train_step
+from support.tiny_project import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 K = 3
 WORLD_SIZE = 2
 PER_RANK = 2  # images per domain per rank; the union batch has WORLD_SIZE * PER_RANK

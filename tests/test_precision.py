@@ -8,7 +8,7 @@ import torch
 from globallocal.errors import UserError
 from globallocal.precision import autocast, check_precision, grad_scaler
 from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train_step
-from test_local_variants import Tiny, _batches
+from support.tiny_models import TinySegmenter, batches
 
 K = 4
 
@@ -19,8 +19,8 @@ def _step(precision, device, channels_last=False):
         optim=OptimConfig(iterations=1, max_iters=10, lr=0.01), alignment=AlignmentConfig(),
         precision=precision, channels_last=channels_last, log_every=1,
     )
-    state = build_train_state(Tiny().to(device), cfg, K)
-    source, target = _batches()
+    state = build_train_state(TinySegmenter(num_classes=K, single_lr_group=True).to(device), cfg, K)
+    source, target = batches(num_classes=K, ignored_rows=0)
     return state, train_step(state, cfg, source, target, device)
 
 

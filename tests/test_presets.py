@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
@@ -12,7 +11,7 @@ from globallocal import config, presets
 from globallocal.__main__ import main
 from globallocal.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+from support.tiny_project import REPO
 PRESETS = REPO / "presets"
 
 

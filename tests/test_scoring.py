@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from real_layouts import CITYSCAPES_SIZE, make_cityscapes
+from support.real_layouts import CITYSCAPES_SIZE, make_cityscapes
 
 from globallocal.__main__ import main
 from globallocal.checkpoints import save_checkpoint

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 import torch
-from test_training import K, TinySegmenter
+from support.tiny_models import K, TinySegmenter
 
 from globallocal import training
 from globallocal.alignment.local import LocalAlignmentConfig

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from torch import nn
+from support.tiny_models import K, TinySegmenter, batches
 
 from globallocal.alignment.local import LocalAlignmentConfig
 from globallocal.training import (
@@ -15,40 +15,6 @@ from globallocal.training import (
     train,
     train_step,
 )
-
-K = 3
-
-
-class TinySegmenter(nn.Module):
-    """Stand-in for SegmentationModel: (aux, main) logits at half resolution, two lr groups."""
-
-    input_normalization = "imagenet"
-
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.aux_head = nn.Conv2d(8, K, 1)
-        self.main_head = nn.Conv2d(8, K, 1)
-
-    def forward(self, x):
-        features = torch.relu(self.backbone(x))
-        return self.aux_head(features), self.main_head(features)
-
-    def param_groups(self, base_lr):
-        heads = [*self.aux_head.parameters(), *self.main_head.parameters()]
-        return [
-            {"params": list(self.backbone.parameters()), "lr": base_lr, "lr_mult": 1.0},
-            {"params": heads, "lr": 10 * base_lr, "lr_mult": 10.0},
-        ]
-
-
-def batches(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    source = {"image": torch.randn(2, 3, 32, 32, generator=g), "label": torch.randint(0, K, (2, 32, 32), generator=g)}
-    source["label"][:, :4] = 255
-    target = {"image": torch.randn(2, 3, 32, 32, generator=g) + 1}
-    return source, target
-
 
 def config(alignment=None, iterations=4):
     return TrainConfig(optim=OptimConfig(iterations=iterations, max_iters=10, lr=0.01), alignment=alignment)

@@ -1,7 +1,8 @@
-"""The local-alignment variants that issue 5's hypotheses need: each param changes what it says."""
+"""The local-alignment variants behind the local-term diagnosis: each param changes what it says."""
 
 import pytest
 import torch
+from support.tiny_models import TinySegmenter, batches
 
 from globallocal.alignment.discriminators import GlobalDiscriminator, LocalDiscriminator
 from globallocal.alignment.local import DROPPED, LocalAlignment, LocalAlignmentConfig
@@ -87,27 +88,12 @@ def test_shared_head_outputs_give_the_same_losses_as_raw_logits():
 
 # --- through the training step ---------------------------------------------------------------
 
-class Tiny(torch.nn.Module):
-    input_normalization = "imagenet"
-
-    def __init__(self):
-        super().__init__()
-        self.backbone = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.aux_head = torch.nn.Conv2d(8, K, 1)
-        self.main_head = torch.nn.Conv2d(8, K, 1)
-
-    def forward(self, x):
-        f = torch.relu(self.backbone(x))
-        return self.aux_head(f), self.main_head(f)
-
-    def param_groups(self, base_lr):
-        return [{"params": list(self.parameters()), "lr": base_lr, "lr_mult": 1.0}]
+def Tiny():
+    return TinySegmenter(num_classes=K, single_lr_group=True)
 
 
 def _batches():
-    g = torch.Generator().manual_seed(0)
-    source = {"image": torch.randn(2, 3, 32, 32, generator=g), "label": torch.randint(0, K, (2, 32, 32), generator=g)}
-    return source, {"image": torch.randn(2, 3, 32, 32, generator=g) + 1}
+    return batches(num_classes=K, ignored_rows=0)
 
 
 def _run(alignment, steps=2, log_every=10):

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from real_layouts import (
+from support.real_layouts import (
     cityscapes_files,
     make_cityscapes,
     make_gta5,

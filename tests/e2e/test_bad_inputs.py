@@ -23,7 +23,7 @@ import torch
 import torchvision
 import yaml
 from PIL import Image
-from test_pipeline import REPO, tiny_params
+from support.tiny_project import REPO, tiny_params
 
 from globallocal.checkpoints import save_checkpoint
 from globallocal.cli import USER_ERROR_STATUS, run_stage

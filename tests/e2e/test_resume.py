@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_pipeline import REPO, run, tiny_params
+from support.tiny_project import REPO, run, tiny_params
 
 ITERATIONS = 5
 SNAPSHOT_EVERY = 2
