@@ -118,7 +118,7 @@ def training_stage(
         raise
     context.finish(state.model)
     if context.is_main:
-        save_checkpoint(checkpoint_out, state, model_spec)
+        save_checkpoint(checkpoint_out, state.model, model_spec, state.checkpoint_parts())
     if snapshots is not None:
         snapshots.clear()
     return last

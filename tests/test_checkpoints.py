@@ -18,7 +18,7 @@ def test_checkpoint_round_trips_weights_iteration_and_normalisation(tmp_path):
     model.input_normalization = "caffe_bgr"  # as set by loading a Caffe backbone, which the spec can't redo
     state = build_train_state(model, TrainConfig(optim=OptimConfig(iterations=1, max_iters=1)), 19)
     state.iteration = 7
-    save_checkpoint(tmp_path / "m.pt", state, SPEC)
+    save_checkpoint(tmp_path / "m.pt", state.model, SPEC, state.checkpoint_parts())
 
     restored, checkpoint = model_from_checkpoint(tmp_path / "m.pt")
     assert checkpoint["iteration"] == 7 and checkpoint["model_spec"] == SPEC

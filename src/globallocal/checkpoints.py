@@ -9,7 +9,6 @@ import torch
 from globallocal.atomic import atomic_path
 from globallocal.errors import UserError
 from globallocal.models import SegmentationModel, build_model
-from globallocal.training import TrainState
 
 #: What every checkpoint written by save_checkpoint holds.
 REQUIRED_KEYS = ("model", "model_spec", "input_normalization")
@@ -17,19 +16,21 @@ REQUIRED_KEYS = ("model", "model_spec", "input_normalization")
 _REFUSED_PICKLE_HINT = "it holds pickled Python objects, which weights-only loading refuses"
 
 
-def save_checkpoint(path: Path, state: TrainState, model_spec: dict) -> None:
-    """Write weights, optimisers, iteration and the ``build_model`` arguments; atomic (temp file, rename)."""
-    payload = {
-        "model": state.model.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "iteration": state.iteration,
-        "model_spec": model_spec,
-        "input_normalization": state.model.input_normalization,
-    }
-    if state.aligners is not None:
-        payload["discriminators"] = state.aligners.state_dict()
-    if state.optimizer_d is not None:
-        payload["optimizer_d"] = state.optimizer_d.state_dict()
+def save_checkpoint(path: Path, model: SegmentationModel, model_spec: dict, training: dict | None = None) -> None:
+    """Write the weights and the ``build_model`` arguments; atomic (temp file, rename).
+
+    ``training`` (optional, e.g. ``TrainState.checkpoint_parts()``): what the run kept beside the
+    weights (``optimizer``, ``iteration``, ``discriminators``, ``optimizer_d``); stored in that layout,
+    optimiser and iteration before the spec, discriminators after it.
+    """
+    training = dict(training or {})
+    payload = {"model": model.state_dict()}
+    for key in ("optimizer", "iteration"):
+        if key in training:
+            payload[key] = training.pop(key)
+    payload["model_spec"] = model_spec
+    payload["input_normalization"] = model.input_normalization
+    payload.update(training)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 

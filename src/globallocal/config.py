@@ -19,6 +19,7 @@ import yaml
 
 from globallocal.alignment.discriminators import GLOBAL_MIN_INPUT
 from globallocal.alignment.gan_losses import GAN_LOSSES
+from globallocal.alignment.aligners import AlignmentConfig
 from globallocal.alignment.global_alignment import GLOBAL_FAMILIES, family_representation
 from globallocal.alignment.local import CONF_FILTERS, LocalAlignmentConfig
 from globallocal.alignment.representations import REPRESENTATIONS
@@ -30,7 +31,7 @@ from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
 from globallocal.precision import PRECISIONS
 from globallocal.snapshots import SnapshotConfig
-from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
+from globallocal.train_state import OptimConfig, TrainConfig
 
 SOURCE_DATASETS = ("gta5", "synthia")
 MODEL_ARCHS = ("mobilenetv3_large", "mobilenetv3_small", "deeplabv2_resnet101")

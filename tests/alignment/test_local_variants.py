@@ -36,7 +36,7 @@ def test_both_filter_changes_the_discriminator_loss_and_the_kept_share():
         torch.manual_seed(0)
         local = LocalAlignment(K, LocalAlignmentConfig(conf_threshold=0.9, conf_filter=mode))
         _, stats[mode] = local.discriminator_loss(source, labels, target)
-    assert stats["target"]["kept_source"] == 1.0 and stats["both"]["kept_source"] == 0.5
+    assert stats["target"]["local_kept/source"] == 1.0 and stats["both"]["local_kept/source"] == 0.5
 
 
 def test_context_gives_the_local_discriminator_a_neighbourhood():

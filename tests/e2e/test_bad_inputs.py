@@ -60,7 +60,7 @@ def base(tmp_path_factory):
     torch.manual_seed(0)
     state = build_train_state(build_model(**SPEC), TrainConfig(optim=OptimConfig(iterations=1, max_iters=1)), NUM_CLASSES)
     for name in ("pretrain", "source_only", "adapted", "oracle"):
-        save_checkpoint(root / f"models/{name}.pt", state, SPEC)
+        save_checkpoint(root / f"models/{name}.pt", state.model, SPEC, state.checkpoint_parts())
     (root / "models/pretrain.pt").rename(root / "pretrain_valid.pt")  # the pretrain stage's own output
     return root
 
