@@ -144,8 +144,7 @@ def rank_main(rank: int, port: int, out: Path, params: dict) -> None:
     torch.save({"used_by_rank0": used_by_rank0.grad, "unused": unused.grad}, out / f"grads.rank{rank}.pt")
 
     # The stage glue: each rank is handed its own output paths; only rank 0 may create them.
-    sys.path.insert(0, str(REPO / "pipeline"))
-    from common import training_stage
+    from globallocal.stages import training_stage
 
     training_stage(params, "pretrain", out / f"stage_rank{rank}" / "model.pt", out / f"stage_rank{rank}" / "log")
 

@@ -7,7 +7,7 @@ does) in a tiny project, checks the line on stderr and the exit status, and that
 
 import argparse
 import errno
-import importlib
+import importlib.util
 import os
 import pathlib
 import re
@@ -31,8 +31,6 @@ from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
 from globallocal.training import OptimConfig, TrainConfig, build_train_state
 
-sys.path.insert(0, str(REPO / "pipeline"))
-
 SPEC = {"arch": "mobilenetv3_large", "num_classes": NUM_CLASSES, "backbone_weights": None,
         "freeze_bn": False, "output_stride": 16}
 SOURCE = Path("data/synthetic/gta5")
@@ -43,7 +41,11 @@ SYSTEM = pytest.MonkeyPatch()
 
 
 def stage_main(name: str) -> Callable[[], None]:
-    return importlib.import_module(name).main
+    """The ``main`` of ``pipeline/<name>.py``, the function its ``__main__`` block hands to run_stage."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "pipeline" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
 
 
 @pytest.fixture(scope="module")

@@ -133,7 +133,6 @@ def test_bad_param_stops_the_first_stage_with_one_clear_line(project, tmp_path):
 #: Runs evaluate, killing it with SIGKILL as it is about to write its KILL_AT-th PNG.
 KILL_DURING_EVALUATE = """
 import os, runpy, signal, sys
-sys.path.insert(0, "pipeline")
 from PIL import Image
 kill_at, written = int(sys.argv[1]), [0]
 save = Image.Image.save

@@ -26,7 +26,6 @@ LOG_EVERY = 3
 #: Runs a stage script, killing itself with SIGKILL when it is about to run iteration KILL_AT.
 KILL_BEFORE_ITERATION = """
 import os, runpy, signal, sys
-sys.path.insert(0, "pipeline")
 import globallocal.training as training
 kill_at, script = int(sys.argv[1]), sys.argv[2]
 step = training.train_step
@@ -42,7 +41,6 @@ runpy.run_path(script, run_name="__main__")
 #: Runs a stage script, killing itself half-way through writing the state file of snapshot KILL_AT.
 KILL_DURING_SNAPSHOT = """
 import io, os, runpy, signal, sys
-sys.path.insert(0, "pipeline")
 import torch
 kill_at, script = int(sys.argv[1]), sys.argv[2]
 save = torch.save

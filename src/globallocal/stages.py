@@ -1,4 +1,6 @@
-"""Glue shared by the stage scripts: params -> datasets, model, loaders, dvclive; no method logic here."""
+"""A training stage end to end, as the stage scripts in ``pipeline/`` run it: params -> relaunch under
+torchrun when asked, seeding, datasets and loaders, model, resume from snapshots, the loop, the
+checkpoint and the dvclive log. No method logic here (that is ``training.py`` and ``alignment/``)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,6 @@ from globallocal.precision import check_precision
 from globallocal.runtime import resolve_device, seed_everything
 from globallocal.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
 from globallocal.training import build_train_state, train
-
-load_validated_params = config.load_validated_params
 
 
 def open_live(log_dir: Path, resume: bool = False) -> Live:
