@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def preset_params(preset: str, params_path: Path) -> dict:
+def preset_params(preset: str, params_path: Path) -> config.Params:
     """params.yaml with the preset's values on top (nothing is written)."""
     params = config.load_params(params_path)
     for key, value in presets.preset_settings(preset, presets_dir=REPO / "presets").items():
@@ -54,7 +54,7 @@ def preset_params(preset: str, params_path: Path) -> dict:
         for part in parents:
             node = node[part]
         node[last] = value
-    return params
+    return config.parse(params)
 
 
 def scaled(size_wh: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -77,17 +77,16 @@ def measure(args: argparse.Namespace) -> dict:
     """Run warm-up then timed adaptation iterations; returns the figures that main prints."""
     torch.set_num_threads(args.threads)
     params = preset_params(args.preset, args.params)
-    data = config.data_config(params)
-    model_config = config.model_config(params)
+    data = params.data
     # Random weights: the speed and memory of a step do not depend on their values.
-    spec = dict(model_config.spec(NUM_CLASSES), backbone_weights=None)
+    spec = dict(params.model.spec(NUM_CLASSES), backbone_weights=None)
     device = resolve_device(args.device)
     model = build_model(**spec).to(device)
-    train_config = config.train_config(params, "adapt", aligned=True)
+    train_config = params.train_config("adapt", aligned=True)
     state = build_train_state(model, train_config, NUM_CLASSES)
     model.train()
     state.aligners.train()
-    batch = config.batch_size(params)
+    batch = params.train.batch_size
     source_size, target_size = scaled(data.source_size, args.size_scale), scaled(data.target_size, args.size_scale)
     generator = torch.Generator().manual_seed(0)
     source = random_batch(source_size, batch, generator, labelled=True)

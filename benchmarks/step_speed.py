@@ -132,12 +132,12 @@ def batches(batch: int, sizes: dict, generator: torch.Generator) -> tuple[dict, 
     return source, {"image": torch.randn(batch, 3, th, tw, generator=generator)}
 
 
-def data_loading_s(params: dict, iterations: int) -> float | None:
+def data_loading_s(params: config.Params, iterations: int) -> float | None:
     """Seconds per iteration to load one source and one target batch with the pipeline's loaders."""
     from globallocal.data.file_lists import read_list
     from globallocal.data.loading import source_dataset, target_dataset, train_loader
 
-    data = config.data_config(params)
+    data = params.data
     try:
         src = source_dataset(data.source, data.source_root, read_list(data.lists_dir / "source_train.txt"),
                              data.source_size, "imagenet")
@@ -145,8 +145,8 @@ def data_loading_s(params: dict, iterations: int) -> float | None:
                              data.target_size, "imagenet", with_labels=False)
     except Exception:  # the benchmark has not been generated (dvc repro prepare first)
         return None
-    batch = config.batch_size(params)
-    loaders = [iter(train_loader(d, batch, 0, config.num_workers(params))) for d in (src, tgt)]
+    batch = params.train.batch_size
+    loaders = [iter(train_loader(d, batch, 0, params.num_workers)) for d in (src, tgt)]
     start = time.perf_counter()
     for _ in range(iterations):
         for loader in loaders:
@@ -154,13 +154,13 @@ def data_loading_s(params: dict, iterations: int) -> float | None:
     return (time.perf_counter() - start) / iterations
 
 
-def measure(setting: str, params: dict, device: torch.device, iterations: int, repeats: int) -> dict:
-    configured = config.train_config(params, "adapt", aligned=True)
+def measure(setting: str, params: config.Params, device: torch.device, iterations: int, repeats: int) -> dict:
+    configured = params.train_config("adapt", aligned=True)
     if setting == "default":
-        spec = config.model_config(params).spec(NUM_CLASSES)
-        data = config.data_config(params)
+        spec = params.model.spec(NUM_CLASSES)
+        data = params.data
         sizes = {"source": data.source_size, "target": data.target_size}
-        batch = config.batch_size(params)
+        batch = params.train.batch_size
     else:  # the paper preset's network and sizes (reduced on the CPU), batch 1 + 1, ADVENT's D width
         spec = {"arch": "deeplabv2_resnet101", "num_classes": NUM_CLASSES, "backbone_weights": None,
                 "freeze_bn": True, "output_stride": 8}
@@ -241,7 +241,7 @@ def main() -> None:
         for part in parents:
             node = node[part]
         node[leaf] = json.loads(value) if value[:1] in "[{0123456789-tfn" else value
-    config.validate(params)
+    params = config.parse(params)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     result = measure(args.setting, params, device, args.iterations, args.repeats)
     if args.setting == "default":

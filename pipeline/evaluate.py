@@ -54,9 +54,9 @@ def official_difference(ours: dict, official: dict) -> float:
 
 def main() -> None:
     params = config.load_validated_params()
-    data = config.data_config(params)
-    device = resolve_device(config.device_name(params))
-    num_keep = config.num_qualitative(params)
+    data = params.data
+    device = resolve_device(params.device)
+    num_keep = params.evaluate.num_qualitative
     names = read_list(data.lists_dir / TARGET_VAL_LIST)
     dev_names = read_list(data.lists_dir / TARGET_DEV_LIST)
     synthia = data.source == "synthia"

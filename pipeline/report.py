@@ -57,10 +57,10 @@ def gap_sentence(metrics: dict) -> str:
     )
 
 
-def setup_note(params: dict) -> str:
-    data, model = config.data_config(params), config.model_config(params)
-    alignment = config.alignment_config(params)
-    synthetic = config.synthetic_config(params)
+def setup_note(params: config.Params) -> str:
+    data, model = params.data, params.model
+    alignment = params.alignment_config()
+    synthetic = params.synthetic_config()
     dataset = (
         f"the embedded synthetic benchmark (seed {synthetic.seed}; {synthetic.num_source} source, "
         f"{synthetic.num_target_train} target train, {synthetic.num_target_val} target val images)"
@@ -69,8 +69,8 @@ def setup_note(params: dict) -> str:
     return (
         f"Data: {dataset}. Network: `{model.arch}` (output stride {model.output_stride}, frozen BN: "
         f"{model.freeze_bn}), source at {data.source_size[0]}x{data.source_size[1]}, target at "
-        f"{data.target_size[0]}x{data.target_size[1]}, batch {config.batch_size(params)} per domain, "
-        f"training seed {config.seed(params)}.\n\n"
+        f"{data.target_size[0]}x{data.target_size[1]}, batch {params.train.batch_size} per domain, "
+        f"training seed {params.seed}.\n\n"
         f"Adaptation: global family `{alignment.global_family}` ({alignment.gan_loss} GAN loss, "
         f"lambda main {alignment.global_weight('main')}, aux {alignment.global_weight('aux')}) + local "
         f"alignment (lambda {alignment.lambda_adv_local}, window {alignment.local.window}, representation "
@@ -80,18 +80,16 @@ def setup_note(params: dict) -> str:
     )
 
 
-def fairness_note(params: dict, metrics: dict) -> str:
-    pre = config.optim_config(params, "pretrain").iterations
-    ada = config.optim_config(params, "adapt").iterations
-    ora = config.optim_config(params, "oracle").iterations
+def fairness_note(params: config.Params, metrics: dict) -> str:
+    pre, ada, ora = params.pretrain.iterations, params.adapt.iterations, params.oracle.iterations
     return (
         f"`adapted` = {pre} source-only iterations (`pretrain`) + {ada} adaptation iterations. `source_only` "
         f"starts from the same pretrained weights and runs the same {ada}-iteration schedule with every "
         f"alignment weight at 0, so both had {pre + ada} source-supervised iterations. They differ by the "
         f"alignment terms and by the target batches `adapt` forwards in training mode: with learned "
         f"BatchNorm its running statistics follow the target, which on the embedded benchmark is the whole "
-        f"gain (docs/experiments.md, main table). `oracle` is trained on target train labels for {ora} iterations from the same "
-        f"initialisation as `pretrain`.\n\n" + gap_sentence(metrics)
+        f"gain (docs/experiments.md, main table). `oracle` is trained on target train labels for {ora} "
+        f"iterations from the same initialisation as `pretrain`.\n\n" + gap_sentence(metrics)
     )
 
 
@@ -119,9 +117,9 @@ def ablation_note(rows: list[dict]) -> str:
     )
 
 
-def dev_note(params: dict, headline: dict) -> str:
+def dev_note(params: config.Params, headline: dict) -> str:
     """The dev-split mIoU of each model: the numbers every choice of this project is made on."""
-    size, seed = config.dev_split(params)
+    size, seed = params.prepare.dev_size, params.prepare.dev_seed
     scores = ", ".join(f"{m} {headline['dev'][m]['miou']:.2f}" for m in COMPARED)
     return (
         f"{size} labelled target-train images (drawn with seed {seed}, listed in `data/lists/target_dev.txt`) are "

@@ -22,8 +22,10 @@ from globallocal.data.loading import DeviceLoader, MAX_AUTO_WORKERS, resolve_num
 from globallocal.data.synthetic import generate_benchmark
 from globallocal.distributed import LaunchConfig, torchrun_command
 from globallocal.errors import UserError
-from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train_step
+from globallocal.training import build_train_state, train_step
 from support.tiny_project import REPO
+from support.configs import alignment_config, optim_config, train_config
+
 
 K = 3
 WORLD_SIZE = 2
@@ -73,16 +75,16 @@ def rank_share(batch, rank):
 #: not decomposable over ranks), an AdaptSegNet one (softmax + LS-GAN), and a source-only run on the main
 #: head only (the aux head gets no gradient on any rank: it must neither hang nor move).
 SCENARIOS = {
-    "advent_global": TrainConfig(
-        optim=OptimConfig(iterations=2, max_iters=10, lr=0.01),
-        alignment=AlignmentConfig(lambda_adv_main=1.0, lambda_adv_aux=0.5, lambda_adv_local=0.0),
+    "advent_global": train_config(
+        optim=optim_config(iterations=2, max_iters=10, lr=0.01),
+        alignment=alignment_config(lambda_adv_main=1.0, lambda_adv_aux=0.5, lambda_adv_local=0.0),
     ),
-    "adaptsegnet_lsgan": TrainConfig(
-        optim=OptimConfig(iterations=2, max_iters=10, lr=0.01),
-        alignment=AlignmentConfig(global_family="adaptsegnet", gan_loss="lsgan", lambda_adv_main=1.0,
+    "adaptsegnet_lsgan": train_config(
+        optim=optim_config(iterations=2, max_iters=10, lr=0.01),
+        alignment=alignment_config(global_family="adaptsegnet", gan_loss="lsgan", lambda_adv_main=1.0,
                                   lambda_adv_aux=0.5, lambda_adv_local=0.0),
     ),
-    "source_only_main_head": TrainConfig(optim=OptimConfig(iterations=2, max_iters=10, lr=0.01), multi_level=False),
+    "source_only_main_head": train_config(optim=optim_config(iterations=2, max_iters=10, lr=0.01), multi_level=False),
 }
 STEPS = 2
 
@@ -121,8 +123,9 @@ def tiny_params(root: Path) -> dict:
 
 
 def prepare_tiny_benchmark(params: dict) -> None:
-    data = config.data_config(params)
-    generate_benchmark(config.prepare_out_dir(params), config.synthetic_config(params))
+    tree = config.parse(params)
+    data = tree.data
+    generate_benchmark(tree.prepare.out_dir, tree.synthetic_config())
     write_list(data.lists_dir / "source_train.txt", list_gta5(data.source_root))
     write_list(data.lists_dir / "target_train.txt", list_cityscapes(data.target_root, "train"))
 
@@ -146,7 +149,7 @@ def rank_main(rank: int, port: int, out: Path, params: dict) -> None:
     # The stage glue: each rank is handed its own output paths; only rank 0 may create them.
     from globallocal.stages import training_stage
 
-    training_stage(params, "pretrain", out / f"stage_rank{rank}" / "model.pt", out / f"stage_rank{rank}" / "log")
+    training_stage(config.parse(params), "pretrain", out / f"stage_rank{rank}" / "model.pt", out / f"stage_rank{rank}" / "log")
 
 
 def free_port() -> int:
@@ -245,20 +248,20 @@ def test_the_batch_must_split_evenly_over_the_processes():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["train"].update({"batch_size": 2, "nproc_per_node": 4})
     with pytest.raises(UserError, match="train.batch_size.*multiple of the 4 processes"):
-        config.launch_config(params)
+        config.parse(params)
 
 
 def test_the_rendezvous_endpoint_needs_a_port():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["train"]["rdzv_endpoint"] = "node0"
     with pytest.raises(UserError, match="train.rdzv_endpoint"):
-        config.launch_config(params)
+        config.parse(params)
 
 
 def test_num_workers_accepts_auto():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["num_workers"] = "auto"
-    assert config.num_workers(params) == "auto"
+    assert config.parse(params).num_workers == "auto"
 
 
 # ---- data loading ----------------------------------------------------------------------------------

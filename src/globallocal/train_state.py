@@ -26,25 +26,27 @@ class OptimConfig:
 
     iterations: int
     max_iters: int
-    lr: float = 2.5e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    power: float = 0.9
-    lr_d: float = 1e-4
-    betas_d: tuple[float, float] = (0.9, 0.99)
+    lr: float
+    momentum: float
+    weight_decay: float
+    power: float
+    lr_d: float
+    betas_d: tuple[float, float]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """A training stage's configuration; no defaults: params.yaml is the one source (``globallocal.config``)."""
+
     optim: OptimConfig
-    lambda_seg_aux: float = 0.1
-    multi_level: bool = True
-    alignment: AlignmentConfig | None = None
-    log_every: int = 10
-    precision: str = "fp32"
-    channels_last: bool = False
+    lambda_seg_aux: float
+    multi_level: bool
+    alignment: AlignmentConfig | None
+    log_every: int
+    precision: str
+    channels_last: bool
     #: Measure each loss term's gradient norm on its head's output at logging iterations.
-    log_grad_norms: bool = True
+    log_grad_norms: bool
 
 
 @dataclass

@@ -29,7 +29,9 @@ from globallocal.checkpoints import save_checkpoint
 from globallocal.cli import USER_ERROR_STATUS, run_stage
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
-from globallocal.training import OptimConfig, TrainConfig, build_train_state
+from globallocal.training import build_train_state
+from support.configs import optim_config, train_config
+
 
 SPEC = {"arch": "mobilenetv3_large", "num_classes": NUM_CLASSES, "backbone_weights": None,
         "freeze_bn": False, "output_stride": 16}
@@ -60,7 +62,7 @@ def base(tmp_path_factory):
     finally:
         os.chdir(cwd)
     torch.manual_seed(0)
-    state = build_train_state(build_model(**SPEC), TrainConfig(optim=OptimConfig(iterations=1, max_iters=1)), NUM_CLASSES)
+    state = build_train_state(build_model(**SPEC), train_config(optim=optim_config(iterations=1, max_iters=1)), NUM_CLASSES)
     for name in ("pretrain", "source_only", "adapted", "oracle"):
         save_checkpoint(root / f"models/{name}.pt", state.model, SPEC, state.checkpoint_parts())
     (root / "models/pretrain.pt").rename(root / "pretrain_valid.pt")  # the pretrain stage's own output

@@ -8,12 +8,11 @@ which logs what it is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from globallocal.alignment.discriminators import ADVENT_GLOBAL_WIDTH
 from globallocal.alignment.global_alignment import GlobalAlignment
 from globallocal.alignment.local import LocalAlignment, LocalAlignmentConfig
 from globallocal.alignment.representations import HeadOutputs
@@ -21,26 +20,29 @@ from globallocal.alignment.representations import HeadOutputs
 
 @dataclass(frozen=True)
 class AlignmentConfig:
-    """Which alignment terms act on which head, with their weights (0 switches a term off)."""
+    """Which alignment terms act on which head, with their weights (0 switches a term off).
 
-    global_family: str = "advent"
-    gan_loss: str = "vanilla"
+    No defaults: params.yaml is the one source of them (``globallocal.config`` builds this).
+    """
+
+    global_family: str
+    gan_loss: str
     #: D_g's base width (hidden channels w-2w-4w-8w); ADVENT's is 64.
-    global_d_width: int = ADVENT_GLOBAL_WIDTH
+    global_d_width: int
     #: D_g sees the output map average-pooled over pool x pool pixels; ADVENT's is 1 (the input size).
-    global_d_pool: int = 1
-    lambda_adv_main: float = 1e-3
-    lambda_adv_aux: float = 2e-4
-    lambda_ent_main: float = 1e-3
-    lambda_ent_aux: float = 2e-4
-    lambda_adv_local: float = 1e-3
-    lambda_adv_local_aux: float = 0.0
-    local_start_iter: int = 0
+    global_d_pool: int
+    lambda_adv_main: float
+    lambda_adv_aux: float
+    lambda_ent_main: float
+    lambda_ent_aux: float
+    lambda_adv_local: float
+    lambda_adv_local_aux: float
+    local_start_iter: int
     #: Iterations D_l trains alone (from local_start_iter) before the generator feels the local term.
-    local_warmup_iters: int = 0
+    local_warmup_iters: int
     #: D_l's Adam learning rate; None = the discriminators' common lr_d.
-    lr_d_local: float | None = None
-    local: LocalAlignmentConfig = field(default_factory=LocalAlignmentConfig)
+    lr_d_local: float | None
+    local: LocalAlignmentConfig
 
     def global_weight(self, head: str) -> float:
         """The weight of the global term on ``head``: lambda_ent for MinEnt, lambda_adv otherwise."""

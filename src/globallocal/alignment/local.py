@@ -43,16 +43,16 @@ CONF_FILTERS = ("target", "both")
 
 @dataclass(frozen=True)
 class LocalAlignmentConfig:
-    """Knobs of the local module; ``background_classes`` are trainIds."""
+    """Knobs of the local module; ``background_classes`` are trainIds. No defaults: params.yaml holds them."""
 
-    representation: str = "self_information"
-    window: int = 1
-    min_purity: float = 0.5
-    conf_threshold: float = 0.9
-    background_classes: tuple[int, ...] = ()
-    gan_loss: str = "vanilla"
-    conf_filter: str = "target"
-    context: int = 1
+    representation: str
+    window: int
+    min_purity: float
+    conf_threshold: float
+    background_classes: tuple[int, ...]
+    gan_loss: str
+    conf_filter: str
+    context: int
 
 
 def pool_local_outputs(rep: torch.Tensor, window: int) -> torch.Tensor:
