@@ -14,7 +14,6 @@ GPU memory. ``--size-scale 0.5`` halves both sides of both sizes (when the full 
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
@@ -24,11 +23,9 @@ import torch
 from globallocal import config, presets
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
-from globallocal.runtime import resolve_device
+from globallocal.runtime import peak_rss_mib, resolve_device
 from globallocal.training import build_train_state, train_step
 
-#: ru_maxrss is in KiB on Linux.
-KIB_PER_MIB = 1024
 BYTES_PER_MIB = 2**20
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,9 +65,6 @@ def random_batch(size_wh: tuple[int, int], batch: int, generator: torch.Generato
         item["label"] = torch.randint(0, NUM_CLASSES, (batch, height, width), generator=generator)
     return item
 
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
 
 
 def measure(args: argparse.Namespace) -> dict:

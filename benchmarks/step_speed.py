@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from globallocal import config
 from globallocal.data.labels import IGNORE_INDEX, NUM_CLASSES
 from globallocal.models import build_model
+from globallocal.runtime import peak_rss_mib
 from globallocal.training import (
     HEADS,
     TrainConfig,
@@ -45,15 +45,11 @@ from globallocal.training import (
     upsample,
 )
 
-KIB_PER_MIB = 1024
 ADVENT_D_WIDTH = 64
 #: The paper's sizes (width, height) and a CPU-sized stand-in keeping their aspect ratios.
 PAPER_SIZES = {"source": (1280, 720), "target": (1024, 512)}
 PAPER_CPU_SIZES = {"source": (320, 180), "target": (256, 128)}
 
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
 
 
 class Timer:
