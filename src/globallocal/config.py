@@ -1,7 +1,7 @@
 """params.yaml -> one typed, frozen, validated tree (``Params``). The only place that knows the params layout.
 
 Each section of params.yaml is a frozen dataclass below, and each of its fields declares beside it what
-a valid value is (a choice, a bound, an integer, a path, ...). ``parse`` walks params.yaml once against
+a valid value is (a choice, a bound, an integer, a path, ...: ``globallocal.param_values``). ``parse`` walks params.yaml once against
 these classes: a key that no class declares is unknown by construction and refused, naming the closest
 known one (a typo such as ``adapt.lamda_adv_local`` must not silently train with something else); a key
 a class declares but params.yaml lacks is missing; every value is checked with a message naming its key
@@ -17,7 +17,7 @@ import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -27,12 +27,26 @@ from globallocal.alignment.gan_losses import GAN_LOSSES
 from globallocal.alignment.global_alignment import GLOBAL_FAMILIES, family_representation
 from globallocal.alignment.local import CONF_FILTERS, LocalAlignmentConfig
 from globallocal.alignment.representations import REPRESENTATIONS
-from globallocal.data.labels import CLASS_NAMES
 from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
 from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
+from globallocal.param_values import (
+    adam_betas,
+    choice,
+    class_names,
+    device,
+    endpoint,
+    flag,
+    fraction,
+    integer,
+    number,
+    path,
+    section,
+    size,
+    workers,
+)
 from globallocal.precision import PRECISIONS
 from globallocal.snapshots import SnapshotConfig
 from globallocal.train_state import OptimConfig, TrainConfig
@@ -58,163 +72,6 @@ def load_params(path: Path = Path("params.yaml")) -> dict:
     if not isinstance(params, dict):
         raise UserError(f"{path} must hold a mapping of sections (data, model, train, ...)")
     return params
-
-
-# ---- what a valid value is: declared beside each field -------------------------------------------
-
-Check = Callable[[Any, str], Any]
-
-
-def _declared(check: Check) -> Any:
-    """A dataclass field without a default whose value ``check(raw, key)`` parses and validates."""
-    return dataclasses.field(metadata={"check": check})
-
-
-def _section(cls: type) -> Any:
-    return dataclasses.field(metadata={"section": cls})
-
-
-def _parses_as_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _number_value(value: Any, key: str, minimum: float, integer: bool, strict: bool):
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        hint = ""
-        if isinstance(value, str) and _parses_as_number(value):
-            hint = " (YAML reads it as text: write it with a dot, e.g. 1.0e-3, and without quotes)"
-        raise UserError(f"params key '{key}' is {value!r}; expected {'an integer' if integer else 'a number'}{hint}")
-    if not math.isfinite(value):
-        raise UserError(f"params key '{key}' is {value!r}; expected a finite number")
-    if value < minimum or (strict and value == minimum):
-        bound = f"> {minimum}" if strict else f">= {minimum}"
-        raise UserError(f"params key '{key}' is {value!r}; it must be {bound}")
-    return value
-
-
-def number(minimum: float = 0.0, strict: bool = False, nullable: bool = False) -> Any:
-    """A finite float >= minimum (> minimum when strict); None allowed when nullable."""
-    def check(value, key):
-        if value is None and nullable:
-            return None
-        return float(_number_value(value, key, minimum, integer=False, strict=strict))
-    return _declared(check)
-
-
-def integer(minimum: int = 0, odd: bool = False, allowed: tuple[int, ...] | None = None) -> Any:
-    """An integer >= minimum (and odd, or one of ``allowed``, when asked)."""
-    def check(value, key):
-        value = _number_value(value, key, minimum, integer=True, strict=False)
-        if allowed is not None and value not in allowed:
-            raise UserError(f"params key '{key}' is {value!r}; allowed values: {', '.join(map(str, allowed))}")
-        if odd and value % 2 == 0:
-            raise UserError(f"params key '{key}' is {value}; it must be odd (1, 3, 5, ...)")
-        return value
-    return _declared(check)
-
-
-def fraction(open_at_zero: bool = False, nullable: bool = False) -> Any:
-    """A number in [0, 1] ((0, 1] when open_at_zero); None allowed when nullable."""
-    def check(value, key):
-        if value is None and nullable:
-            return None
-        value = _number_value(value, key, 0.0, integer=False, strict=False)
-        if value > 1:
-            raise UserError(f"params key '{key}' is {value!r}; it must lie in [0, 1]")
-        if open_at_zero and value == 0:
-            raise UserError(f"params key '{key}' is 0; it must lie in (0, 1], or be null")
-        return float(value)
-    return _declared(check)
-
-
-def choice(*allowed: str) -> Any:
-    def check(value, key):
-        if value not in allowed:
-            raise UserError(f"params key '{key}' is {value!r}; allowed values: {', '.join(allowed)}")
-        return value
-    return _declared(check)
-
-
-def flag() -> Any:
-    def check(value, key):
-        if not isinstance(value, bool):
-            raise UserError(f"params key '{key}' is {value!r}; expected true or false")
-        return value
-    return _declared(check)
-
-
-def size() -> Any:
-    """[width, height], two positive integers -> (width, height)."""
-    def check(value, key):
-        if (
-            not isinstance(value, (list, tuple))
-            or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-        ):
-            raise UserError(f"params key '{key}' is {value!r}; expected [width, height], two positive integers")
-        return int(value[0]), int(value[1])
-    return _declared(check)
-
-
-def path(nullable: bool = False) -> Any:
-    def check(value, key):
-        if value is None and nullable:
-            return None
-        if not isinstance(value, str) or not value:
-            raise UserError(f"params key '{key}' is {value!r}; expected a path")
-        return Path(value)
-    return _declared(check)
-
-
-def adam_betas() -> Any:
-    def check(value, key):
-        if not (isinstance(value, list) and len(value) == 2
-                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)):
-            raise UserError(f"params key '{key}' is {value!r}; expected two numbers in [0, 1)")
-        return float(value[0]), float(value[1])
-    return _declared(check)
-
-
-def endpoint() -> Any:
-    """``host:port``."""
-    def check(value, key):
-        host, _, port = str(value).rpartition(":")
-        if not (isinstance(value, str) and host and port.isdigit()):
-            raise UserError(f"params key '{key}' is {value!r}; expected 'host:port'")
-        return value
-    return _declared(check)
-
-
-def device() -> Any:
-    def check(value, key):
-        if not isinstance(value, str) or not (value in ("auto", "cpu", "cuda") or value.startswith("cuda:")):
-            raise UserError(f"params key '{key}' is {value!r}; allowed values: auto, cpu, cuda, cuda:N")
-        return value
-    return _declared(check)
-
-
-def workers() -> Any:
-    """A count, or ``auto`` (resolved by ``data.loading.resolve_num_workers`` where the CPUs are known)."""
-    def check(value, key):
-        return "auto" if value == "auto" else _number_value(value, key, 0, integer=True, strict=False)
-    return _declared(check)
-
-
-def class_names() -> Any:
-    """A list of Cityscapes class names -> their train ids."""
-    def check(value, key):
-        if not isinstance(value, list):
-            raise UserError(f"params key '{key}' is {value!r}; expected a list of class names")
-        unknown = [name for name in value if name not in CLASS_NAMES]
-        if unknown:
-            raise UserError(f"params key '{key}' names unknown classes {unknown}; allowed: {', '.join(CLASS_NAMES)}")
-        return tuple(CLASS_NAMES.index(name) for name in value)
-    return _declared(check)
 
 
 # ---- the sections ----------------------------------------------------------------------------------
@@ -334,14 +191,14 @@ class Params:
     seed: int = integer()
     device: str = device()
     num_workers: int | str = workers()
-    data: DataConfig = _section(DataConfig)
-    prepare: PrepareConfig = _section(PrepareConfig)
-    model: ModelConfig = _section(ModelConfig)
-    train: SharedTrainConfig = _section(SharedTrainConfig)
-    pretrain: ScheduleConfig = _section(ScheduleConfig)
-    adapt: AdaptConfig = _section(AdaptConfig)
-    oracle: ScheduleConfig = _section(ScheduleConfig)
-    evaluate: EvaluateConfig = _section(EvaluateConfig)
+    data: DataConfig = section(DataConfig)
+    prepare: PrepareConfig = section(PrepareConfig)
+    model: ModelConfig = section(ModelConfig)
+    train: SharedTrainConfig = section(SharedTrainConfig)
+    pretrain: ScheduleConfig = section(ScheduleConfig)
+    adapt: AdaptConfig = section(AdaptConfig)
+    oracle: ScheduleConfig = section(ScheduleConfig)
+    evaluate: EvaluateConfig = section(EvaluateConfig)
 
     # ---- the library's configurations, built from the tree ----
 
