@@ -94,7 +94,7 @@ def fairness_note(params: config.Params, metrics: dict) -> str:
 
 
 def read_ablation(path: Path) -> list[dict]:
-    """The rows of reports/ablation.csv (written by `benchmarks/sweep.py ablation`), numbers parsed."""
+    """The rows of reports/ablation.csv (written by `globallocal.experiments ablation`), numbers parsed."""
     with path.open(newline="") as handle:
         return [
             {"family": row["family"], "local": int(row["local"]), "seed": int(row["seed"]),
@@ -105,12 +105,12 @@ def read_ablation(path: Path) -> list[dict]:
 
 def ablation_note(rows: list[dict]) -> str:
     if not rows:
-        return ("`reports/ablation.csv` holds no runs yet: `.venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2` "
+        return ("`reports/ablation.csv` holds no runs yet: `python -m globallocal.experiments ablation --seeds 0 1 2` "
                 "writes it.")
     seeds = sorted({row["seed"] for row in rows})
     return (
         f"Adapted mIoU (%) over training seeds {seeds}, from `reports/ablation.csv` (one row per run), "
-        "measured by `.venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2` (DVC experiments of this "
+        "measured by `python -m globallocal.experiments ablation --seeds 0 1 2` (DVC experiments of this "
         "commit's code, each job single-threaded, so a seed's numbers differ slightly from the single "
         "`dvc repro` above). `global + local` uses the committed (dev-selected) local settings, `global only` "
         "the same run with `adapt.lambda_adv_local=0`; the paired difference is per seed.\n\n" + ablation_table(rows)
