@@ -1,4 +1,4 @@
-"""The README's catalogue of bad inputs: each one stops its stage with one line and exit status 2.
+"""The catalogue of bad inputs (docs/robustness.md): each one stops its stage with one line and exit status 2.
 
 Every entry runs the real stage entry point (``cli.run_stage(main)``, as ``python pipeline/<stage>.py``
 does) in a tiny project, checks the line on stderr and the exit status, and that no partial artifact
@@ -357,7 +357,7 @@ def test_bad_input_stops_the_stage_with_one_line_and_status_2(entry, project, ca
         assert not any((project / path).exists() for path in TRAINING_OUTPUTS)
 
 
-def test_the_readme_lists_every_catalogue_entry():
-    readme = (REPO / "README.md").read_text()
+def test_the_docs_list_every_catalogue_entry():
+    catalogue = (REPO / "docs" / "robustness.md").read_text()
     for entry in CATALOGUE:
-        assert f"| {entry.input} |" in readme, entry.input
+        assert f"| {entry.input} |" in catalogue, entry.input
