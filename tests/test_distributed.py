@@ -168,6 +168,7 @@ def two_ranks(tmp_path_factory):
     return out
 
 
+@pytest.mark.e2e  # spawns two ranks that run a training stage
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_two_ranks_take_the_single_process_step_on_the_union_batch(two_ranks, name):
     single = run_scenario(name)
@@ -178,6 +179,7 @@ def test_two_ranks_take_the_single_process_step_on_the_union_batch(two_ranks, na
             torch.testing.assert_close(ranked[key], value, rtol=0, atol=1e-5, msg=f"rank {rank}: {key}")
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_the_steps_compared_do_move_the_weights(two_ranks):
     torch.manual_seed(0)
     initial = build_train_state(TinySegmenter(), SCENARIOS["advent_global"], K)
@@ -186,6 +188,7 @@ def test_the_steps_compared_do_move_the_weights(two_ranks):
     assert moved > 1e-3
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_source_only_without_aux_level_leaves_the_unused_aux_head_untouched(two_ranks):
     torch.manual_seed(0)
     initial = TinySegmenter()
@@ -193,6 +196,7 @@ def test_source_only_without_aux_level_leaves_the_unused_aux_head_untouched(two_
     assert torch.equal(final["model.aux_head.weight"], initial.aux_head.weight.detach())
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_a_gradient_one_rank_lacks_counts_as_zero_and_one_no_rank_has_stays_none(two_ranks):
     for rank in range(WORLD_SIZE):
         grads = torch.load(two_ranks / f"grads.rank{rank}.pt", weights_only=True)
@@ -200,6 +204,7 @@ def test_a_gradient_one_rank_lacks_counts_as_zero_and_one_no_rank_has_stays_none
         assert grads["unused"] is None
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_only_rank_0_writes_the_checkpoint_and_the_dvclive_log(two_ranks):
     written = two_ranks / "stage_rank0"
     assert (written / "model.pt").is_file()
@@ -228,6 +233,7 @@ def test_a_single_process_is_not_relaunched(monkeypatch):
     assert context.is_main and not context.is_distributed and context.rank_seed(7) == 7
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_the_stage_command_runs_itself_on_two_gloo_ranks_through_torchrun(tmp_path):
     """`python pipeline/pretrain.py` with train.nproc_per_node: 2 re-executes under torchrun and finishes."""
     params = tiny_params(tmp_path)
