@@ -111,7 +111,7 @@ def test_compile_is_opt_in_and_compiles_the_network_in_place(monkeypatch):
 
 def test_the_switches_are_params_with_the_measured_defaults():
     params = config.load_params()
-    cfg = config.train_config(params, "adapt", aligned=True)
+    cfg = config.parse(params).train_config("adapt", aligned=True)
     assert (cfg.cudnn_benchmark, cfg.fused_optimizer, cfg.compile) == (True, True, False)
     params["train"]["compile"] = "yes"
     with pytest.raises(Exception, match="train.compile"):

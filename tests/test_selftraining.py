@@ -234,10 +234,10 @@ def test_selftrain_params_reach_the_config_and_iterations_zero_is_allowed_for_se
 
     params = committed_params()
     params["selftrain"].update(threshold_rule="global", top_p=0.25, rounds=2, lambda_pseudo=0.5, iterations=0)
-    config.validate(params)
-    st = config.selftrain_config(params)
+    tree = config.parse(params)
+    st = tree.selftrain_config()
     assert (st.threshold_rule, st.top_p, st.rounds, st.lambda_pseudo) == ("global", 0.25, 2, 0.5)
-    assert config.optim_config(params, "selftrain").iterations == 0
+    assert tree.optim_config("selftrain").iterations == 0
     params["adapt"]["iterations"] = 0
     with pytest.raises(UserError, match="adapt.iterations"):
         config.validate(params)

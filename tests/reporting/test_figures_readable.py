@@ -16,7 +16,7 @@ from test_reporting import qualitative_sample, write_dvclive_log
 from globallocal.data.labels import CLASS_NAMES, TRAIN_COLORS
 from globallocal.reporting import ENTROPY_BAR_LABEL, qualitative_figure, training_curves_figure
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STAGES = ["pretrain", "source_only", "adapted", "oracle"]
 
 
