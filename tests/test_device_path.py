@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 from test_snapshots import ITERATIONS, Killed, Squares, adapt_config, snapshots_in, weights
-from test_training import K, TinySegmenter
+from support.tiny_models import K, TinySegmenter
 
 from globallocal import config, training
 from globallocal.data.loading import DeviceLoader, SeededBatchSampler, resolve_num_workers, train_loader

@@ -19,9 +19,10 @@ from globallocal.selftraining import (
     ema_update,
     pseudo_label_precision,
 )
-from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train
+from globallocal.training import build_train_state, train
 
-from test_training import K, TinySegmenter
+from support.configs import alignment_config, optim_config, train_config
+from support.tiny_models import K, TinySegmenter
 
 IGN = IGNORE_INDEX
 
@@ -120,7 +121,7 @@ def loader(dataset, seed):
 
 
 #: The selftrain stage's loop: target batches forwarded in training mode, no alignment term.
-TARGET_FORWARD_ONLY = AlignmentConfig(global_family="none", lambda_adv_local=0.0, lambda_adv_local_aux=0.0)
+TARGET_FORWARD_ONLY = alignment_config(global_family="none", lambda_adv_local=0.0, lambda_adv_local_aux=0.0)
 
 
 def trained(self_training: SelfTrainingConfig | None, iterations=6) -> dict[str, torch.Tensor]:
@@ -129,7 +130,7 @@ def trained(self_training: SelfTrainingConfig | None, iterations=6) -> dict[str,
     model = BatchNormSegmenter()
     with torch.no_grad():  # spread the start model's logits so that it predicts every class somewhere
         model.main_head.weight.mul_(10)
-    config = TrainConfig(optim=OptimConfig(iterations=iterations, max_iters=10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
+    config = train_config(optim_config(iterations, 10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
     state = build_train_state(model, config, K)
     target = Images(TRAIN)
     device = torch.device("cpu")
@@ -167,7 +168,7 @@ def test_threshold_rule_top_p_and_rounds_each_change_the_trained_model():
 
 def test_rounds_relabel_target_train_at_the_start_of_each_part_of_the_schedule():
     torch.manual_seed(0)
-    config = TrainConfig(optim=OptimConfig(iterations=7, max_iters=10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
+    config = train_config(optim_config(7, 10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
     state = build_train_state(BatchNormSegmenter(), config, K)
     method = SelfTraining(SelfTrainingConfig(rounds=3), held_out=DEV, num_classes=K)
     target = method.wrap_target(Images(TRAIN))

@@ -17,7 +17,7 @@ ALIGNMENT = dict(global_family="advent", gan_loss="vanilla", global_d_width=64, 
                  lr_d_local=None)
 OPTIM = dict(lr=2.5e-4, momentum=0.9, weight_decay=5e-4, power=0.9, lr_d=1e-4, betas_d=(0.9, 0.99))
 TRAIN = dict(lambda_seg_aux=0.1, multi_level=True, alignment=None, log_every=10, precision="fp32",
-             channels_last=False, log_grad_norms=True)
+             channels_last=False, log_grad_norms=True, cudnn_benchmark=True, fused_optimizer=True, compile=False)
 
 
 def local_config(**changes) -> LocalAlignmentConfig:

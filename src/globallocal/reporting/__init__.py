@@ -9,6 +9,7 @@ from globallocal.reporting.figures import (
     ENTROPY_BAR_LABEL,
     FIGURE_DPI,
     PER_CLASS_FIGURE_PX,
+    QUALITATIVE_KEY_HEIGHT_PX,
     QUALITATIVE_PANEL_WIDTH_PX,
     QUALITATIVE_ROW_MARGIN_PX,
     entropy_to_rgb,
@@ -31,7 +32,8 @@ from globallocal.reporting.sweeps import ablation_table, mean_std, plot_ablation
 
 __all__ = [
     "CONFUSION_FIGURE_PX", "CURVE_PANEL_HEIGHT_PX", "CURVE_PANEL_WIDTH_PX", "PER_CLASS_FIGURE_PX",
-    "ENTROPY_BAR_LABEL", "FIGURE_DPI", "MISSING_VALUE", "QUALITATIVE_PANEL_WIDTH_PX", "QUALITATIVE_ROW_MARGIN_PX", "ablation_table", "class_frequency_table",
+    "ENTROPY_BAR_LABEL", "FIGURE_DPI", "MISSING_VALUE", "QUALITATIVE_KEY_HEIGHT_PX",
+    "QUALITATIVE_PANEL_WIDTH_PX", "QUALITATIVE_ROW_MARGIN_PX", "ablation_table", "class_frequency_table",
     "entropy_to_rgb", "iou_table", "mean_std", "metric_group", "moving_average", "plot_ablation",
     "plot_class_frequencies", "plot_confusion", "plot_per_class_iou", "plot_qualitative", "plot_sweep",
     "plot_training_curves", "qualitative_figure", "qualitative_panels", "read_dvclive_metrics", "row_normalized_confusion",
