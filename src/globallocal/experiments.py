@@ -132,8 +132,9 @@ def _queue_busy() -> bool:
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    fields = list(dict.fromkeys(key for row in rows for key in row))
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -162,53 +163,141 @@ def sweep(spec_path: Path, jobs: int, no_run: bool) -> None:
     print(table)
 
 
-def ablation_row(result: dict, family: str, local: int, seed: int, model: str, selftrain: int) -> dict:
-    """One row of reports/ablation.csv: ``model``'s scores in ``result``; the control's for a self-trained one."""
+def ablation_row(result: dict, family: str, local: int, seed: int, model: str, selftrain: int,
+                 cell: dict) -> dict:
+    """One row of reports/ablation.csv: ``model``'s scores in ``result``; the control's for a self-trained one.
+
+    ``cell``: the ``bn`` protocol and the benchmark ``shift`` cell (``none`` = today's benchmark) of the run.
+    """
     row = {"family": family, "local": local, "selftrain": selftrain, "seed": seed,
            "val_miou": result[model]["miou"], "dev_miou": result["dev"][model]["miou"],
-           "control_val_miou": "", "control_dev_miou": ""}
+           "control_val_miou": "", "control_dev_miou": "", **cell}
     if selftrain:
         row["control_val_miou"] = result["selftrain_control"]["miou"]
         row["control_dev_miou"] = result["dev"]["selftrain_control"]["miou"]
     return row
 
 
-def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True) -> None:
+def cell_of(overrides: dict) -> dict:
+    """The ``bn`` and ``shift`` columns of a run: its overrides on top of the committed params.yaml."""
+    committed = yaml.safe_load(Path("params.yaml").read_text())
+    def value(key: str):
+        section, name = key.split(".")
+        return overrides.get(key, committed[section][name])
+    shift = value("prepare.shift")
+    return {"bn": value("model.bn_protocol"),
+            "shift": "none" if shift == "none" else f"{shift}-{value('prepare.shift_severity')}"}
+
+
+#: The adapt run with every alignment weight at 0: source-only training plus target BatchNorm statistics.
+WEIGHT_ZERO = {"adapt.global_family": "none", "adapt.lambda_adv_local": 0}
+
+
+def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, sets: dict | None = None) -> None:
+    """The main table on one benchmark cell: every family with and without the local term, the weight-0
+    run, AdaBN, source-only and oracle (and, with ``selftrain``, each self-trained beside its control).
+
+    ``sets``: params overrides for every run (the cell: ``prepare.shift``, ``prepare.shift_severity``,
+    ``model.bn_protocol``); rows of other cells already in reports/ablation.csv are kept.
+    """
+    sets = dict(sets or {})
+    cell = cell_of(sets)
+    prefix = "ablation" if cell == cell_of({}) and not sets else f"ablation-{cell['shift']}-{cell['bn']}"
     runs = {}
-    for family in FAMILIES:
-        for local in (0, 1):
-            for seed in seeds:
-                overrides = {"adapt.global_family": family, "seed": seed}
-                if not local:
+    for seed in seeds:  # seed-major: a queue cut short leaves whole seeds
+        for family in ("none",) + FAMILIES:
+            for local in ((0,) if family == "none" else (0, 1)):
+                overrides = {**sets, "adapt.global_family": family, "seed": seed}
+                if family == "none" or not local:
                     overrides["adapt.lambda_adv_local"] = 0
                 if not selftrain:
                     overrides["selftrain.iterations"] = 0
                 runs[(family, local, seed)] = overrides
-    if selftrain:  # does self-training need alignment first? (only the selftrain stages differ)
-        for seed in seeds:
-            runs[("source_only", 0, seed)] = {"selftrain.start": "source_only", "seed": seed}
-    names = {key: run_name("ablation", f"{key[0]}-local{key[1]}", key[2]) for key in runs}
+        if selftrain:  # does self-training need alignment first? (only the selftrain stages differ)
+            runs[("source_only", 0, seed)] = {**sets, "selftrain.start": "source_only", "seed": seed}
+    names = {key: run_name(prefix, f"{key[0]}-local{key[1]}", key[2]) for key in runs}
     metrics = finished_experiments() if no_run else run_all({names[k]: v for k, v in runs.items()}, jobs)
     rows = []
     for (family, local, seed), name in names.items():
         if name in metrics and family != "source_only":
-            rows.append(ablation_row(metrics[name], family, local, seed, "adapted", 0))
-    # source_only and oracle do not depend on the family: take them from each seed's advent run.
-    for model in ("source_only", "oracle"):
+            rows.append(ablation_row(metrics[name], family, local, seed, "adapted", 0, cell))
+    # source_only, AdaBN and oracle do not depend on the family: take them from each seed's advent run.
+    for model in ("source_only", "adabn", "oracle"):
         for seed in seeds:
             result = metrics.get(names[("advent", 1, seed)])
-            if result is not None:
-                rows.append(ablation_row(result, model, 0, seed, model, 0))
+            if result is not None and model in result:
+                rows.append(ablation_row(result, model, 0, seed, model, 0, cell))
     if selftrain:
         for (family, local, seed), name in names.items():
             if name in metrics:
-                rows.append(ablation_row(metrics[name], family, local, seed, "selftrained", 1))
-    write_csv(Path("reports/ablation.csv"), rows)
-    table = ablation_table([row for row in rows if not row["selftrain"]])
+                rows.append(ablation_row(metrics[name], family, local, seed, "selftrained", 1, cell))
+    path = Path("reports/ablation.csv")
+    kept = [row for row in read_rows(path) if (row.get("shift") or "none", row.get("bn") or "learned")
+            != (cell["shift"], cell["bn"])]
+    write_csv(path, kept + rows)
+    table = alignment_table([row for row in rows if not row["selftrain"]])
     if selftrain:
         table += "\n\n" + selftrain_table(rows)
-    Path("reports/ablation.md").write_text(table + "\n")
+    out = Path("reports/ablation.md") if prefix == "ablation" else Path(f"reports/ablation_{cell['shift']}_{cell['bn']}.md")
+    out.write_text(f"Cell: shift {cell['shift']}, bn {cell['bn']}; seeds {seeds}.\n\n" + table + "\n")
     print(table)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """reports/ablation.csv as written (strings); rows of files older than the bn/shift columns get
+    today's cell (learned BatchNorm, no shift)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row.setdefault("selftrain", "0")
+        row.setdefault("control_val_miou", "")
+        row.setdefault("control_dev_miou", "")
+        row["bn"] = row.get("bn") or "learned"
+        row["shift"] = row.get("shift") or "none"
+    return rows
+
+
+def _pm(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def alignment_table(rows: list[dict]) -> str:
+    """Markdown: val and dev mean ± std of every model of one cell, and the per-seed paired val difference
+    of each family against the weight-0 run (``none``) and of each ``+ local`` against its family."""
+    def scores(family: str, local: int, key: str) -> dict[int, float]:
+        return {int(r["seed"]): float(r[key]) for r in rows if r["family"] == family and int(r["local"]) == local}
+
+    seeds = sorted({int(r["seed"]) for r in rows})
+    head = ", ".join(f"s{s}" for s in seeds)
+    lines = [f"| model | val mIoU | dev mIoU | compared with | val paired diff ({head}) | val diff mean ± std | dev diff mean ± std |",
+             "|---|---:|---:|---|---|---:|---:|"]
+    zero_val, zero_dev = scores("none", 0, "val_miou"), scores("none", 0, "dev_miou")
+    labels = {"source_only": "source-only", "adabn": "AdaBN (source-only + target statistics)",
+              "none": "adapt, every alignment weight 0", "oracle": "oracle (target labels)"}
+    order = [("source_only", 0), ("adabn", 0), ("none", 0)]
+    order += [(family, local) for family in FAMILIES for local in (0, 1)] + [("oracle", 0)]
+    for family, local in order:
+        val, dev = scores(family, local, "val_miou"), scores(family, local, "dev_miou")
+        if not val:
+            continue
+        name = labels.get(family, family + (" + local" if local else ""))
+        against, base_val, base_dev = "", {}, {}
+        if family in FAMILIES:
+            against = f"{family}" if local else "weight 0"
+            base_val = scores(family, 0, "val_miou") if local else zero_val
+            base_dev = scores(family, 0, "dev_miou") if local else zero_dev
+        diff = [val[s] - base_val[s] for s in seeds if s in val and s in base_val]
+        diff_dev = [dev[s] - base_dev[s] for s in seeds if s in dev and s in base_dev]
+        lines.append(f"| {name} | {_pm(list(val.values()))} | {_pm(list(dev.values()))} | {against} | "
+                     f"{', '.join(f'{d:+.2f}' for d in diff)} | {_pm(diff) if diff else '—'} | "
+                     f"{_pm(diff_dev) if diff_dev else '—'} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -219,12 +308,18 @@ def main() -> None:
     parser.add_argument("--no-run", action="store_true", help="only tabulate what has been run")
     parser.add_argument("--no-selftrain", action="store_true",
                         help="ablation without the self-training rows (selftrain.iterations 0)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="ablation: a params override for every run (the cell), e.g. --set prepare.shift=fog")
     parser.add_argument("--code-at", default="HEAD", metavar="COMMIT",
                         help="reuse experiments whose training/evaluation code equals this commit's (default HEAD)")
     args = parser.parse_args()
     CODE_REF[0] = args.code_at
     if args.what == "ablation":
-        ablation(args.seeds, args.jobs, args.no_run, selftrain=not args.no_selftrain)
+        sets = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            sets[key] = yaml.safe_load(value)
+        ablation(args.seeds, args.jobs, args.no_run, selftrain=not args.no_selftrain, sets=sets)
     else:
         sweep(Path(args.what), args.jobs, args.no_run)
 

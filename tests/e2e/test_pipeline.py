@@ -66,7 +66,7 @@ def test_adabn_differs_from_source_only_in_batchnorm_statistics_only(project):
 def test_local_diagnostics_cover_every_model_on_the_dev_images(project):
     diagnostics = json.loads((project / "reports/eval/local_diagnostics.json").read_text())
     assert (diagnostics["split"], diagnostics["window"], diagnostics["conf_threshold"]) == ("dev", 4, 0.9)
-    assert list(diagnostics["models"]) == ["source_only", "adabn", "adapted", "oracle"]
+    assert list(diagnostics["models"]) == ["source_only", "adabn", "adapted", "oracle", "selftrained", "selftrain_control"]
     for row in diagnostics["models"].values():
         assert row["cells"] == 2 * (32 // 4) * (64 // 4)  # 2 dev images at 64x32, 4x4 windows
         assert row["kept"] == sum(c["kept"] for c in row["per_class"].values())
