@@ -113,7 +113,7 @@ def test_report_embeds_figures_that_exist(project):
         assert f"figures/{figure}.png" in text
         assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000
     assert "| adabn |" in text  # the AdaBN row of the local diagnostics, and a column of the IoU table
-    assert "| class | source_only | adabn | adapted | oracle |" in text
+    assert "| class | source_only | adabn | adapted | selftrained | oracle |" in text  # report.py SHOWN
 
 
 def test_pipeline_is_up_to_date_after_repro_but_for_the_always_run_fingerprint(project):
