@@ -1,10 +1,11 @@
 # Two commands for a newcomer:  make repro  (set up + run the pipeline)  and  make test  (set up + tests).
+# make test-fast: the unit tests only (no dvc repro, no stage subprocesses), for a quick check while editing.
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test clean-venv
+.PHONY: setup repro test test-fast clean-venv
 
 setup: $(STAMP)
 
@@ -21,6 +22,9 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not e2e"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -58,7 +58,7 @@ DRY_RUN_BUDGET_S = 1800.0
 #: The figures the goals are measured against (README: the committed 2-core CPU figures).
 CPU_EMBEDDED_ADAPT_S = 0.173
 CPU_PIPELINE_S = 154.0
-#: Tiny pipeline params for the dry run (as tests/test_pipeline.py's).
+#: Tiny pipeline params for the dry run (as tests/support/tiny_project.py's).
 TINY = {
     "prepare": {"num_source": 6, "num_target_train": 6, "num_target_val": 3, "dev_size": 2,
                 "source_size": [96, 53], "target_size": [96, 48]},

@@ -13,19 +13,17 @@ seconds, which include the compilation; ``--channels-last`` runs the network and
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import torch
 import torch.nn.functional as F
 
 from globallocal.models import ARCHITECTURES, BN_PROTOCOLS, build_model
+from globallocal.runtime import peak_rss_mib
 
 NUM_CLASSES = 19
-#: Weight of the aux head's loss, as in the training default (DESIGN.md: lambda_seg_aux).
+#: Weight of the aux head's loss, as in params.yaml (train.lambda_seg_aux).
 AUX_LOSS_WEIGHT = 0.1
-#: ru_maxrss is in KiB on Linux.
-KIB_PER_MIB = 1024
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,9 +52,6 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
     model.zero_grad(set_to_none=True)
     loss.backward()
 
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ GPU memory. ``--size-scale 0.5`` halves both sides of both sizes (when the full 
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
@@ -24,11 +23,9 @@ import torch
 from globallocal import config, presets
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
-from globallocal.runtime import resolve_device
+from globallocal.runtime import peak_rss_mib, resolve_device
 from globallocal.training import build_train_state, train_step
 
-#: ru_maxrss is in KiB on Linux.
-KIB_PER_MIB = 1024
 BYTES_PER_MIB = 2**20
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def preset_params(preset: str, params_path: Path) -> dict:
+def preset_params(preset: str, params_path: Path) -> config.Params:
     """params.yaml with the preset's values on top (nothing is written)."""
     params = config.load_params(params_path)
     for key, value in presets.preset_settings(preset, presets_dir=REPO / "presets").items():
@@ -54,7 +51,7 @@ def preset_params(preset: str, params_path: Path) -> dict:
         for part in parents:
             node = node[part]
         node[last] = value
-    return params
+    return config.parse(params)
 
 
 def scaled(size_wh: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -69,25 +66,21 @@ def random_batch(size_wh: tuple[int, int], batch: int, generator: torch.Generato
     return item
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
-
 
 def measure(args: argparse.Namespace) -> dict:
     """Run warm-up then timed adaptation iterations; returns the figures that main prints."""
     torch.set_num_threads(args.threads)
     params = preset_params(args.preset, args.params)
-    data = config.data_config(params)
-    model_config = config.model_config(params)
+    data = params.data
     # Random weights: the speed and memory of a step do not depend on their values.
-    spec = dict(model_config.spec(NUM_CLASSES), backbone_weights=None)
+    spec = dict(params.model.spec(NUM_CLASSES), backbone_weights=None)
     device = resolve_device(args.device)
     model = build_model(**spec).to(device)
-    train_config = config.train_config(params, "adapt", aligned=True)
+    train_config = params.train_config("adapt", aligned=True)
     state = build_train_state(model, train_config, NUM_CLASSES)
     model.train()
     state.aligners.train()
-    batch = config.batch_size(params)
+    batch = params.train.batch_size
     source_size, target_size = scaled(data.source_size, args.size_scale), scaled(data.target_size, args.size_scale)
     generator = torch.Generator().manual_seed(0)
     source = random_batch(source_size, batch, generator, labelled=True)

@@ -46,9 +46,9 @@ VARIANTS = {
 REFERENCE = "reference (ADVENT-style fp32)"
 
 
-def paper_config(params: dict):
+def paper_config(params: config.Params):
     """The adapt stage's TrainConfig at the paper's method settings (what step_speed.py --setting paper uses)."""
-    configured = config.train_config(params, "adapt", aligned=True)
+    configured = params.train_config("adapt", aligned=True)
     alignment = dataclasses.replace(
         configured.alignment, global_d_width=ADVENT_D_WIDTH, global_d_pool=1,
         local=dataclasses.replace(configured.alignment.local, window=1),
@@ -113,7 +113,7 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: pass --tiny for the CPU dry run")
     sizes = TINY_SIZES if args.tiny else PAPER_SIZES
-    params = config.load_params()
+    params = config.load_validated_params()
     configured = paper_config(params)
     reference = dataclasses.replace(configured, precision="fp32", channels_last=False, log_grad_norms=False,
                                     cudnn_benchmark=False, fused_optimizer=False, compile=False)

@@ -1,10 +1,10 @@
 """Choose the self-training settings on target dev: train each variant from the pipeline's models, score it.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/selftrain_dev.py benchmarks/sweeps/selftrain_dev.yaml
+    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/selftrain_dev.py sweeps/selftrain_dev.yaml
 
 Needs models/adapted.pt and models/source_only.pt of the committed params (`dvc repro selftrain_control`).
 Each variant (selftrain params overrides on top of params.yaml, one seed: the committed `seed`) is trained by
-the selftrain stage's own code (pipeline/common.py `training_stage` with a `SelfTraining`; `control: true`
+the selftrain stage's own code (globallocal.stages `training_stage` with a `SelfTraining`; `control: true`
 trains the stage's control instead) into a scratch folder, then scored on target dev (choices) and val
 (reported only) with the evaluate stage's metric. Writes reports/sweeps/<name>.{csv,md}; the best mean dev
 mIoU is marked. One process, one thread: variants run one after another; variants already in the CSV with
@@ -23,23 +23,21 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-from common import training_stage  # noqa: E402
-
-from globallocal import config, selftraining  # noqa: E402
-from globallocal.checkpoints import model_from_checkpoint  # noqa: E402
-from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_VAL_LIST, read_list  # noqa: E402
-from globallocal.data.labels import NUM_CLASSES  # noqa: E402
-from globallocal.data.loading import target_dataset  # noqa: E402
-from globallocal.evaluation import evaluate  # noqa: E402
-from globallocal.runtime import resolve_device  # noqa: E402
+from globallocal import config, selftraining
+from globallocal.checkpoints import model_from_checkpoint
+from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_VAL_LIST, read_list
+from globallocal.data.labels import NUM_CLASSES
+from globallocal.data.loading import target_dataset
+from globallocal.evaluation import evaluate
+from globallocal.runtime import resolve_device
+from globallocal.stages import training_stage
 
 
-def score(checkpoint: Path, params: dict) -> dict[str, float]:
+def score(checkpoint: Path, params: config.Params) -> dict[str, float]:
     """mIoU on target val and dev, as the evaluate stage computes it (labels at native resolution)."""
-    data = config.data_config(params)
+    data = params.data
     model, _ = model_from_checkpoint(checkpoint)
-    device = resolve_device(config.device_name(params))
+    device = resolve_device(params.device)
     scores = {}
     for split, folder, names in (("val", "val", read_list(data.lists_dir / TARGET_VAL_LIST)),
                                  ("dev", "train", read_list(data.lists_dir / TARGET_DEV_LIST))):
@@ -55,13 +53,13 @@ def run_variant(base: dict, overrides: dict, scratch: Path) -> dict:
     control = overrides.pop("control", False)
     for key, value in overrides.items():
         params["selftrain"][key.removeprefix("selftrain.")] = value
-    config.validate(params)
-    data = config.data_config(params)
+    params = config.parse(params)
+    data = params.data
     held_out = read_list(data.lists_dir / TARGET_DEV_LIST) + read_list(data.lists_dir / TARGET_VAL_LIST)
-    method = None if control else selftraining.SelfTraining(config.selftrain_config(params), held_out, NUM_CLASSES)
+    method = None if control else selftraining.SelfTraining(params.selftrain_config(), held_out, NUM_CLASSES)
     out = scratch / "model.pt"
     started = time.perf_counter()
-    training_stage(params, "selftrain", out, scratch / "log", init_checkpoint=Path(f"models/{config.selftrain_start(params)}.pt"),
+    training_stage(params, "selftrain", out, scratch / "log", init_checkpoint=Path(f"models/{params.selftrain.start}.pt"),
                    aligned=True, self_training=method)
     seconds = time.perf_counter() - started
     return {**score(out, params), "train_s": round(seconds, 1)}
@@ -73,7 +71,8 @@ def main() -> None:
     parser.add_argument("--rerun", action="store_true", help="re-run variants already in the CSV")
     args = parser.parse_args()
     spec = yaml.safe_load(args.spec.read_text())
-    base = config.load_validated_params()
+    base = config.load_params()
+    seed = config.parse(base).seed
     out = Path("reports/sweeps")
     table = out / f"{spec['name']}.csv"
     done = {}
@@ -89,7 +88,7 @@ def main() -> None:
             continue
         with tempfile.TemporaryDirectory() as scratch:
             result = run_variant(base, dict(overrides or {}), Path(scratch))
-        row = {"variant": variant, "seed": config.seed(base), "dev_miou": result["dev"], "val_miou": result["val"],
+        row = {"variant": variant, "seed": seed, "dev_miou": result["dev"], "val_miou": result["val"],
                "train_s": result["train_s"], "params": params_text}
         print(row, flush=True)
         rows.append(row)

@@ -31,11 +31,11 @@ STAGES = (("pretrain", "pretrain", False), ("source_only", "adapt", False), ("ad
           ("oracle", "oracle", False))
 
 
-def seconds_per_snapshot(params: dict, section: str, aligned: bool, repeats: int) -> tuple[float, float]:
+def seconds_per_snapshot(params: config.Params, section: str, aligned: bool, repeats: int) -> tuple[float, float]:
     """(mean seconds per snapshot, MB per snapshot) for one stage's state."""
     torch.manual_seed(0)
-    model = build_model(**config.model_config(params).spec(NUM_CLASSES))
-    train_config = config.train_config(params, section, aligned=aligned)
+    model = build_model(**params.model.spec(NUM_CLASSES))
+    train_config = params.train_config(section, aligned=aligned)
     state = build_train_state(model, train_config, NUM_CLASSES)
     # Optimiser states exist after the first step: fill them as a step would (momentum, Adam moments).
     for optimizer in (state.optimizer, state.optimizer_d):
@@ -67,14 +67,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
-    params = config.load_params(args.params)
-    config.validate(params)
-    every = config.snapshot_config(params).every
+    params = config.load_validated_params(args.params)
+    every = params.train.snapshot_every
     total_s, total_count = 0.0, 0
     print(f"snapshot_every: {every}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     for stage, section, aligned in STAGES:
         seconds, size_mb = seconds_per_snapshot(params, section, aligned, args.repeats)
-        count = config.optim_config(params, section).iterations // every if every else 0
+        count = getattr(params, section).iterations // every if every else 0
         total_s += count * seconds
         total_count += count
         print(f"{stage:12s} {seconds:6.3f} s per snapshot, {size_mb:6.1f} MB, {count:3d} snapshots -> {count * seconds:6.2f} s")

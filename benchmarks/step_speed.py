@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from globallocal import config
 from globallocal.data.labels import IGNORE_INDEX, NUM_CLASSES
 from globallocal.models import build_model
+from globallocal.runtime import peak_rss_mib
 from globallocal.training import (
     HEADS,
     TrainConfig,
@@ -45,15 +45,11 @@ from globallocal.training import (
     upsample,
 )
 
-KIB_PER_MIB = 1024
 ADVENT_D_WIDTH = 64
 #: The paper's sizes (width, height) and a CPU-sized stand-in keeping their aspect ratios.
 PAPER_SIZES = {"source": (1280, 720), "target": (1024, 512)}
 PAPER_CPU_SIZES = {"source": (320, 180), "target": (256, 128)}
 
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
 
 
 class Timer:
@@ -132,12 +128,12 @@ def batches(batch: int, sizes: dict, generator: torch.Generator) -> tuple[dict, 
     return source, {"image": torch.randn(batch, 3, th, tw, generator=generator)}
 
 
-def data_loading_s(params: dict, iterations: int, device: torch.device) -> float | None:
+def data_loading_s(params: config.Params, iterations: int, device: torch.device) -> float | None:
     """Seconds per iteration to load one source and one target batch with the pipeline's loaders."""
     from globallocal.data.file_lists import read_list
     from globallocal.data.loading import resolve_num_workers, source_dataset, target_dataset, train_loader
 
-    data = config.data_config(params)
+    data = params.data
     try:
         src = source_dataset(data.source, data.source_root, read_list(data.lists_dir / "source_train.txt"),
                              data.source_size, "imagenet")
@@ -145,8 +141,8 @@ def data_loading_s(params: dict, iterations: int, device: torch.device) -> float
                              data.target_size, "imagenet", with_labels=False)
     except Exception:  # the benchmark has not been generated (dvc repro prepare first)
         return None
-    batch = config.batch_size(params)
-    workers = resolve_num_workers(config.num_workers(params), device=device)
+    batch = params.train.batch_size
+    workers = resolve_num_workers(params.num_workers, device=device)
     loaders = [iter(train_loader(d, batch, 0, workers, pin_memory=device.type == "cuda")) for d in (src, tgt)]
     start = time.perf_counter()
     for _ in range(iterations):
@@ -155,13 +151,13 @@ def data_loading_s(params: dict, iterations: int, device: torch.device) -> float
     return (time.perf_counter() - start) / iterations
 
 
-def measure(setting: str, params: dict, device: torch.device, iterations: int, repeats: int) -> dict:
-    configured = config.train_config(params, "adapt", aligned=True)
+def measure(setting: str, params: config.Params, device: torch.device, iterations: int, repeats: int) -> dict:
+    configured = params.train_config("adapt", aligned=True)
     if setting == "default":
-        spec = config.model_config(params).spec(NUM_CLASSES)
-        data = config.data_config(params)
+        spec = params.model.spec(NUM_CLASSES)
+        data = params.data
         sizes = {"source": data.source_size, "target": data.target_size}
-        batch = config.batch_size(params)
+        batch = params.train.batch_size
     else:  # the paper preset's network and sizes (reduced on the CPU), batch 1 + 1, ADVENT's D width
         spec = {"arch": "deeplabv2_resnet101", "num_classes": NUM_CLASSES, "backbone_weights": None,
                 "bn_protocol": "frozen", "output_stride": 8}
@@ -242,7 +238,7 @@ def main() -> None:
         for part in parents:
             node = node[part]
         node[leaf] = json.loads(value) if value[:1] in "[{0123456789-tfn" else value
-    config.validate(params)
+    params = config.parse(params)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     result = measure(args.setting, params, device, args.iterations, args.repeats)
     if args.setting == "default":

@@ -8,9 +8,9 @@ compares against has had exactly as many source-supervised iterations as the ada
 import argparse
 from pathlib import Path
 
-from common import load_validated_params, training_stage
-
 from globallocal.cli import run_stage
+from globallocal.config import load_validated_params
+from globallocal.stages import training_stage
 
 PRETRAINED = Path("models/pretrain.pt")
 

@@ -1,5 +1,5 @@
-"""Stage `evaluate`: score the source-only, AdaBN, adapted, oracle, self-trained and self-training-control models on target val and on the held-out
-target dev split (DESIGN.md section 3).
+"""Stage `evaluate`: score the source-only, AdaBN, adapted, oracle, self-trained and self-training-control
+models on target val and on the held-out target dev split (docs/method.md, "Evaluation protocol").
 
 Writes reports/metrics.json (the headline mIoU of each model on val), reports/metrics_dev.json (the same
 on target dev: the numbers every choice is made on), reports/per_class_iou.json (per-class val IoU of
@@ -63,13 +63,13 @@ def official_difference(ours: dict, official: dict) -> float:
 
 def main() -> None:
     params = config.load_validated_params()
-    data = config.data_config(params)
-    device = resolve_device(config.device_name(params))
-    num_keep = config.num_qualitative(params)
+    data = params.data
+    device = resolve_device(params.device)
+    num_keep = params.evaluate.num_qualitative
     names = read_list(data.lists_dir / TARGET_VAL_LIST)
     dev_names = read_list(data.lists_dir / TARGET_DEV_LIST)
     synthia = data.source == "synthia"
-    local = config.alignment_config(params).local
+    local = params.alignment_config().local
     predictions, eval_dir = atomic.staging_dir(PREDICTIONS), atomic.staging_dir(EVAL_DIR)
 
     metrics, dev_metrics, per_class, official, qualitative, diagnostics = {}, {}, {}, {}, {}, {}

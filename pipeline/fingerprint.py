@@ -17,8 +17,8 @@ OUT = Path("data/fingerprint.json")
 
 def main() -> None:
     params = config.load_validated_params()
-    data = config.data_config(params)
-    if config.synthetic_config(params) is not None:
+    data = params.data
+    if params.synthetic_config() is not None:
         fingerprint = {"generated": True}
     else:
         fingerprint = stat_fingerprint(data.source, data.source_root, data.target_root)

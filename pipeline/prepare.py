@@ -36,9 +36,9 @@ DATA_REPORTS = Path("reports/data")
 
 def main() -> None:
     params = config.load_validated_params()
-    data = config.data_config(params)
-    synthetic = config.synthetic_config(params)
-    out_dir = config.prepare_out_dir(params)
+    data = params.data
+    synthetic = params.synthetic_config()
+    out_dir = params.prepare.out_dir
     if synthetic is not None:
         started_s = time.perf_counter()
         write_benchmark(out_dir, synthetic)  # whole or absent; also writes out_dir/synthetic_benchmark.json
@@ -54,8 +54,9 @@ def main() -> None:
     check.write_reports(report, DATA_REPORTS, data.lists_dir)
     lists = data.lists_dir
     write_list(lists / SOURCE_LIST, SOURCE_LISTERS[data.source](data.source_root))
-    dev_size, dev_seed = config.dev_split(params)
-    target_train, target_dev = split_dev(list_cityscapes(data.target_root, "train"), dev_size, dev_seed)
+    target_train, target_dev = split_dev(
+        list_cityscapes(data.target_root, "train"), params.prepare.dev_size, params.prepare.dev_seed
+    )
     write_list(lists / TARGET_TRAIN_LIST, target_train)
     write_list(lists / TARGET_DEV_LIST, target_dev)
     write_list(lists / TARGET_VAL_LIST, list_cityscapes(data.target_root, "val"))

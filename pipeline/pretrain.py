@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from common import load_validated_params, training_stage
-
 from globallocal.cli import run_stage
+from globallocal.config import load_validated_params
+from globallocal.stages import training_stage
 
 
 def main() -> None:

@@ -62,10 +62,10 @@ def gap_sentence(metrics: dict) -> str:
     )
 
 
-def setup_note(params: dict) -> str:
-    data, model = config.data_config(params), config.model_config(params)
-    alignment = config.alignment_config(params)
-    synthetic = config.synthetic_config(params)
+def setup_note(params: config.Params) -> str:
+    data, model = params.data, params.model
+    alignment = params.alignment_config()
+    synthetic = params.synthetic_config()
     dataset = (
         f"the embedded synthetic benchmark (seed {synthetic.seed}; {synthetic.num_source} source, "
         f"{synthetic.num_target_train} target train, {synthetic.num_target_val} target val images"
@@ -76,8 +76,8 @@ def setup_note(params: dict) -> str:
     return (
         f"Data: {dataset}. Network: `{model.arch}` (output stride {model.output_stride}, BatchNorm "
         f"{model.bn_protocol}), source at {data.source_size[0]}x{data.source_size[1]}, target at "
-        f"{data.target_size[0]}x{data.target_size[1]}, batch {config.batch_size(params)} per domain, "
-        f"training seed {config.seed(params)}.\n\n"
+        f"{data.target_size[0]}x{data.target_size[1]}, batch {params.train.batch_size} per domain, "
+        f"training seed {params.seed}.\n\n"
         f"Adaptation: global family `{alignment.global_family}` ({alignment.gan_loss} GAN loss, "
         f"lambda main {alignment.global_weight('main')}, aux {alignment.global_weight('aux')}) + local "
         f"alignment (lambda {alignment.lambda_adv_local}, window {alignment.local.window}, representation "
@@ -87,26 +87,24 @@ def setup_note(params: dict) -> str:
     )
 
 
-def fairness_note(params: dict, metrics: dict) -> str:
-    pre = config.optim_config(params, "pretrain").iterations
-    ada = config.optim_config(params, "adapt").iterations
-    ora = config.optim_config(params, "oracle").iterations
+def fairness_note(params: config.Params, metrics: dict) -> str:
+    pre, ada, ora = params.pretrain.iterations, params.adapt.iterations, params.oracle.iterations
     return (
         f"`adapted` = {pre} source-only iterations (`pretrain`) + {ada} adaptation iterations. `source_only` "
         f"starts from the same pretrained weights and runs the same {ada}-iteration schedule with every "
         f"alignment weight at 0, so both had {pre + ada} source-supervised iterations. They differ by the "
         f"alignment terms and by the target batches `adapt` forwards in training mode: with learned "
         f"BatchNorm its running statistics follow the target, which on the embedded benchmark is the whole "
-        f"gain (README, main table). `adabn` is `source_only` with its BatchNorm statistics re-estimated on "
-        f"the target train images, no gradient step: the adaptation target statistics alone give, the "
-        f"baseline alignment has to beat. `oracle` is trained on target train labels for {ora} iterations from the same "
-        f"initialisation as `pretrain`.\n\n" + gap_sentence(metrics)
+        f"gain (docs/experiments.md, main table). `adabn` is `source_only` with its BatchNorm statistics "
+        f"re-estimated on the target train images, no gradient step: the adaptation target statistics alone "
+        f"give, the baseline alignment has to beat. `oracle` is trained on target train labels for {ora} "
+        f"iterations from the same initialisation as `pretrain`.\n\n" + gap_sentence(metrics)
     )
 
 
 def read_ablation(path: Path) -> list[dict]:
-    """The rows of reports/ablation.csv (written by `benchmarks/sweep.py ablation`), numbers parsed; a
-    file without the ``selftrain`` column holds adapted models only (selftrain 0)."""
+    """The rows of reports/ablation.csv (written by `python -m globallocal.experiments ablation`), numbers
+    parsed; a file without the ``selftrain`` column holds adapted models only (selftrain 0)."""
     with path.open(newline="") as handle:
         return [
             {"family": row["family"], "local": int(row["local"]), "seed": int(row["seed"]),
@@ -119,12 +117,12 @@ def read_ablation(path: Path) -> list[dict]:
 
 def ablation_note(rows: list[dict]) -> str:
     if not rows:
-        return ("`reports/ablation.csv` holds no runs yet: `.venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2` "
+        return ("`reports/ablation.csv` holds no runs yet: `python -m globallocal.experiments ablation --seeds 0 1 2` "
                 "writes it.")
     seeds = sorted({row["seed"] for row in rows})
     return (
         f"Adapted mIoU (%) over training seeds {seeds}, from `reports/ablation.csv` (one row per run), "
-        "measured by `.venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2` (DVC experiments of this "
+        "measured by `python -m globallocal.experiments ablation --seeds 0 1 2` (DVC experiments of this "
         "commit's code, each job single-threaded, so a seed's numbers differ slightly from the single "
         "`dvc repro` above). `global + local` uses the committed (dev-selected) local settings, `global only` "
         "the same run with `adapt.lambda_adv_local=0`; the paired difference is per seed.\n\n" + ablation_table(rows)
@@ -150,9 +148,9 @@ def local_diagnostics_note(diagnostics: dict) -> str:
     return "\n".join(lines)
 
 
-def dev_note(params: dict, dev_metrics: dict) -> str:
+def dev_note(params: config.Params, dev_metrics: dict) -> str:
     """The dev-split mIoU of each model: the numbers every choice of this project is made on."""
-    size, seed = config.dev_split(params)
+    size, seed = params.prepare.dev_size, params.prepare.dev_seed
     scores = ", ".join(f"{m} {dev_metrics[m]['miou']:.2f}" for m in COMPARED)
     return (
         f"{size} labelled target-train images (drawn with seed {seed}, listed in `data/lists/target_dev.txt`) are "
@@ -215,7 +213,7 @@ def main() -> None:
             json.loads((EVAL_DIR / "local_diagnostics.json").read_text())
         ),
         "Self-training": selftrain_note({**headline, "dev": headline_dev}, diagnostics,
-                                        config.optim_config(params, "selftrain").iterations)
+                                        params.selftrain.iterations)
         + ("\n\nOver seeds (`reports/ablation.csv`, `selftrain = 1` rows; control = the same iterations without "
            "the pseudo-label loss):\n\n" + selftrain_table(all_rows) if any(r["selftrain"] for r in all_rows) else ""),
         "global families with and without local alignment": ablation_note(ablation_rows),

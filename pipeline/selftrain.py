@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from common import load_validated_params, training_stage
 
 from globallocal import atomic, config, selftraining
 from globallocal.checkpoints import model_from_checkpoint
@@ -23,15 +22,16 @@ from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_TRAIN_LIST, TARG
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
 from globallocal.data.loading import target_dataset
 from globallocal.runtime import resolve_device
+from globallocal.stages import training_stage
 
 DIAGNOSTICS = Path("reports/selftrain")
 
 
-def write_diagnostics(params: dict, start: Path, st: selftraining.SelfTrainingConfig) -> None:
+def write_diagnostics(params: config.Params, start: Path, st: selftraining.SelfTrainingConfig) -> None:
     """Label target train and the first dev images with the start model's thresholds; score against truth."""
-    data = config.data_config(params)
+    data = params.data
     model, _ = model_from_checkpoint(start)
-    model.to(resolve_device(config.device_name(params)))
+    model.to(resolve_device(params.device))
     device = next(model.parameters()).device
 
     def labelled(names):
@@ -41,7 +41,7 @@ def write_diagnostics(params: dict, start: Path, st: selftraining.SelfTrainingCo
     train_set = labelled(read_list(data.lists_dir / TARGET_TRAIN_LIST))
     labels = selftraining.label_dataset(model, train_set, device, st, NUM_CLASSES)
     precision, share = selftraining.pseudo_label_precision(labels.labels, selftraining.labels_of(train_set), NUM_CLASSES)
-    dev_set = labelled(read_list(data.lists_dir / TARGET_DEV_LIST)[: config.num_qualitative(params)])
+    dev_set = labelled(read_list(data.lists_dir / TARGET_DEV_LIST)[: params.evaluate.num_qualitative])
     confidence, prediction = selftraining.predict(model, dev_set, device)
     dev_labels = selftraining.apply_thresholds(confidence, prediction, labels.thresholds)
     staging = atomic.staging_dir(DIAGNOSTICS)
@@ -60,17 +60,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--control", action="store_true", help="same schedule, no pseudo-label loss")
     args = parser.parse_args()
-    params = load_validated_params()
-    st = config.selftrain_config(params)
-    start = Path(f"models/{config.selftrain_start(params)}.pt")
+    params = config.load_validated_params()
+    st = params.selftrain_config()
+    start = Path(f"models/{params.selftrain.start}.pt")
     name = "selftrain_control" if args.control else "selftrained"
     out, log_dir = Path(f"models/{name}.pt"), Path(f"reports/train/{name}")
-    data = config.data_config(params)
+    data = params.data
     held_out = read_list(data.lists_dir / TARGET_DEV_LIST) + read_list(data.lists_dir / TARGET_VAL_LIST)
     selftraining.check_held_out(read_list(data.lists_dir / TARGET_TRAIN_LIST), held_out)
     if not args.control:
         write_diagnostics(params, start, st)
-    if config.optim_config(params, "selftrain").iterations == 0:
+    if params.selftrain.iterations == 0:
         shutil.rmtree(log_dir, ignore_errors=True)
         log_dir.mkdir(parents=True)
         with atomic.atomic_path(out) as tmp:

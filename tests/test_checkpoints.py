@@ -6,7 +6,9 @@ import torch
 from globallocal.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
 from globallocal.errors import UserError
 from globallocal.models import build_model
-from globallocal.training import OptimConfig, TrainConfig, build_train_state
+from globallocal.training import build_train_state
+from support.configs import optim_config, train_config
+
 
 SPEC = {"arch": "mobilenetv3_large", "num_classes": 19, "backbone_weights": None, "bn_protocol": "learned",
         "output_stride": 16}
@@ -16,9 +18,9 @@ def test_checkpoint_round_trips_weights_iteration_and_normalisation(tmp_path):
     torch.manual_seed(0)
     model = build_model(**SPEC)
     model.input_normalization = "caffe_bgr"  # as set by loading a Caffe backbone, which the spec can't redo
-    state = build_train_state(model, TrainConfig(optim=OptimConfig(iterations=1, max_iters=1)), 19)
+    state = build_train_state(model, train_config(optim=optim_config(iterations=1, max_iters=1)), 19)
     state.iteration = 7
-    save_checkpoint(tmp_path / "m.pt", state, SPEC)
+    save_checkpoint(tmp_path / "m.pt", state.model, SPEC, state.checkpoint_parts())
 
     restored, checkpoint = model_from_checkpoint(tmp_path / "m.pt")
     assert checkpoint["iteration"] == 7 and checkpoint["model_spec"] == SPEC

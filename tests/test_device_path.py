@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 from test_snapshots import ITERATIONS, Killed, Squares, adapt_config, snapshots_in, weights
-from test_training import K, TinySegmenter
+from support.tiny_models import K, TinySegmenter
 
 from globallocal import config, training
 from globallocal.data.loading import DeviceLoader, SeededBatchSampler, resolve_num_workers, train_loader
@@ -167,7 +167,7 @@ def test_cuda_training_snapshots_through_the_pinned_wrapper_and_resumes(tmp_path
 
 def test_auto_workers_load_beside_a_gpu_and_leave_the_cpus_to_a_cpu_step(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(12)), raising=False)
-    assert config.num_workers(config.load_params()) == "auto"  # the default
+    assert config.load_validated_params().num_workers == "auto"  # the default
     assert resolve_num_workers("auto", device=CPU) == 0  # the committed CPU figures: loading in the step's process
     assert resolve_num_workers("auto", device=torch.device("cuda")) == 8  # 12 CPUs, capped
     assert resolve_num_workers("auto", processes_per_node=4, device=torch.device("cuda")) == 3

@@ -22,9 +22,11 @@ from globallocal.data.loading import DeviceLoader, MAX_AUTO_WORKERS, resolve_num
 from globallocal.data.synthetic import generate_benchmark
 from globallocal.distributed import LaunchConfig, torchrun_command
 from globallocal.errors import UserError
-from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train_step
+from globallocal.training import build_train_state, train_step
+from support.tiny_project import REPO
+from support.configs import alignment_config, optim_config, train_config
 
-REPO = Path(__file__).resolve().parents[1]
+
 K = 3
 WORLD_SIZE = 2
 PER_RANK = 2  # images per domain per rank; the union batch has WORLD_SIZE * PER_RANK
@@ -73,16 +75,16 @@ def rank_share(batch, rank):
 #: not decomposable over ranks), an AdaptSegNet one (softmax + LS-GAN), and a source-only run on the main
 #: head only (the aux head gets no gradient on any rank: it must neither hang nor move).
 SCENARIOS = {
-    "advent_global": TrainConfig(
-        optim=OptimConfig(iterations=2, max_iters=10, lr=0.01),
-        alignment=AlignmentConfig(lambda_adv_main=1.0, lambda_adv_aux=0.5, lambda_adv_local=0.0),
+    "advent_global": train_config(
+        optim=optim_config(iterations=2, max_iters=10, lr=0.01),
+        alignment=alignment_config(lambda_adv_main=1.0, lambda_adv_aux=0.5, lambda_adv_local=0.0),
     ),
-    "adaptsegnet_lsgan": TrainConfig(
-        optim=OptimConfig(iterations=2, max_iters=10, lr=0.01),
-        alignment=AlignmentConfig(global_family="adaptsegnet", gan_loss="lsgan", lambda_adv_main=1.0,
+    "adaptsegnet_lsgan": train_config(
+        optim=optim_config(iterations=2, max_iters=10, lr=0.01),
+        alignment=alignment_config(global_family="adaptsegnet", gan_loss="lsgan", lambda_adv_main=1.0,
                                   lambda_adv_aux=0.5, lambda_adv_local=0.0),
     ),
-    "source_only_main_head": TrainConfig(optim=OptimConfig(iterations=2, max_iters=10, lr=0.01), multi_level=False),
+    "source_only_main_head": train_config(optim=optim_config(iterations=2, max_iters=10, lr=0.01), multi_level=False),
 }
 STEPS = 2
 
@@ -121,8 +123,9 @@ def tiny_params(root: Path) -> dict:
 
 
 def prepare_tiny_benchmark(params: dict) -> None:
-    data = config.data_config(params)
-    generate_benchmark(config.prepare_out_dir(params), config.synthetic_config(params))
+    tree = config.parse(params)
+    data = tree.data
+    generate_benchmark(tree.prepare.out_dir, tree.synthetic_config())
     write_list(data.lists_dir / "source_train.txt", list_gta5(data.source_root))
     write_list(data.lists_dir / "target_train.txt", list_cityscapes(data.target_root, "train"))
 
@@ -144,10 +147,9 @@ def rank_main(rank: int, port: int, out: Path, params: dict) -> None:
     torch.save({"used_by_rank0": used_by_rank0.grad, "unused": unused.grad}, out / f"grads.rank{rank}.pt")
 
     # The stage glue: each rank is handed its own output paths; only rank 0 may create them.
-    sys.path.insert(0, str(REPO / "pipeline"))
-    from common import training_stage
+    from globallocal.stages import training_stage
 
-    training_stage(params, "pretrain", out / f"stage_rank{rank}" / "model.pt", out / f"stage_rank{rank}" / "log")
+    training_stage(config.parse(params), "pretrain", out / f"stage_rank{rank}" / "model.pt", out / f"stage_rank{rank}" / "log")
 
 
 def free_port() -> int:
@@ -166,6 +168,7 @@ def two_ranks(tmp_path_factory):
     return out
 
 
+@pytest.mark.e2e  # spawns two ranks that run a training stage
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_two_ranks_take_the_single_process_step_on_the_union_batch(two_ranks, name):
     single = run_scenario(name)
@@ -176,6 +179,7 @@ def test_two_ranks_take_the_single_process_step_on_the_union_batch(two_ranks, na
             torch.testing.assert_close(ranked[key], value, rtol=0, atol=1e-5, msg=f"rank {rank}: {key}")
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_the_steps_compared_do_move_the_weights(two_ranks):
     torch.manual_seed(0)
     initial = build_train_state(TinySegmenter(), SCENARIOS["advent_global"], K)
@@ -184,6 +188,7 @@ def test_the_steps_compared_do_move_the_weights(two_ranks):
     assert moved > 1e-3
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_source_only_without_aux_level_leaves_the_unused_aux_head_untouched(two_ranks):
     torch.manual_seed(0)
     initial = TinySegmenter()
@@ -191,6 +196,7 @@ def test_source_only_without_aux_level_leaves_the_unused_aux_head_untouched(two_
     assert torch.equal(final["model.aux_head.weight"], initial.aux_head.weight.detach())
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_a_gradient_one_rank_lacks_counts_as_zero_and_one_no_rank_has_stays_none(two_ranks):
     for rank in range(WORLD_SIZE):
         grads = torch.load(two_ranks / f"grads.rank{rank}.pt", weights_only=True)
@@ -198,6 +204,7 @@ def test_a_gradient_one_rank_lacks_counts_as_zero_and_one_no_rank_has_stays_none
         assert grads["unused"] is None
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_only_rank_0_writes_the_checkpoint_and_the_dvclive_log(two_ranks):
     written = two_ranks / "stage_rank0"
     assert (written / "model.pt").is_file()
@@ -226,6 +233,7 @@ def test_a_single_process_is_not_relaunched(monkeypatch):
     assert context.is_main and not context.is_distributed and context.rank_seed(7) == 7
 
 
+@pytest.mark.e2e  # spawned ranks / a stage under torchrun
 def test_the_stage_command_runs_itself_on_two_gloo_ranks_through_torchrun(tmp_path):
     """`python pipeline/pretrain.py` with train.nproc_per_node: 2 re-executes under torchrun and finishes."""
     params = tiny_params(tmp_path)
@@ -246,20 +254,20 @@ def test_the_batch_must_split_evenly_over_the_processes():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["train"].update({"batch_size": 2, "nproc_per_node": 4})
     with pytest.raises(UserError, match="train.batch_size.*multiple of the 4 processes"):
-        config.launch_config(params)
+        config.parse(params)
 
 
 def test_the_rendezvous_endpoint_needs_a_port():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["train"]["rdzv_endpoint"] = "node0"
     with pytest.raises(UserError, match="train.rdzv_endpoint"):
-        config.launch_config(params)
+        config.parse(params)
 
 
 def test_num_workers_accepts_auto():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["num_workers"] = "auto"
-    assert config.num_workers(params) == "auto"
+    assert config.parse(params).num_workers == "auto"
 
 
 # ---- data loading ----------------------------------------------------------------------------------

@@ -15,11 +15,9 @@ def stages():
 def test_every_stage_script_imports_the_library_and_depends_on_all_of_it():
     for name, stage in stages().items():
         script = (REPO / re.search(r"pipeline/\w+\.py", stage["cmd"]).group(0)).read_text()
-        assert "from globallocal" in script or "from common" in script, name  # common imports the library
+        assert "from globallocal" in script, name
         assert "${lib}" in stage["deps"], f"stage {name} does not list the whole library"
         assert not [dep for dep in stage["deps"] if str(dep).startswith("${lib}/")], f"stage {name}: a partial list"
-        if "from common" in script:
-            assert "pipeline/common.py" in stage["deps"], name
 
 
 def test_the_library_variable_is_the_package_folder_and_caches_are_not_hashed():

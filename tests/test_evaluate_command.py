@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from real_layouts import make_cityscapes
 
 from globallocal.__main__ import main
 from globallocal.checkpoints import save_checkpoint
@@ -21,7 +20,9 @@ from globallocal.errors import UserError
 from globallocal.evaluate_options import DEFAULT_SIZE
 from globallocal.models import build_model
 from globallocal.scoring import load_any_checkpoint
-from globallocal.training import OptimConfig, TrainConfig, build_train_state
+from globallocal.training import build_train_state
+from support.configs import optim_config, train_config
+from support.real_layouts import make_cityscapes
 
 SPEC = {"arch": "mobilenetv3_small", "num_classes": NUM_CLASSES, "backbone_weights": None, "bn_protocol": "learned",
         "output_stride": 16}
@@ -30,9 +31,9 @@ USER_ADVICE = "pass a checkpoint written by this pipeline's training stages (mod
 
 def save_ours(path, spec=SPEC, target_size=None):
     torch.manual_seed(0)
-    state = build_train_state(build_model(**spec), TrainConfig(optim=OptimConfig(iterations=1, max_iters=1)),
+    state = build_train_state(build_model(**spec), train_config(optim_config(1, 1)),
                               NUM_CLASSES)
-    save_checkpoint(path, state, spec, target_size)
+    save_checkpoint(path, state.model, spec, state.checkpoint_parts(), target_size)
 
 
 def refusal(checkpoint, tmp_path, capsys) -> str:

@@ -1,4 +1,4 @@
-"""Specification of the evaluation protocol (DESIGN.md section 3)."""
+"""Specification of the evaluation protocol (docs/method.md, "Evaluation protocol")."""
 
 from __future__ import annotations
 

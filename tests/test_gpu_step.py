@@ -8,14 +8,15 @@ import dataclasses
 
 import pytest
 import torch
-from test_training import K, TinySegmenter
 from torchvision.ops import FrozenBatchNorm2d as TorchvisionFrozenBatchNorm2d
 
 from globallocal import acceleration, config
 from globallocal.models import build_model
 from globallocal.models.normalization import FrozenBatchNorm2d
 from globallocal.precision import autocast
-from globallocal.training import OptimConfig, TrainConfig, build_train_state
+from globallocal.training import build_train_state
+from support.configs import optim_config, train_config
+from support.tiny_models import K, TinySegmenter
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -81,7 +82,7 @@ def test_a_bf16_deeplab_forward_keeps_no_float32_activation_for_backward():
 
 def test_the_cuda_switches_leave_the_cpu_optimisers_and_backends_as_they_were(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    cfg = TrainConfig(optim=OptimConfig(iterations=1, max_iters=1), cudnn_benchmark=True, fused_optimizer=True)
+    cfg = train_config(optim_config(1, 1), cudnn_benchmark=True, fused_optimizer=True)
     state = build_train_state(TinySegmenter(), cfg, K)
     assert state.optimizer.defaults["fused"] is None
     assert torch.backends.cudnn.benchmark is False
@@ -101,7 +102,7 @@ def test_on_cuda_the_optimisers_are_fused_and_cudnn_autotunes_when_asked(monkeyp
 def test_compile_is_opt_in_and_compiles_the_network_in_place(monkeypatch):
     calls = []
     monkeypatch.setattr(TinySegmenter, "compile", lambda self: calls.append(self), raising=False)
-    cfg = TrainConfig(optim=OptimConfig(iterations=1, max_iters=1))
+    cfg = train_config(optim_config(1, 1))
     model = TinySegmenter()
     build_train_state(model, cfg, K)
     assert calls == []
@@ -111,7 +112,7 @@ def test_compile_is_opt_in_and_compiles_the_network_in_place(monkeypatch):
 
 def test_the_switches_are_params_with_the_measured_defaults():
     params = config.load_params()
-    cfg = config.train_config(params, "adapt", aligned=True)
+    cfg = config.parse(params).train_config("adapt", aligned=True)
     assert (cfg.cudnn_benchmark, cfg.fused_optimizer, cfg.compile) == (True, True, False)
     params["train"]["compile"] = "yes"
     with pytest.raises(Exception, match="train.compile"):
@@ -127,7 +128,7 @@ def test_cuda_bf16_step_takes_less_memory_than_fp32():
         torch.manual_seed(0)
         model = build_model(arch="deeplabv2_resnet101", num_classes=K, backbone_weights=None, bn_protocol="frozen",
                             output_stride=8).to(CUDA)
-        cfg = TrainConfig(optim=OptimConfig(iterations=2, max_iters=2), precision=precision, multi_level=True)
+        cfg = train_config(optim_config(2, 2), precision=precision, multi_level=True)
         state = build_train_state(model, cfg, K)
         assert state.optimizer.defaults["fused"] is True
         source = {"image": torch.randn(1, 3, 360, 640), "label": torch.randint(0, K, (1, 360, 640))}

@@ -7,20 +7,22 @@ import torch
 
 from globallocal.errors import UserError
 from globallocal.precision import autocast, check_precision, grad_scaler
-from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train_step
-from test_local_variants import Tiny, _batches
+from globallocal.training import build_train_state, train_step
+from support.tiny_models import TinySegmenter, batches
+from support.configs import alignment_config, optim_config, train_config
+
 
 K = 4
 
 
 def _step(precision, device, channels_last=False):
     torch.manual_seed(0)
-    cfg = TrainConfig(
-        optim=OptimConfig(iterations=1, max_iters=10, lr=0.01), alignment=AlignmentConfig(),
+    cfg = train_config(
+        optim=optim_config(iterations=1, max_iters=10, lr=0.01), alignment=alignment_config(),
         precision=precision, channels_last=channels_last, log_every=1,
     )
-    state = build_train_state(Tiny().to(device), cfg, K)
-    source, target = _batches()
+    state = build_train_state(TinySegmenter(num_classes=K, single_lr_group=True).to(device), cfg, K)
+    source, target = batches(num_classes=K, ignored_rows=0)
     return state, train_step(state, cfg, source, target, device)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
@@ -12,7 +11,7 @@ from globallocal import config, presets
 from globallocal.__main__ import main
 from globallocal.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+from support.tiny_project import REPO
 PRESETS = REPO / "presets"
 
 
@@ -34,17 +33,18 @@ def test_the_three_presets_exist():
 
 def test_paper_gta5_holds_the_papers_setting_as_effective_params(params_file):
     params = applied(params_file, "paper_gta5")
-    data, model = config.data_config(params), config.model_config(params)
+    params = config.parse(params)
+    data, model = params.data, params.model
     assert (data.source, str(data.source_root), str(data.target_root)) == ("gta5", "data/GTA5", "data/Cityscapes")
     assert (data.source_size, data.target_size) == ((1280, 720), (1024, 512))
     assert (model.arch, model.bn_protocol, model.output_stride) == ("deeplabv2_resnet101", "reference", 8)
-    assert config.batch_size(params) == 1 and config.synthetic_config(params) is None
+    assert params.train.batch_size == 1 and params.synthetic_config() is None
     for stage in ("pretrain", "adapt", "oracle"):
-        optim = config.optim_config(params, stage)
+        optim = params.optim_config(stage)
         assert (optim.lr, optim.momentum, optim.weight_decay, optim.power) == (2.5e-4, 0.9, 5e-4, 0.9)
         assert (optim.iterations, optim.max_iters) == (120_000, 250_000)
         assert (optim.lr_d, optim.betas_d) == (1e-4, (0.9, 0.99))
-    alignment = config.alignment_config(params)
+    alignment = params.alignment_config()
     assert (alignment.global_family, alignment.local.window) == ("advent", 1)
     assert (alignment.lambda_adv_main, alignment.lambda_adv_aux) == (1e-3, 2e-4)
 

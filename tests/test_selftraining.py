@@ -19,9 +19,10 @@ from globallocal.selftraining import (
     ema_update,
     pseudo_label_precision,
 )
-from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train
+from globallocal.training import build_train_state, train
 
-from test_training import K, TinySegmenter
+from support.configs import alignment_config, optim_config, train_config
+from support.tiny_models import K, TinySegmenter
 
 IGN = IGNORE_INDEX
 
@@ -120,7 +121,7 @@ def loader(dataset, seed):
 
 
 #: The selftrain stage's loop: target batches forwarded in training mode, no alignment term.
-TARGET_FORWARD_ONLY = AlignmentConfig(global_family="none", lambda_adv_local=0.0, lambda_adv_local_aux=0.0)
+TARGET_FORWARD_ONLY = alignment_config(global_family="none", lambda_adv_local=0.0, lambda_adv_local_aux=0.0)
 
 
 def trained(self_training: SelfTrainingConfig | None, iterations=6) -> dict[str, torch.Tensor]:
@@ -129,7 +130,7 @@ def trained(self_training: SelfTrainingConfig | None, iterations=6) -> dict[str,
     model = BatchNormSegmenter()
     with torch.no_grad():  # spread the start model's logits so that it predicts every class somewhere
         model.main_head.weight.mul_(10)
-    config = TrainConfig(optim=OptimConfig(iterations=iterations, max_iters=10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
+    config = train_config(optim_config(iterations, 10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
     state = build_train_state(model, config, K)
     target = Images(TRAIN)
     device = torch.device("cpu")
@@ -167,7 +168,7 @@ def test_threshold_rule_top_p_and_rounds_each_change_the_trained_model():
 
 def test_rounds_relabel_target_train_at_the_start_of_each_part_of_the_schedule():
     torch.manual_seed(0)
-    config = TrainConfig(optim=OptimConfig(iterations=7, max_iters=10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
+    config = train_config(optim_config(7, 10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
     state = build_train_state(BatchNormSegmenter(), config, K)
     method = SelfTraining(SelfTrainingConfig(rounds=3), held_out=DEV, num_classes=K)
     target = method.wrap_target(Images(TRAIN))
@@ -234,10 +235,10 @@ def test_selftrain_params_reach_the_config_and_iterations_zero_is_allowed_for_se
 
     params = committed_params()
     params["selftrain"].update(threshold_rule="global", top_p=0.25, rounds=2, lambda_pseudo=0.5, iterations=0)
-    config.validate(params)
-    st = config.selftrain_config(params)
+    tree = config.parse(params)
+    st = tree.selftrain_config()
     assert (st.threshold_rule, st.top_p, st.rounds, st.lambda_pseudo) == ("global", 0.25, 2, 0.5)
-    assert config.optim_config(params, "selftrain").iterations == 0
+    assert tree.optim_config("selftrain").iterations == 0
     params["adapt"]["iterations"] = 0
     with pytest.raises(UserError, match="adapt.iterations"):
         config.validate(params)

@@ -4,15 +4,16 @@ import itertools
 
 import pytest
 import torch
-from test_training import K, TinySegmenter
+from support.tiny_models import K, TinySegmenter
 
 from globallocal import training
-from globallocal.alignment.local import LocalAlignmentConfig
 from globallocal.data.loading import train_loader
 from globallocal.data.order import DataStream
 from globallocal.errors import UserError
 from globallocal.snapshots import STATE_FILE, SnapshotConfig, Snapshots, capture, fingerprint
-from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train
+from globallocal.training import build_train_state, train
+from support.configs import alignment_config, local_config, optim_config, train_config
+
 
 ITERATIONS = 6
 CPU = torch.device("cpu")
@@ -38,8 +39,8 @@ class Squares:
 
 
 def adapt_config():
-    alignment = AlignmentConfig(local=LocalAlignmentConfig(conf_threshold=0.0))
-    return TrainConfig(optim=OptimConfig(iterations=ITERATIONS, max_iters=ITERATIONS, lr=0.01), alignment=alignment,
+    alignment = alignment_config(local=local_config(conf_threshold=0.0))
+    return train_config(optim=optim_config(iterations=ITERATIONS, max_iters=ITERATIONS, lr=0.01), alignment=alignment,
                        log_every=4)
 
 

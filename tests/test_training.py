@@ -2,56 +2,20 @@
 
 import pytest
 import torch
-from torch import nn
+from support.tiny_models import K, TinySegmenter, batches
 
-from globallocal.alignment.local import LocalAlignmentConfig
 from globallocal.training import (
-    AlignmentConfig,
-    OptimConfig,
-    TrainConfig,
     build_train_state,
     poly_lr,
     set_poly_lr,
     train,
     train_step,
 )
-
-K = 3
-
-
-class TinySegmenter(nn.Module):
-    """Stand-in for SegmentationModel: (aux, main) logits at half resolution, two lr groups."""
-
-    input_normalization = "imagenet"
-
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.aux_head = nn.Conv2d(8, K, 1)
-        self.main_head = nn.Conv2d(8, K, 1)
-
-    def forward(self, x):
-        features = torch.relu(self.backbone(x))
-        return self.aux_head(features), self.main_head(features)
-
-    def param_groups(self, base_lr):
-        heads = [*self.aux_head.parameters(), *self.main_head.parameters()]
-        return [
-            {"params": list(self.backbone.parameters()), "lr": base_lr, "lr_mult": 1.0},
-            {"params": heads, "lr": 10 * base_lr, "lr_mult": 10.0},
-        ]
-
-
-def batches(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    source = {"image": torch.randn(2, 3, 32, 32, generator=g), "label": torch.randint(0, K, (2, 32, 32), generator=g)}
-    source["label"][:, :4] = 255
-    target = {"image": torch.randn(2, 3, 32, 32, generator=g) + 1}
-    return source, target
+from support.configs import alignment_config, local_config, optim_config, train_config
 
 
 def config(alignment=None, iterations=4):
-    return TrainConfig(optim=OptimConfig(iterations=iterations, max_iters=10, lr=0.01), alignment=alignment)
+    return train_config(optim=optim_config(iterations=iterations, max_iters=10, lr=0.01), alignment=alignment)
 
 
 def test_poly_lr_follows_the_formula():
@@ -62,7 +26,7 @@ def test_poly_lr_follows_the_formula():
 def test_set_poly_lr_gives_heads_ten_times_the_backbone_rate():
     model = TinySegmenter()
     optimizer = torch.optim.SGD(model.param_groups(1.0), lr=1.0)
-    base = set_poly_lr(optimizer, 0.02, 5, OptimConfig(iterations=10, max_iters=10, power=1.0))
+    base = set_poly_lr(optimizer, 0.02, 5, optim_config(iterations=10, max_iters=10, power=1.0))
     assert base == pytest.approx(0.01)
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01, 0.1])
 
@@ -78,7 +42,7 @@ def test_supervised_step_logs_segmentation_losses_only():
 
 def test_adaptation_step_updates_generator_and_both_discriminators():
     torch.manual_seed(0)
-    cfg = config(AlignmentConfig(local=LocalAlignmentConfig(conf_threshold=0.0)))
+    cfg = config(alignment_config(local=local_config(conf_threshold=0.0)))
     state = build_train_state(TinySegmenter(), cfg, K)
     assert set(state.aligners.global_terms) == {"main", "aux"}
     assert set(state.aligners.local_terms) == {"main"}
@@ -96,7 +60,7 @@ def test_alignment_terms_change_the_generator_update():
 
     def main_head_after_step(lambda_scale):
         torch.manual_seed(0)
-        alignment = AlignmentConfig(
+        alignment = alignment_config(
             lambda_adv_main=10.0 * lambda_scale, lambda_adv_aux=0.0, lambda_adv_local=10.0 * lambda_scale
         )
         cfg = config(alignment)
@@ -108,14 +72,14 @@ def test_alignment_terms_change_the_generator_update():
 
 
 def test_zero_weights_build_no_discriminator():
-    alignment = AlignmentConfig(lambda_adv_main=0, lambda_adv_aux=0, lambda_adv_local=0)
+    alignment = alignment_config(lambda_adv_main=0, lambda_adv_aux=0, lambda_adv_local=0)
     state = build_train_state(TinySegmenter(), config(alignment), K)
     assert len(list(state.aligners.parameters())) == 0 and state.optimizer_d is None
 
 
 def test_local_start_iter_delays_the_local_term():
     torch.manual_seed(0)
-    cfg = config(AlignmentConfig(local_start_iter=1))
+    cfg = config(alignment_config(local_start_iter=1))
     state = build_train_state(TinySegmenter(), cfg, K)
     source, target = batches()
     first = train_step(state, cfg, source, target, torch.device("cpu"))
@@ -138,7 +102,7 @@ class RecordingLive:
 
 def test_train_runs_to_iterations_and_logs_interval_means():
     torch.manual_seed(0)
-    cfg = TrainConfig(optim=OptimConfig(iterations=4, max_iters=4, lr=0.01), log_every=2)
+    cfg = train_config(optim=optim_config(iterations=4, max_iters=4, lr=0.01), log_every=2)
     state = build_train_state(TinySegmenter(), cfg, K)
     source, _ = batches()
     live = RecordingLive()

@@ -10,7 +10,6 @@ from globallocal.atomic import atomic_path
 from globallocal.errors import UserError
 from globallocal.models import SegmentationModel, build_model
 from globallocal.models.normalization import upgrade_model_spec
-from globallocal.training import TrainState
 
 #: What every checkpoint written by save_checkpoint holds.
 REQUIRED_KEYS = ("model", "model_spec", "input_normalization")
@@ -22,40 +21,33 @@ INPUT_SIZE_KEY = "target_size"
 _REFUSED_PICKLE_HINT = "it holds pickled Python objects, which weights-only loading refuses"
 
 
-def save_checkpoint(path: Path, state: TrainState, model_spec: dict,
+def save_checkpoint(path: Path, model: SegmentationModel, model_spec: dict, training: dict | None = None,
                     target_size: tuple[int, int] | None = None) -> None:
-    """Write weights, optimisers, iteration and the ``build_model`` arguments; atomic (temp file, rename).
+    """Write the weights and the ``build_model`` arguments; atomic (temp file, rename).
 
+    ``training`` (optional, e.g. ``TrainState.checkpoint_parts()``): what the run kept beside the
+    weights (``optimizer``, ``iteration``, ``discriminators``, ``optimizer_d``); stored in that layout,
+    optimiser and iteration before the spec, discriminators after it.
     ``target_size``: the (width, height) the target images were resized to in training, which
     ``python -m globallocal evaluate`` then scores at by default.
     """
-    payload = {
-        "model": state.model.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "iteration": state.iteration,
-        "model_spec": model_spec,
-        "input_normalization": state.model.input_normalization,
-    }
+    training = dict(training or {})
+    payload = {"model": model.state_dict()}
+    for key in ("optimizer", "iteration"):
+        if key in training:
+            payload[key] = training.pop(key)
+    payload["model_spec"] = model_spec
+    payload["input_normalization"] = model.input_normalization
     if target_size is not None:
         payload[INPUT_SIZE_KEY] = [int(side) for side in target_size]
-    if state.aligners is not None:
-        payload["discriminators"] = state.aligners.state_dict()
-    if state.optimizer_d is not None:
-        payload["optimizer_d"] = state.optimizer_d.state_dict()
+    payload.update(training)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
 def save_model(path: Path, model: SegmentationModel, model_spec: dict, iteration: int = 0) -> None:
     """Write a model that was not trained by a TrainState (AdaBN): weights and spec, no optimiser; atomic."""
-    payload = {
-        "model": model.state_dict(),
-        "iteration": iteration,
-        "model_spec": model_spec,
-        "input_normalization": model.input_normalization,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_checkpoint(path, model, model_spec, {"iteration": iteration})
 
 
 def read_weights_file(path: Path, remedy: str = PIPELINE_REMEDY):

@@ -1,47 +1,74 @@
-"""params.yaml -> typed, validated configuration. The only place that knows the params layout.
+"""params.yaml -> one typed, frozen, validated tree (``Params``). The only place that knows the params layout.
 
-Every value is checked once, here, with a message naming the key and the allowed values; the library
-below trusts what it receives. A key that no getter reads is unknown: ``validate`` records the keys its
-getters read and refuses any other key in params.yaml, naming the closest known one (a typo such as
-``adapt.lamda_adv_local`` must not silently train with the default). Numbers must be finite.
+Each section of params.yaml is a frozen dataclass below, and each of its fields declares beside it what
+a valid value is (a choice, a bound, an integer, a path, ...: ``globallocal.param_values``). ``parse`` walks params.yaml once against
+these classes: a key that no class declares is unknown by construction and refused, naming the closest
+known one (a typo such as ``adapt.lamda_adv_local`` must not silently train with something else); a key
+a class declares but params.yaml lacks is missing; every value is checked with a message naming its key
+and the allowed values; numbers must be finite. Then the checks that span keys run (poly horizon, D_g's
+input size, the benchmark's roots). The library below takes the typed configurations the tree builds
+(``Params.train_config`` ...) and trusts them. There are no defaults here: params.yaml is the one source.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import difflib
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from globallocal.alignment.aligners import AlignmentConfig
 from globallocal.alignment.discriminators import GLOBAL_MIN_INPUT
 from globallocal.alignment.gan_losses import GAN_LOSSES
 from globallocal.alignment.global_alignment import GLOBAL_FAMILIES, family_representation
 from globallocal.alignment.local import CONF_FILTERS, LocalAlignmentConfig
 from globallocal.alignment.representations import REPRESENTATIONS
-from globallocal.data.labels import CLASS_NAMES
 from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS, SyntheticConfig
 from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
 from globallocal.models.normalization import BN_PROTOCOLS, NORMS
+from globallocal.param_values import (
+    adam_betas,
+    choice,
+    class_names,
+    device,
+    endpoint,
+    flag,
+    fraction,
+    integer,
+    number,
+    path,
+    section,
+    size,
+    workers,
+)
 from globallocal.precision import PRECISIONS
-from globallocal.snapshots import SnapshotConfig
 from globallocal.selftraining import STARTS, TEACHERS, THRESHOLD_RULES, SelfTrainingConfig
-from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig
+from globallocal.snapshots import SnapshotConfig
+from globallocal.train_state import OptimConfig, TrainConfig
 
 SOURCE_DATASETS = ("gta5", "synthia")
 MODEL_ARCHS = ("mobilenetv3_large", "mobilenetv3_small", "deeplabv2_resnet101")
 OUTPUT_STRIDES = (8, 16)
+TRAINING_STAGES = ("pretrain", "adapt", "oracle", "selftrain")
+
+#: Keys that were renamed: writing the old one gets the translation instead of "not a known key".
+RENAMED_KEYS = {
+    "model.freeze_bn": (
+        "params key 'model.freeze_bn' was replaced by 'model.bn_protocol': write bn_protocol: frozen "
+        "for freeze_bn: true, learned for false (reference: affine frozen, statistics updated, as ADVENT)"
+    ),
+}
 
 
 def load_params(path: Path = Path("params.yaml")) -> dict:
-    """Read params.yaml; a missing file or broken YAML is a UserError naming the file."""
+    """Read params.yaml as plain YAML; a missing file or broken YAML is a UserError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: run from the repository root, where params.yaml lives")
@@ -57,145 +84,47 @@ def load_params(path: Path = Path("params.yaml")) -> dict:
     return params
 
 
-# ---- typed getters: each names the full key in its error ----------------------------------------
-
-#: While validate() runs: the keys its getters read (the known keys), else None.
-_read_keys: set[str] | None = None
-#: Keys read only in some settings (e.g. the benchmark's when prepare.generate is true): known always.
-CONDITIONAL_KEYS = (
-    "prepare.seed", "prepare.num_source", "prepare.num_target_train", "prepare.num_target_val",
-    "prepare.source_size", "prepare.target_size", "prepare.shift", "prepare.shift_severity",
-)
-
-
-@contextmanager
-def _recording_reads():
-    global _read_keys
-    _read_keys = set(CONDITIONAL_KEYS)
-    try:
-        yield _read_keys
-    finally:
-        _read_keys = None
-
-
-class MissingKeyError(UserError):
-    """A key a getter needs is absent; ``validate`` first checks whether the user misspelled it."""
-
-    def __init__(self, key: str):
-        super().__init__(f"params key '{key}' is missing from params.yaml; add it (see the README)")
-        self.key = key
-
-
-def _get(params: dict, key: str) -> Any:
-    if _read_keys is not None:
-        _read_keys.add(key)
-    node: Any = params
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise MissingKeyError(key)
-        node = node[part]
-    return node
-
-
-def _choice(params: dict, key: str, allowed: tuple[str, ...]) -> str:
-    value = _get(params, key)
-    if value not in allowed:
-        raise UserError(f"params key '{key}' is {value!r}; allowed values: {', '.join(allowed)}")
-    return value
-
-
-def _number(params: dict, key: str, minimum: float = 0.0, integer: bool = False, strict: bool = False):
-    value = _get(params, key)
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        hint = ""
-        if isinstance(value, str) and _unquoted_is(value, kind):
-            hint = " (it is quoted, so YAML reads it as text: remove the quotes)"
-        elif isinstance(value, str) and _parses_as_number(value) and not integer:
-            hint = " (YAML reads it as text: write it with a dot, e.g. 1.0e-3, and without quotes)"
-        raise UserError(f"params key '{key}' is {value!r}; expected {'an integer' if integer else 'a number'}{hint}")
-    if not math.isfinite(value):
-        raise UserError(f"params key '{key}' is {value!r}; expected a finite number")
-    if value < minimum or (strict and value == minimum):
-        bound = f"> {minimum}" if strict else f">= {minimum}"
-        raise UserError(f"params key '{key}' is {value!r}; it must be {bound}")
-    return value
-
-
-def _unquoted_is(text: str, kind) -> bool:
-    """Whether YAML would read ``text`` as a ``kind`` number if it were written without quotes."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return False
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
-def _parses_as_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _fraction(params: dict, key: str) -> float:
-    value = _number(params, key)
-    if value > 1:
-        raise UserError(f"params key '{key}' is {value!r}; it must lie in [0, 1]")
-    return float(value)
-
-
-def _bool(params: dict, key: str) -> bool:
-    value = _get(params, key)
-    if not isinstance(value, bool):
-        raise UserError(f"params key '{key}' is {value!r}; expected true or false")
-    return value
-
-
-def _size(params: dict, key: str) -> tuple[int, int]:
-    value = _get(params, key)
-    if (
-        not isinstance(value, (list, tuple))
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        raise UserError(f"params key '{key}' is {value!r}; expected [width, height], two positive integers")
-    return int(value[0]), int(value[1])
-
-
-def _path(params: dict, key: str, optional: bool = False) -> Path | None:
-    value = _get(params, key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise UserError(f"params key '{key}' is {value!r}; expected a path")
-    return Path(value)
-
-
-# ---- sections ------------------------------------------------------------------------------------
+# ---- the sections ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str
-    source_root: Path
-    target_root: Path
-    lists_dir: Path
-    source_size: tuple[int, int]
-    target_size: tuple[int, int]
+    source: str = choice(*SOURCE_DATASETS)
+    source_root: Path = path()
+    target_root: Path = path()
+    lists_dir: Path = path()
+    source_size: tuple[int, int] = size()
+    target_size: tuple[int, int] = size()
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    generate: bool = flag()
+    out_dir: Path = path()
+    seed: int = integer()
+    num_source: int = integer(minimum=1)
+    num_target_train: int = integer(minimum=1)
+    num_target_val: int = integer(minimum=1)
+    source_size: tuple[int, int] = size()
+    target_size: tuple[int, int] = size()
+    #: Target-only shift of the benchmark (docs/shift_grid.md) and its severity (ignored by none).
+    shift: str = choice(*SHIFTS)
+    shift_severity: int = integer(minimum=1, allowed=SHIFT_SEVERITIES)
+    #: Labelled target dev images carved out of target train (never adapted on, never val), and their draw.
+    dev_size: int = integer(minimum=1)
+    dev_seed: int = integer()
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str
-    backbone_weights: Path | None
+    arch: str = choice(*MODEL_ARCHS)
+    backbone_weights: Path | None = path(nullable=True)
     #: What training may change in BatchNorm: learned | reference | frozen (models/normalization.py).
-    bn_protocol: str
-    output_stride: int
-    #: Running-statistics momentum of learned BatchNorm; None = the architecture's own.
-    bn_momentum: float | None = None
+    bn_protocol: str = choice(*BN_PROTOCOLS)
+    output_stride: int = integer(allowed=OUTPUT_STRIDES)
     #: batch | group (GroupNorm control, MobileNetV3 only).
-    norm: str = "batch"
+    norm: str = choice(*NORMS)
+    #: Running-statistics momentum of learned BatchNorm; None = the architecture's own.
+    bn_momentum: float | None = fraction(open_at_zero=True, nullable=True)
 
     def spec(self, num_classes: int) -> dict:
         """Keyword arguments of ``build_model`` (stored in checkpoints, so plain types only)."""
@@ -209,418 +138,312 @@ class ModelConfig:
             "norm": self.norm,
         }
 
-
-def data_config(params: dict) -> DataConfig:
-    return DataConfig(
-        source=_choice(params, "data.source", SOURCE_DATASETS),
-        source_root=_path(params, "data.source_root"),
-        target_root=_path(params, "data.target_root"),
-        lists_dir=_path(params, "data.lists_dir"),
-        source_size=_size(params, "data.source_size"),
-        target_size=_size(params, "data.target_size"),
-    )
-
-
-def model_config(params: dict) -> ModelConfig:
-    stride = _number(params, "model.output_stride", integer=True)
-    if stride not in OUTPUT_STRIDES:
-        raise UserError(f"params key 'model.output_stride' is {stride!r}; allowed values: 8, 16")
-    return ModelConfig(
-        arch=_choice(params, "model.arch", MODEL_ARCHS),
-        backbone_weights=_path(params, "model.backbone_weights", optional=True),
-        bn_protocol=_bn_protocol(params),
-        output_stride=stride,
-        bn_momentum=_bn_momentum(params),
-        norm=_norm(params),
-    )
-
-
-def _norm(params: dict) -> str:
-    """``model.norm``: group only on MobileNetV3, and only with bn_protocol learned (nothing else applies)."""
-    norm = _choice(params, "model.norm", NORMS)
-    if norm == "group":
-        if _get(params, "model.arch") == "deeplabv2_resnet101":
+    def check_norm(self) -> None:
+        """``model.norm: group`` only on MobileNetV3, and only with bn_protocol learned (nothing else applies)."""
+        if self.norm != "group":
+            return
+        if self.arch == "deeplabv2_resnet101":
             raise UserError("params key 'model.norm' is group, which needs a mobilenetv3 arch (model.arch)")
-        if _get(params, "model.bn_protocol") != "learned":
+        if self.bn_protocol != "learned":
             raise UserError("params key 'model.norm' is group: GroupNorm has no statistics, set model.bn_protocol: learned")
-    return norm
 
 
-def _bn_protocol(params: dict) -> str:
-    """``model.bn_protocol``; the key it replaced, ``model.freeze_bn``, is refused with the translation."""
-    if isinstance(params.get("model"), dict) and "freeze_bn" in params["model"]:
-        raise UserError(
-            "params key 'model.freeze_bn' was replaced by 'model.bn_protocol': write bn_protocol: frozen "
-            "for freeze_bn: true, learned for false (reference: affine frozen, statistics updated, as ADVENT)"
-        )
-    return _choice(params, "model.bn_protocol", BN_PROTOCOLS)
+@dataclass(frozen=True)
+class SharedTrainConfig:
+    """The ``train`` section: shared by pretrain, adapt and oracle."""
+
+    batch_size: int = integer(minimum=1)
+    momentum: float = fraction()
+    weight_decay: float = number()
+    power: float = number()
+    lr_d: float = number(strict=True)
+    betas_d: tuple[float, float] = adam_betas()
+    lambda_seg_aux: float = number()
+    multi_level: bool = flag()
+    log_every: int = integer(minimum=1)
+    log_grad_norms: bool = flag()
+    precision: str = choice(*PRECISIONS)
+    channels_last: bool = flag()
+    #: CUDA only (acceleration.py): cuDNN autotuning, fused optimiser steps; compile: any device, opt-in.
+    cudnn_benchmark: bool = flag()
+    fused_optimizer: bool = flag()
+    compile: bool = flag()
+    nproc_per_node: int = integer(minimum=1)
+    nnodes: int = integer(minimum=1)
+    rdzv_endpoint: str = endpoint()
+    snapshot_every: int = integer()
+    keep_snapshots: int = integer(minimum=1)
 
 
-def _bn_momentum(params: dict) -> float | None:
-    """``model.bn_momentum``: null (the architecture's own) or a number in (0, 1]."""
-    if _get(params, "model.bn_momentum") is None:
-        return None
-    value = _fraction(params, "model.bn_momentum")
-    if value == 0:
-        raise UserError("params key 'model.bn_momentum' is 0; it must lie in (0, 1], or be null")
-    return value
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """A training stage's schedule: ``iterations`` is where it stops, ``max_iters`` the poly horizon."""
+
+    iterations: int = integer(minimum=1)
+    max_iters: int = integer(minimum=1)
+    lr: float = number(strict=True)
 
 
-def device_name(params: dict) -> str:
-    value = _get(params, "device")
-    if not isinstance(value, str) or not (value in ("auto", "cpu", "cuda") or value.startswith("cuda:")):
-        raise UserError(f"params key 'device' is {value!r}; allowed values: auto, cpu, cuda, cuda:N")
-    return value
+@dataclass(frozen=True)
+class AdaptConfig(ScheduleConfig):
+    global_family: str = choice(*GLOBAL_FAMILIES)
+    gan_loss: str = choice(*GAN_LOSSES)
+    global_d_width: int = integer(minimum=1)
+    global_d_pool: int = integer(minimum=1)
+    lambda_adv_main: float = number()
+    lambda_adv_aux: float = number()
+    lambda_ent_main: float = number()
+    lambda_ent_aux: float = number()
+    lambda_adv_local: float = number()
+    lambda_adv_local_aux: float = number()
+    local_start_iter: int = integer()
+    local_warmup_iters: int = integer()
+    lr_d_local: float | None = number(strict=True, nullable=True)
+    local_representation: str = choice("auto", *REPRESENTATIONS)
+    local_window: int = integer(minimum=1)
+    local_min_purity: float = fraction()
+    local_conf_threshold: float = fraction()
+    local_conf_filter: str = choice(*CONF_FILTERS)
+    local_context: int = integer(minimum=1, odd=True)
+    #: Train ids of the classes named in params.yaml.
+    local_background_classes: tuple[int, ...] = class_names()
 
 
-def seed(params: dict) -> int:
-    return _number(params, "seed", integer=True)
+@dataclass(frozen=True)
+class SelfTrainSection:
+    """The ``selftrain`` section: where self-training starts, its schedule and its method."""
+
+    start: str = choice(*STARTS)
+    #: 0 = the stage copies its start model (the pipeline without self-training).
+    iterations: int = integer(minimum=0)
+    max_iters: int = integer(minimum=1)
+    lr: float = number(strict=True)
+    lambda_pseudo: float = number()
+    threshold_rule: str = choice(*THRESHOLD_RULES)
+    top_p: float = fraction()
+    rounds: int = integer(minimum=1)
+    teacher: str = choice(*TEACHERS)
+    ema_momentum: float = fraction()
+    ema_conf_threshold: float = fraction()
 
 
-def num_workers(params: dict) -> int | str:
-    """A count, or ``auto`` (resolved by ``data.loading.resolve_num_workers`` where the CPUs are known)."""
-    if _get(params, "num_workers") == "auto":
-        return "auto"
-    return _number(params, "num_workers", integer=True)
+@dataclass(frozen=True)
+class AdabnConfig:
+    #: Target images per batch when AdaBN re-estimates BatchNorm statistics (batches weigh equally).
+    batch_size: int = integer(minimum=1)
 
 
-def batch_size(params: dict) -> int:
-    return _number(params, "train.batch_size", minimum=1, integer=True)
+@dataclass(frozen=True)
+class EvaluateConfig:
+    num_qualitative: int = integer()
 
 
-def launch_config(params: dict) -> LaunchConfig:
-    """How many processes train (torchrun); the global batch must split evenly over them."""
-    launch = LaunchConfig(
-        nproc_per_node=_number(params, "train.nproc_per_node", minimum=1, integer=True),
-        nnodes=_number(params, "train.nnodes", minimum=1, integer=True),
-        rdzv_endpoint=_get(params, "train.rdzv_endpoint"),
-    )
-    host, _, port = str(launch.rdzv_endpoint).rpartition(":")
-    if not (isinstance(launch.rdzv_endpoint, str) and host and port.isdigit()):
-        raise UserError(f"params key 'train.rdzv_endpoint' is {launch.rdzv_endpoint!r}; expected 'host:port'")
-    batch = batch_size(params)
-    if batch % launch.world_size:
-        raise UserError(
-            f"params key 'train.batch_size' is {batch}; it must be a multiple of the {launch.world_size} "
-            "processes (train.nproc_per_node x train.nnodes) that share each batch"
-        )
-    return launch
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml, typed. Build it with ``parse`` or ``load_validated_params``."""
 
+    seed: int = integer()
+    device: str = device()
+    num_workers: int | str = workers()
+    data: DataConfig = section(DataConfig)
+    prepare: PrepareConfig = section(PrepareConfig)
+    model: ModelConfig = section(ModelConfig)
+    train: SharedTrainConfig = section(SharedTrainConfig)
+    pretrain: ScheduleConfig = section(ScheduleConfig)
+    adapt: AdaptConfig = section(AdaptConfig)
+    selftrain: SelfTrainSection = section(SelfTrainSection)
+    oracle: ScheduleConfig = section(ScheduleConfig)
+    adabn: AdabnConfig = section(AdabnConfig)
+    evaluate: EvaluateConfig = section(EvaluateConfig)
 
-def optim_config(params: dict, stage: str) -> OptimConfig:
-    """The optimisation schedule of a training stage (pretrain, adapt, oracle or selftrain)."""
-    # selftrain.iterations 0 = the stage copies its input (the pipeline without self-training).
-    iterations = _number(params, f"{stage}.iterations", minimum=0 if stage == "selftrain" else 1, integer=True)
-    max_iters = _number(params, f"{stage}.max_iters", minimum=1, integer=True)
-    if max_iters < iterations:
-        raise UserError(
-            f"params key '{stage}.max_iters' is {max_iters}; the poly horizon must be >= "
-            f"'{stage}.iterations' ({iterations})"
-        )
-    betas = _get(params, "train.betas_d")
-    if not (isinstance(betas, list) and len(betas) == 2
-            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
-        raise UserError(f"params key 'train.betas_d' is {betas!r}; expected two numbers in [0, 1)")
-    return OptimConfig(
-        iterations=iterations,
-        max_iters=max_iters,
-        lr=float(_number(params, f"{stage}.lr", strict=True)),
-        momentum=_fraction(params, "train.momentum"),
-        weight_decay=float(_number(params, "train.weight_decay")),
-        power=float(_number(params, "train.power")),
-        lr_d=float(_number(params, "train.lr_d", strict=True)),
-        betas_d=(float(betas[0]), float(betas[1])),
-    )
+    # ---- the library's configurations, built from the tree ----
 
-
-def _class_ids(params: dict, key: str) -> tuple[int, ...]:
-    names = _get(params, key)
-    if not isinstance(names, list):
-        raise UserError(f"params key '{key}' is {names!r}; expected a list of class names")
-    unknown = [name for name in names if name not in CLASS_NAMES]
-    if unknown:
-        raise UserError(f"params key '{key}' names unknown classes {unknown}; allowed: {', '.join(CLASS_NAMES)}")
-    return tuple(CLASS_NAMES.index(name) for name in names)
-
-
-def alignment_config(params: dict) -> AlignmentConfig:
-    """The adapt stage's alignment terms."""
-    family = _choice(params, "adapt.global_family", GLOBAL_FAMILIES)
-    gan = _choice(params, "adapt.gan_loss", GAN_LOSSES)
-    representation = _choice(params, "adapt.local_representation", ("auto",) + REPRESENTATIONS)
-    if representation == "auto":
-        representation = family_representation(family)
-    context = _number(params, "adapt.local_context", minimum=1, integer=True)
-    if context % 2 == 0:
-        raise UserError(f"params key 'adapt.local_context' is {context}; it must be odd (1, 3, 5, ...)")
-    lr_d_local = _get(params, "adapt.lr_d_local")
-    local = LocalAlignmentConfig(
-        representation=representation,
-        window=_number(params, "adapt.local_window", minimum=1, integer=True),
-        min_purity=_fraction(params, "adapt.local_min_purity"),
-        conf_threshold=_fraction(params, "adapt.local_conf_threshold"),
-        background_classes=_class_ids(params, "adapt.local_background_classes"),
-        gan_loss=gan,
-        conf_filter=_choice(params, "adapt.local_conf_filter", CONF_FILTERS),
-        context=context,
-    )
-    lambdas = {
-        name: float(_number(params, f"adapt.{name}"))
-        for name in (
-            "lambda_adv_main", "lambda_adv_aux", "lambda_ent_main", "lambda_ent_aux",
-            "lambda_adv_local", "lambda_adv_local_aux",
-        )
-    }
-    return AlignmentConfig(
-        global_family=family,
-        gan_loss=gan,
-        global_d_width=_number(params, "adapt.global_d_width", minimum=1, integer=True),
-        global_d_pool=_number(params, "adapt.global_d_pool", minimum=1, integer=True),
-        local_start_iter=_number(params, "adapt.local_start_iter", integer=True),
-        local_warmup_iters=_number(params, "adapt.local_warmup_iters", integer=True),
-        lr_d_local=None if lr_d_local is None else float(_number(params, "adapt.lr_d_local", strict=True)),
-        local=local,
-        **lambdas,
-    )
-
-
-def check_global_discriminator_fits(params: dict) -> None:
-    """D_g must see a map of at least GLOBAL_MIN_INPUT x GLOBAL_MIN_INPUT positions in both domains."""
-    alignment = alignment_config(params)
-    if alignment.global_family not in ("advent", "adaptsegnet"):
-        return
-    data, pool = data_config(params), alignment.global_d_pool
-    for key, (width, height) in (("data.source_size", data.source_size), ("data.target_size", data.target_size)):
-        seen = (math.ceil(width / pool), math.ceil(height / pool))
-        if min(seen) < GLOBAL_MIN_INPUT:
+    def launch_config(self) -> LaunchConfig:
+        """How many processes train (torchrun); the global batch must split evenly over them."""
+        train = self.train
+        launch = LaunchConfig(nproc_per_node=train.nproc_per_node, nnodes=train.nnodes,
+                              rdzv_endpoint=train.rdzv_endpoint)
+        if train.batch_size % launch.world_size:
             raise UserError(
-                f"params keys '{key}' ({width}x{height}) and 'adapt.global_d_pool' ({pool}): D_g would see "
-                f"a {seen[0]}x{seen[1]} map, but its five stride-2 convolutions need at least "
-                f"{GLOBAL_MIN_INPUT}x{GLOBAL_MIN_INPUT}; lower adapt.global_d_pool or raise {key}"
+                f"params key 'train.batch_size' is {train.batch_size}; it must be a multiple of the "
+                f"{launch.world_size} processes (train.nproc_per_node x train.nnodes) that share each batch"
             )
+        return launch
 
-
-#: The selftrain stage forwards target batches in training mode with no alignment term (its target term
-#: is the pseudo-label loss, attached by selftraining.SelfTraining; its control has none).
-TARGET_FORWARD_ONLY = AlignmentConfig(global_family="none", lambda_adv_local=0.0, lambda_adv_local_aux=0.0)
-
-
-def train_config(params: dict, stage: str, aligned: bool) -> TrainConfig:
-    """The full configuration of a training stage; ``aligned`` switches the adapt terms on (for
-    ``selftrain``: the target stream, without alignment terms)."""
-    alignment = None
-    if aligned:
-        alignment = TARGET_FORWARD_ONLY if stage == "selftrain" else alignment_config(params)
-    return TrainConfig(
-        optim=optim_config(params, stage),
-        lambda_seg_aux=float(_number(params, "train.lambda_seg_aux")),
-        multi_level=_bool(params, "train.multi_level"),
-        alignment=alignment,
-        log_every=_number(params, "train.log_every", minimum=1, integer=True),
-        precision=_choice(params, "train.precision", PRECISIONS),
-        channels_last=_bool(params, "train.channels_last"),
-        log_grad_norms=_bool(params, "train.log_grad_norms"),
-        cudnn_benchmark=_bool(params, "train.cudnn_benchmark"),
-        fused_optimizer=_bool(params, "train.fused_optimizer"),
-        compile=_bool(params, "train.compile"),
-    )
-
-
-def selftrain_config(params: dict) -> SelfTrainingConfig:
-    """The selftrain stage's method (its schedule is ``optim_config(params, "selftrain")``)."""
-    config = SelfTrainingConfig(
-        lambda_pseudo=float(_number(params, "selftrain.lambda_pseudo")),
-        threshold_rule=_choice(params, "selftrain.threshold_rule", THRESHOLD_RULES),
-        top_p=_fraction(params, "selftrain.top_p"),
-        rounds=_number(params, "selftrain.rounds", minimum=1, integer=True),
-        teacher=_choice(params, "selftrain.teacher", TEACHERS),
-        ema_momentum=_fraction(params, "selftrain.ema_momentum"),
-        ema_conf_threshold=_fraction(params, "selftrain.ema_conf_threshold"),
-    )
-    if config.teacher == "ema" and config.rounds != 1:
-        raise UserError(f"params key 'selftrain.rounds' is {config.rounds} but 'selftrain.teacher' is ema, which "
-                        "labels every batch online: set rounds to 1 (rounds re-label offline, teacher none)")
-    return config
-
-
-def selftrain_start(params: dict) -> str:
-    """Which model self-training starts from: ``adapted`` or ``source_only`` (does it need alignment?)."""
-    return _choice(params, "selftrain.start", STARTS)
-
-
-def prepare_out_dir(params: dict) -> Path:
-    return _path(params, "prepare.out_dir")
-
-
-def synthetic_config(params: dict) -> SyntheticConfig | None:
-    """The embedded benchmark to generate, or None when ``prepare.generate`` is false (real datasets).
-
-    Generating requires the data roots to be the benchmark's own folders, so that nothing the user
-    pointed at (a real dataset) is ever overwritten.
-    """
-    if not _bool(params, "prepare.generate"):
-        return None
-    out_dir = prepare_out_dir(params)
-    data = data_config(params)
-    for key, root, expected in (
-        ("data.source_root", data.source_root, out_dir / SYNTHETIC_SOURCE_DIR),
-        ("data.target_root", data.target_root, out_dir / SYNTHETIC_TARGET_DIR),
-    ):
-        if root != expected:
+    def optim_config(self, stage: str) -> OptimConfig:
+        """The optimisation schedule of a training stage (pretrain, adapt, oracle or selftrain)."""
+        schedule = getattr(self, stage)
+        if schedule.max_iters < schedule.iterations:
             raise UserError(
-                f"params key '{key}' is '{root}' but prepare.generate is true and writes the benchmark to "
-                f"'{expected}': point {key} there, or set prepare.generate to false to use a real dataset"
+                f"params key '{stage}.max_iters' is {schedule.max_iters}; the poly horizon must be >= "
+                f"'{stage}.iterations' ({schedule.iterations})"
             )
-    if data.source != "gta5":
-        raise UserError("params key 'data.source' must be 'gta5' when prepare.generate is true "
-                        "(the embedded benchmark is written in the GTA5 layout)")
-    return SyntheticConfig(
-        seed=_number(params, "prepare.seed", integer=True),
-        num_source=_number(params, "prepare.num_source", minimum=1, integer=True),
-        num_target_train=_number(params, "prepare.num_target_train", minimum=1, integer=True),
-        num_target_val=_number(params, "prepare.num_target_val", minimum=1, integer=True),
-        source_size=_size(params, "prepare.source_size"),
-        target_size=_size(params, "prepare.target_size"),
-        shift=_choice(params, "prepare.shift", SHIFTS),
-        shift_severity=_shift_severity(params),
-    )
+        train = self.train
+        return OptimConfig(
+            iterations=schedule.iterations, max_iters=schedule.max_iters, lr=schedule.lr,
+            momentum=train.momentum, weight_decay=train.weight_decay, power=train.power,
+            lr_d=train.lr_d, betas_d=train.betas_d,
+        )
+
+    def alignment_config(self) -> AlignmentConfig:
+        """The adapt stage's alignment terms (``local_representation: auto`` follows the global family)."""
+        a = self.adapt
+        representation = a.local_representation
+        if representation == "auto":
+            representation = family_representation(a.global_family)
+        local = LocalAlignmentConfig(
+            representation=representation, window=a.local_window, min_purity=a.local_min_purity,
+            conf_threshold=a.local_conf_threshold, background_classes=a.local_background_classes,
+            gan_loss=a.gan_loss, conf_filter=a.local_conf_filter, context=a.local_context,
+        )
+        return AlignmentConfig(
+            global_family=a.global_family, gan_loss=a.gan_loss, global_d_width=a.global_d_width,
+            global_d_pool=a.global_d_pool, lambda_adv_main=a.lambda_adv_main, lambda_adv_aux=a.lambda_adv_aux,
+            lambda_ent_main=a.lambda_ent_main, lambda_ent_aux=a.lambda_ent_aux,
+            lambda_adv_local=a.lambda_adv_local, lambda_adv_local_aux=a.lambda_adv_local_aux,
+            local_start_iter=a.local_start_iter, local_warmup_iters=a.local_warmup_iters,
+            lr_d_local=a.lr_d_local, local=local,
+        )
+
+    def train_config(self, stage: str, aligned: bool) -> TrainConfig:
+        """The full configuration of a training stage; ``aligned`` switches the adapt terms on (for
+        ``selftrain``: the target stream, without alignment terms)."""
+        train = self.train
+        alignment = None
+        if aligned:
+            alignment = self.alignment_config()
+            if stage == "selftrain":
+                # Target batches are forwarded in training mode with no alignment term: the target term is
+                # the pseudo-label loss (selftraining.SelfTraining attaches it; its control has none).
+                alignment = dataclasses.replace(alignment, global_family="none", lambda_adv_local=0.0,
+                                                lambda_adv_local_aux=0.0)
+        return TrainConfig(
+            optim=self.optim_config(stage), lambda_seg_aux=train.lambda_seg_aux, multi_level=train.multi_level,
+            alignment=alignment, log_every=train.log_every,
+            precision=train.precision, channels_last=train.channels_last, log_grad_norms=train.log_grad_norms,
+            cudnn_benchmark=train.cudnn_benchmark, fused_optimizer=train.fused_optimizer, compile=train.compile,
+        )
+
+    def selftrain_config(self) -> SelfTrainingConfig:
+        """The selftrain stage's method (its schedule is ``optim_config("selftrain")``)."""
+        st = self.selftrain
+        if st.teacher == "ema" and st.rounds != 1:
+            raise UserError(f"params key 'selftrain.rounds' is {st.rounds} but 'selftrain.teacher' is ema, which "
+                            "labels every batch online: set rounds to 1 (rounds re-label offline, teacher none)")
+        return SelfTrainingConfig(
+            lambda_pseudo=st.lambda_pseudo, threshold_rule=st.threshold_rule, top_p=st.top_p, rounds=st.rounds,
+            teacher=st.teacher, ema_momentum=st.ema_momentum, ema_conf_threshold=st.ema_conf_threshold,
+        )
+
+    def snapshot_config(self) -> SnapshotConfig:
+        """How often training stages snapshot (``train.snapshot_every``, 0 = never) and how many they keep."""
+        return SnapshotConfig(every=self.train.snapshot_every, keep=self.train.keep_snapshots)
+
+    def synthetic_config(self) -> SyntheticConfig | None:
+        """The embedded benchmark to generate, or None when ``prepare.generate`` is false (real datasets).
+
+        Generating requires the data roots to be the benchmark's own folders, so that nothing the user
+        pointed at (a real dataset) is ever overwritten.
+        """
+        prepare, data = self.prepare, self.data
+        if not prepare.generate:
+            return None
+        for key, root, expected in (
+            ("data.source_root", data.source_root, prepare.out_dir / SYNTHETIC_SOURCE_DIR),
+            ("data.target_root", data.target_root, prepare.out_dir / SYNTHETIC_TARGET_DIR),
+        ):
+            if root != expected:
+                raise UserError(
+                    f"params key '{key}' is '{root}' but prepare.generate is true and writes the benchmark to "
+                    f"'{expected}': point {key} there, or set prepare.generate to false to use a real dataset"
+                )
+        if data.source != "gta5":
+            raise UserError("params key 'data.source' must be 'gta5' when prepare.generate is true "
+                            "(the embedded benchmark is written in the GTA5 layout)")
+        return SyntheticConfig(
+            seed=prepare.seed, num_source=prepare.num_source, num_target_train=prepare.num_target_train,
+            num_target_val=prepare.num_target_val, source_size=prepare.source_size,
+            target_size=prepare.target_size, shift=prepare.shift, shift_severity=prepare.shift_severity,
+        )
+
+    def check_global_discriminator_fits(self) -> None:
+        """D_g must see a map of at least GLOBAL_MIN_INPUT x GLOBAL_MIN_INPUT positions in both domains."""
+        if self.adapt.global_family not in ("advent", "adaptsegnet"):
+            return
+        pool = self.adapt.global_d_pool
+        for key, (width, height) in (("data.source_size", self.data.source_size),
+                                     ("data.target_size", self.data.target_size)):
+            seen = (math.ceil(width / pool), math.ceil(height / pool))
+            if min(seen) < GLOBAL_MIN_INPUT:
+                raise UserError(
+                    f"params keys '{key}' ({width}x{height}) and 'adapt.global_d_pool' ({pool}): D_g would see "
+                    f"a {seen[0]}x{seen[1]} map, but its five stride-2 convolutions need at least "
+                    f"{GLOBAL_MIN_INPUT}x{GLOBAL_MIN_INPUT}; lower adapt.global_d_pool or raise {key}"
+                )
 
 
-def _shift_severity(params: dict) -> int:
-    severity = _get(params, "prepare.shift_severity")
-    if isinstance(severity, bool) or severity not in SHIFT_SEVERITIES:
-        raise UserError(f"params key 'prepare.shift_severity' is {severity!r}; allowed values: "
-                        f"{', '.join(map(str, SHIFT_SEVERITIES))}")
-    return severity
+# ---- parsing -------------------------------------------------------------------------------------
 
-
-def dev_split(params: dict) -> tuple[int, int]:
-    """(size, seed) of the held-out labelled target dev split carved out of target train."""
-    return (
-        _number(params, "prepare.dev_size", minimum=1, integer=True),
-        _number(params, "prepare.dev_seed", integer=True),
-    )
-
-
-def adabn_batch_size(params: dict) -> int:
-    """``adabn.batch_size``: target images per batch when AdaBN re-estimates BatchNorm statistics."""
-    return _number(params, "adabn.batch_size", minimum=1, integer=True)
-
-
-def num_qualitative(params: dict) -> int:
-    return _number(params, "evaluate.num_qualitative", integer=True)
-
-
-def snapshot_config(params: dict) -> SnapshotConfig:
-    """How often training stages snapshot (``train.snapshot_every``, 0 = never) and how many they keep."""
-    return SnapshotConfig(
-        every=_number(params, "train.snapshot_every", integer=True),
-        keep=_number(params, "train.keep_snapshots", minimum=1, integer=True),
-    )
-
-
-def _leaf_keys(node: dict, prefix: str = "") -> list[str]:
-    """Every key path of a nested mapping: sections and the keys inside them (``adapt``, ``adapt.lr``)."""
+def known_keys(cls: type = Params, prefix: str = "") -> list[str]:
+    """Every key path the tree declares, sections included (``adapt``, ``adapt.lr``, ...)."""
     keys = []
-    for name, value in node.items():
-        key = f"{prefix}{name}"
+    for field in dataclasses.fields(cls):
+        key = f"{prefix}{field.name}"
         keys.append(key)
-        if isinstance(value, dict):
-            keys += _leaf_keys(value, f"{key}.")
+        if "section" in field.metadata:
+            keys += known_keys(field.metadata["section"], f"{key}.")
     return keys
 
 
-def check_known_keys(params: dict, known: set[str]) -> None:
-    """Refuse any key path not in ``known`` (or a section holding known keys), naming the closest known key."""
-    parts = [key.split(".") for key in known]
-    sections = {".".join(part[:depth]) for part in parts for depth in range(1, len(part))}
-    allowed = known | sections
-    for key in _leaf_keys(params):
-        if key in allowed or any(key.startswith(f"{k}.") for k in known):
-            continue
-        close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.0)
-        suggestion = f"; did you mean '{close[0]}'?" if close else ""
-        raise UserError(f"params key '{key}' is not a known key{suggestion}")
+def _refuse_unknown_keys(node: dict, cls: type, prefix: str, known: list[str]) -> None:
+    """Refuse, in params.yaml's order, the first key ``cls`` does not declare, naming the closest known key."""
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    for name, value in node.items():
+        key = f"{prefix}{name}"
+        if key in RENAMED_KEYS:
+            raise UserError(RENAMED_KEYS[key])
+        if name not in fields:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.0)
+            suggestion = f"; did you mean '{close[0]}'?" if close else ""
+            raise UserError(f"params key '{key}' is not a known key{suggestion}")
+        section = fields[name].metadata.get("section")
+        if section is not None and isinstance(value, dict):
+            _refuse_unknown_keys(value, section, f"{key}.", known)
 
 
-def load_validated_params(path: Path = Path("params.yaml")) -> dict:
-    """params.yaml, every section checked, so a bad value stops a stage before any work."""
-    params = load_params(path)
-    validate(params)
-    return params
+def _build(node: Any, cls: type, prefix: str):
+    if not isinstance(node, dict):
+        raise UserError(f"params key '{prefix.rstrip('.')}' is {node!r}; expected a section of keys")
+    values = {}
+    for field in dataclasses.fields(cls):
+        key = f"{prefix}{field.name}"
+        if field.name not in node:
+            raise UserError(f"params key '{key}' is missing from params.yaml; add it (see the README)")
+        section = field.metadata.get("section")
+        raw = node[field.name]
+        values[field.name] = _build(raw, section, f"{key}.") if section else field.metadata["check"](raw, key)
+    return cls(**values)
+
+
+def parse(params: dict) -> Params:
+    """The typed tree of a params.yaml mapping; every key and value checked, then the checks across keys."""
+    _refuse_unknown_keys(params, Params, "", known_keys())
+    tree = _build(params, Params, "")
+    tree.launch_config()
+    tree.model.check_norm()
+    for stage in TRAINING_STAGES:
+        tree.train_config(stage, aligned=stage in ("adapt", "selftrain"))
+    tree.selftrain_config()
+    tree.check_global_discriminator_fits()
+    tree.synthetic_config()
+    return tree
 
 
 def validate(params: dict) -> None:
-    """Check every section at once, so that a bad value fails before any stage trains.
-
-    Also refuses keys that no stage reads (typos), naming the closest known key.
-    """
-    try:
-        with _recording_reads() as known:
-            _validate_values(params)
-    except MissingKeyError as missing:
-        found = _misspelling_of(params, missing.key)
-        if found is not None:  # the key the user wrote, not the one we looked for, is the mistake
-            typo, meant = found
-            raise UserError(f"params key '{typo}' is not a known key; did you mean '{meant}'?") from None
-        raise
-    check_known_keys(params, known)
+    """Check a params.yaml mapping (``parse`` without keeping the tree)."""
+    parse(params)
 
 
-#: How alike a written key must be to a missing one to be taken for its misspelling (difflib ratio).
-MISSPELLING_CUTOFF = 0.6
-
-
-def _misspelling_of(params: dict, missing: str) -> tuple[str, str] | None:
-    """(the key written in ``params``, the key meant) when a written key misspells ``missing`` or the
-    section holding it (``trian`` for ``train``), else None.
-
-    A written key next to where ``missing`` belongs is a misspelling when it looks alike and is no
-    known key itself: renamed to the missing one, validation no longer misses it (a real key such as
-    ``adapt.lambda_adv_aux`` beside a deleted ``adapt.lambda_adv_main`` would go missing instead).
-    """
-    parts = missing.split(".")
-    node, depth = params, 0
-    while depth < len(parts) - 1 and isinstance(node.get(parts[depth]), dict):
-        node, depth = node[parts[depth]], depth + 1
-    absent = parts[depth]
-    prefix = ".".join(parts[:depth] + [""])
-    written = [name for name in node if isinstance(name, str) and name != absent]
-    for candidate in difflib.get_close_matches(absent, written, n=3, cutoff=MISSPELLING_CUTOFF):
-        trial = copy.deepcopy(params)
-        trial_node = trial
-        for part in parts[:depth]:
-            trial_node = trial_node[part]
-        trial_node[absent] = trial_node.pop(candidate)
-        try:
-            with _recording_reads():  # values only: no misspelling search of its own (it would recurse)
-                _validate_values(trial)
-        except MissingKeyError as error:
-            if error.key == f"{prefix}{candidate}" or error.key.startswith(f"{prefix}{candidate}."):
-                continue  # the candidate is a real key: renaming it made it go missing
-        except UserError:
-            pass  # another mistake further on: the candidate was still the misspelling
-        return f"{prefix}{candidate}", f"{prefix}{absent}"
-    return None
-
-
-def _validate_values(params: dict) -> None:
-    data_config(params)
-    model_config(params)
-    device_name(params)
-    seed(params)
-    num_workers(params)
-    batch_size(params)
-    launch_config(params)
-    for stage in ("pretrain", "adapt", "oracle"):
-        train_config(params, stage, aligned=stage == "adapt")
-    train_config(params, "selftrain", aligned=True)
-    selftrain_config(params)
-    selftrain_start(params)
-    check_global_discriminator_fits(params)
-    prepare_out_dir(params)
-    synthetic_config(params)
-    dev_split(params)
-    num_qualitative(params)
-    adabn_batch_size(params)
-    snapshot_config(params)
+def load_validated_params(path: Path = Path("params.yaml")) -> Params:
+    """params.yaml as a typed tree, every section checked, so a bad value stops a stage before any work."""
+    return parse(load_params(path))

@@ -1,8 +1,8 @@
 """Target-domain evaluation: confusion matrix, per-class IoU, mIoU, prediction export.
 
-Protocol (DESIGN.md section 3): images are fed at the model's input size, the MAIN head's logits are
-upsampled (bilinear, align_corners=True) to the label's own resolution, argmax, and compared with
-the full-resolution trainId labels; pixels labelled ``IGNORE_INDEX`` are skipped.
+Protocol (docs/method.md, "Evaluation protocol"): images are fed at the model's input size, the MAIN
+head's logits are upsampled (bilinear, align_corners=True) to the label's own resolution, argmax, and
+compared with the full-resolution trainId labels; pixels labelled ``IGNORE_INDEX`` are skipped.
 IoU = TP / (TP + FP + FN) per class; mIoU averages the classes whose IoU is defined
 (TP + FP + FN > 0), as ADVENT and the official Cityscapes script do.
 

@@ -1,13 +1,17 @@
-"""Where and how reproducibly the code runs: device choice and seeding."""
+"""Where and how reproducibly the code runs: device choice, seeding, and the process's peak memory."""
 
 from __future__ import annotations
 
 import random
+import resource
 
 import numpy as np
 import torch
 
 from globallocal.errors import UserError
+
+#: ru_maxrss is in KiB on Linux.
+KIB_PER_MIB = 1024
 
 
 def resolve_device(name: str) -> torch.device:
@@ -25,3 +29,8 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB

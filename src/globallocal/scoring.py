@@ -1,6 +1,6 @@
 """Scoring any checkpoint file (ours or an ADVENT-format DeepLab-v2) on a Cityscapes-layout root.
 
-The protocol is the ``evaluate`` stage's (globallocal.evaluation, DESIGN.md section 3): images resized
+The protocol is the ``evaluate`` stage's (globallocal.evaluation; docs/method.md): images resized
 to ``size``, main-head logits upsampled to the label's resolution, 19-class confusion matrix, IoU and
 mIoU (plus mIoU-16/13 for SYNTHIA-trained models). Optionally, multi-scale and flip: the softmax
 probabilities of every scale (and its mirror image) are averaged at the base size; off by default, as

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -25,88 +24,18 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from globallocal.acceleration import configure_backends, maybe_compile, optimizer_options
-from globallocal.alignment.discriminators import ADVENT_GLOBAL_WIDTH
-from globallocal.alignment.global_alignment import GlobalAlignment
-from globallocal.alignment.local import LocalAlignment, LocalAlignmentConfig
+from globallocal.alignment.aligners import AlignmentConfig  # noqa: F401  (re-exported with the loop's types)
 from globallocal.alignment.representations import HeadOutputs
 from globallocal.data.labels import IGNORE_INDEX
 from globallocal.data.order import DataStream
 from globallocal.errors import UserError
-from globallocal.snapshots import Snapshots, capture, restore
 from globallocal.precision import autocast, grad_scaler
+from globallocal.snapshots import Snapshots, capture, restore
+# Re-exported: a caller of the loop finds its configuration and state types here too.
+from globallocal.train_state import HEADS, OptimConfig, TrainConfig, TrainState, build_train_state  # noqa: F401
 
-HEADS = ("main", "aux")
 #: Seconds between progress-bar refreshes (keeps `dvc repro` logs short).
 PROGRESS_INTERVAL_S = 2.0
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """SGD for the segmentation network, Adam for the discriminators, both with poly decay.
-
-    ``iterations`` is where training stops (ADVENT's early stop); ``max_iters`` the poly horizon.
-    """
-
-    iterations: int
-    max_iters: int
-    lr: float = 2.5e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    power: float = 0.9
-    lr_d: float = 1e-4
-    betas_d: tuple[float, float] = (0.9, 0.99)
-
-
-@dataclass(frozen=True)
-class AlignmentConfig:
-    """Which alignment terms act on which head, with their weights (0 switches a term off)."""
-
-    global_family: str = "advent"
-    gan_loss: str = "vanilla"
-    #: D_g's base width (hidden channels w-2w-4w-8w); ADVENT's is 64.
-    global_d_width: int = ADVENT_GLOBAL_WIDTH
-    #: D_g sees the output map average-pooled over pool x pool pixels; ADVENT's is 1 (the input size).
-    global_d_pool: int = 1
-    lambda_adv_main: float = 1e-3
-    lambda_adv_aux: float = 2e-4
-    lambda_ent_main: float = 1e-3
-    lambda_ent_aux: float = 2e-4
-    lambda_adv_local: float = 1e-3
-    lambda_adv_local_aux: float = 0.0
-    local_start_iter: int = 0
-    #: Iterations D_l trains alone (from local_start_iter) before the generator feels the local term.
-    local_warmup_iters: int = 0
-    #: D_l's Adam learning rate; None = the discriminators' common lr_d.
-    lr_d_local: float | None = None
-    local: LocalAlignmentConfig = field(default_factory=LocalAlignmentConfig)
-
-    def global_weight(self, head: str) -> float:
-        """The weight of the global term on ``head``: lambda_ent for MinEnt, lambda_adv otherwise."""
-        if self.global_family == "none":
-            return 0.0
-        prefix = "lambda_ent" if self.global_family == "minent" else "lambda_adv"
-        return getattr(self, f"{prefix}_{head}")
-
-    def local_weight(self, head: str) -> float:
-        return self.lambda_adv_local if head == "main" else self.lambda_adv_local_aux
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    optim: OptimConfig
-    lambda_seg_aux: float = 0.1
-    multi_level: bool = True
-    alignment: AlignmentConfig | None = None
-    log_every: int = 10
-    precision: str = "fp32"
-    channels_last: bool = False
-    #: Measure each loss term's gradient norm on its head's output at logging iterations.
-    log_grad_norms: bool = True
-    #: CUDA only (acceleration.py): cuDNN autotuning, fused optimiser steps; compile: any device, opt-in.
-    cudnn_benchmark: bool = True
-    fused_optimizer: bool = True
-    compile: bool = False
 
 
 def poly_lr(base_lr: float, iteration: int, max_iters: int, power: float) -> float:
@@ -125,93 +54,6 @@ def set_poly_lr(optimizer: torch.optim.Optimizer, base_lr: float, iteration: int
 def upsample(logits: torch.Tensor, size_hw) -> torch.Tensor:
     """Bilinear (align_corners=True) upsampling of (N, K, h, w) logits to (N, K, H, W)."""
     return F.interpolate(logits, size=tuple(size_hw), mode="bilinear", align_corners=True)
-
-
-class Aligners(nn.Module):
-    """The alignment terms of one adaptation run, keyed by head; owns every discriminator."""
-
-    def __init__(self, config: AlignmentConfig, num_classes: int, heads: tuple[str, ...]):
-        super().__init__()
-        self.config = config
-        self.global_terms = nn.ModuleDict(
-            {
-                head: GlobalAlignment(
-                    config.global_family, num_classes, config.gan_loss, config.global_d_width, config.global_d_pool
-                )
-                for head in heads
-                if config.global_weight(head) > 0
-            }
-        )
-        self.local_terms = nn.ModuleDict(
-            {
-                head: LocalAlignment(num_classes, config.local)
-                for head in heads
-                if config.local_weight(head) > 0
-            }
-        )
-
-    def local_discriminator_active(self, iteration: int) -> bool:
-        return iteration >= self.config.local_start_iter
-
-    def local_generator_active(self, iteration: int) -> bool:
-        return iteration >= self.config.local_start_iter + self.config.local_warmup_iters
-
-    def discriminator_param_groups(self, lr_d: float) -> list[dict]:
-        """Adam groups: the global discriminators at lr_d, D_l at lr_d_local (as an lr multiplier, so
-        the poly schedule of ``set_poly_lr`` applies to both)."""
-        lr_local = self.config.lr_d_local if self.config.lr_d_local is not None else lr_d
-        groups = [
-            {"params": list(self.global_terms.parameters()), "lr_mult": 1.0},
-            {"params": list(self.local_terms.parameters()), "lr_mult": lr_local / lr_d},
-        ]
-        return [{**group, "lr": lr_d * group["lr_mult"]} for group in groups if group["params"]]
-
-    def generator_terms(
-        self, target: dict[str, HeadOutputs], iteration: int, log: dict
-    ) -> dict[str, torch.Tensor]:
-        """The weighted terms G minimises on a target batch, keyed ``global_<head>`` / ``local_<head>``."""
-        terms = {}
-        for head, term in self.global_terms.items():
-            loss = term.generator_loss(target[head])
-            log[f"loss_adv/global_{head}"] = loss.item()
-            terms[f"global_{head}"] = self.config.global_weight(head) * loss
-        if self.local_generator_active(iteration):
-            for head, term in self.local_terms.items():
-                loss = term.generator_loss(target[head])
-                log[f"loss_adv/local_{head}"] = loss.item()
-                terms[f"local_{head}"] = self.config.local_weight(head) * loss
-        return terms
-
-    def discriminator_loss(
-        self, source: dict[str, HeadOutputs], labels: torch.Tensor, target: dict[str, HeadOutputs],
-        iteration: int, log: dict,
-    ) -> torch.Tensor | None:
-        losses = []
-        for head, term in self.global_terms.items():
-            if term.has_discriminator:
-                loss, stats = term.discriminator_loss(source[head], target[head])
-                losses.append(loss)
-                log[f"loss_d/global_{head}"] = loss.item()
-                _log_discriminator_stats(log, f"global_{head}", stats)
-        if self.local_discriminator_active(iteration):
-            for head, term in self.local_terms.items():
-                loss, stats = term.discriminator_loss(source[head], labels, target[head])
-                losses.append(loss)
-                log[f"loss_d/local_{head}"] = loss.item()
-                _log_discriminator_stats(log, f"local_{head}", stats)
-        return sum(losses) if losses else None
-
-
-def _log_discriminator_stats(log: dict, name: str, stats: dict[str, float]) -> None:
-    """D outputs under ``d_out/``, D accuracies under ``d_acc/``, kept fractions under ``local_kept/``."""
-    for key, value in stats.items():
-        for prefix, group in (("kept_", "local_kept"), ("acc_", "d_acc")):
-            if key.startswith(prefix):
-                log[f"{group}/{name}_{key.removeprefix(prefix)}"] = value
-                break
-        else:
-            log[f"d_out/{name}_{key}"] = value
-
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -255,47 +97,6 @@ def gradient_norm(loss: torch.Tensor, output: torch.Tensor) -> float:
     return 0.0 if grad is None else grad.norm().item()
 
 
-@dataclass
-class TrainState:
-    """Everything that changes during training; saved as a plain dict in checkpoints."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    aligners: Aligners | None = None
-    optimizer_d: torch.optim.Optimizer | None = None
-    iteration: int = 0
-    scaler: torch.amp.GradScaler | None = None
-    scaler_d: torch.amp.GradScaler | None = None
-    #: Extra losses on the target batch beside the alignment terms (self-training's pseudo-label term):
-    #: objects with ``generator_terms(batch, target_outputs, log) -> {name_<head>: loss}`` and
-    #: ``after_step(model, iteration)`` (e.g. an EMA teacher's update). Not saved in checkpoints.
-    target_terms: list = field(default_factory=list)
-
-
-def build_train_state(model: nn.Module, config: TrainConfig, num_classes: int) -> TrainState:
-    optim = config.optim
-    device = next(model.parameters()).device
-    configure_backends(device, config.cudnn_benchmark)
-    speed = optimizer_options(device, config.fused_optimizer)
-    optimizer = torch.optim.SGD(
-        model.param_groups(optim.lr), lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
-        **speed,
-    )
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model.to(memory_format=memory_format)
-    maybe_compile(model, config.compile)
-    state = TrainState(model=model, optimizer=optimizer, scaler=grad_scaler(device, config.precision))
-    if config.alignment is not None:
-        heads = HEADS if config.multi_level else ("main",)
-        aligners = Aligners(config.alignment, num_classes, heads).to(device, memory_format=memory_format)
-        state.aligners = aligners
-        d_groups = aligners.discriminator_param_groups(optim.lr_d)
-        if d_groups:
-            state.optimizer_d = torch.optim.Adam(d_groups, lr=optim.lr_d, betas=optim.betas_d, **speed)
-            state.scaler_d = grad_scaler(device, config.precision)
-    return state
-
-
 def train_step(
     state: TrainState, config: TrainConfig, source: dict, target: dict | None, device: torch.device
 ) -> dict[str, float]:
@@ -327,9 +128,10 @@ def train_step(
         tgt_logits = _forward(model, target_images, config.multi_level, device, config.precision)
         tgt = {head: HeadOutputs(logits) for head, logits in tgt_logits.items()}
         with autocast(device, config.precision):
-            terms = aligners.generator_terms(tgt, state.iteration, log)
+            terms, term_stats = aligners.generator_terms(tgt, state.iteration)
             for term in state.target_terms:
                 terms.update(term.generator_terms(target, tgt, log))
+        log.update(term_stats)
         if measure:
             for name, loss in terms.items():
                 log[f"grad_norm/{name}"] = gradient_norm(loss, tgt[name.rsplit("_", 1)[1]].logits)
@@ -359,7 +161,8 @@ def _discriminator_step(
     src_detached = {head: HeadOutputs(logits.detach()) for head, logits in src.items()}
     tgt_detached = {head: outputs.detach() for head, outputs in tgt.items()}
     with autocast(device, config.precision):
-        loss_d = aligners.discriminator_loss(src_detached, labels, tgt_detached, state.iteration, log)
+        loss_d, d_stats = aligners.discriminator_loss(src_detached, labels, tgt_detached, state.iteration)
+    log.update(d_stats)
     if loss_d is not None:
         scaler_d.scale(loss_d).backward()
         scaler_d.step(state.optimizer_d)

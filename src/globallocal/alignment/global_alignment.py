@@ -79,8 +79,9 @@ class GlobalAlignment(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """D_g's loss on detached outputs, each domain's half weighted 0.5 (ADVENT).
 
-        Returns the loss and, for logging, D_g's mean 'target' output on each domain and its accuracy
-        on each domain (the share of positions it puts on the right side of 0.5).
+        Returns the loss and, for logging, D_g's mean 'target' output on each domain (``d_out/<domain>``)
+        and its accuracy on each domain (``d_acc/<domain>``: the share of positions it puts on the
+        right side of 0.5).
         """
         d_source = self._discriminate(as_outputs(source).detach())
         d_target = self._discriminate(as_outputs(target).detach())
@@ -90,9 +91,9 @@ class GlobalAlignment(nn.Module):
         p_source = domain_probability(d_source, self.gan_loss_kind)
         p_target = domain_probability(d_target, self.gan_loss_kind)
         stats = {
-            "source": p_source.mean().item(),
-            "target": p_target.mean().item(),
-            "acc_source": (p_source < DECISION_THRESHOLD).float().mean().item(),
-            "acc_target": (p_target >= DECISION_THRESHOLD).float().mean().item(),
+            "d_out/source": p_source.mean().item(),
+            "d_out/target": p_target.mean().item(),
+            "d_acc/source": (p_source < DECISION_THRESHOLD).float().mean().item(),
+            "d_acc/target": (p_target >= DECISION_THRESHOLD).float().mean().item(),
         }
         return loss, stats

@@ -43,16 +43,16 @@ CONF_FILTERS = ("target", "both")
 
 @dataclass(frozen=True)
 class LocalAlignmentConfig:
-    """Knobs of the local module; ``background_classes`` are trainIds."""
+    """Knobs of the local module; ``background_classes`` are trainIds. No defaults: params.yaml holds them."""
 
-    representation: str = "self_information"
-    window: int = 1
-    min_purity: float = 0.5
-    conf_threshold: float = 0.9
-    background_classes: tuple[int, ...] = ()
-    gan_loss: str = "vanilla"
-    conf_filter: str = "target"
-    context: int = 1
+    representation: str
+    window: int
+    min_purity: float
+    conf_threshold: float
+    background_classes: tuple[int, ...]
+    gan_loss: str
+    conf_filter: str
+    context: int
 
 
 def pool_local_outputs(rep: torch.Tensor, window: int) -> torch.Tensor:
@@ -168,8 +168,9 @@ class LocalAlignment(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """D_l's loss on detached outputs: source categories -> 0, target pseudo-categories -> 1, halved each.
 
-        Returns the loss and, for logging, D_l's mean 'target' output and its accuracy on each domain,
-        and the fraction of local outputs kept on each domain.
+        Returns the loss and, for logging, D_l's mean 'target' output (``d_out/<domain>``) and its accuracy
+        (``d_acc/<domain>``) on each domain, and the fraction of local outputs kept on each domain
+        (``local_kept/<domain>``).
         """
         source, target = as_outputs(source).detach(), as_outputs(target).detach()
         source_cat = self.source_categories(source_labels, source)
@@ -179,12 +180,12 @@ class LocalAlignment(nn.Module):
         kind = self.config.gan_loss
         p_source, p_target = domain_probability(picked_s, kind), domain_probability(picked_t, kind)
         stats = {
-            "source": _mean_or_nan(p_source),
-            "target": _mean_or_nan(p_target),
-            "acc_source": _mean_or_nan((p_source < DECISION_THRESHOLD).float()),
-            "acc_target": _mean_or_nan((p_target >= DECISION_THRESHOLD).float()),
-            "kept_source": (source_cat != DROPPED).float().mean().item(),
-            "kept_target": (target_cat != DROPPED).float().mean().item(),
+            "d_out/source": _mean_or_nan(p_source),
+            "d_out/target": _mean_or_nan(p_target),
+            "d_acc/source": _mean_or_nan((p_source < DECISION_THRESHOLD).float()),
+            "d_acc/target": _mean_or_nan((p_target >= DECISION_THRESHOLD).float()),
+            "local_kept/source": (source_cat != DROPPED).float().mean().item(),
+            "local_kept/target": (target_cat != DROPPED).float().mean().item(),
         }
         return 0.5 * loss_s + 0.5 * loss_t, stats
 

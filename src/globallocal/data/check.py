@@ -6,7 +6,8 @@ naming the file(s):
 1. the layout: every expected folder exists (a missing one prints the expected tree);
 2. no split is empty, and every listed image has its label file;
 3. every image and label decodes (truncated PNGs, colour renderings where label ids are expected,
-   label ids out of range are errors).
+   label ids out of range are errors), read by the loaders' own decoders (``read_cityscapes_train_ids``,
+   ``read_synthia_train_ids``), so the check and training say the same about a file.
 
 It also counts images per split, image/label size mismatches (the loaders resize the label with
 NEAREST; GTA5 has a few such pairs), blank (single-colour) images (GTA5 has two), per-class pixel
@@ -17,19 +18,16 @@ so that the stages after ``prepare`` re-run exactly when the data's content chan
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from globallocal import atomic
-from globallocal.data.cityscapes import label_path_for
+from globallocal.data.cityscapes import label_path_for, read_cityscapes_train_ids
 from globallocal.data.file_lists import (
     CITYSCAPES_IMAGE_DIR,
     CITYSCAPES_LABEL_DIR,
@@ -41,22 +39,14 @@ from globallocal.data.file_lists import (
     list_gta5,
     list_synthia,
 )
-from globallocal.data.labels import (
-    CLASS_NAMES,
-    IGNORE_INDEX,
-    MAX_LABEL_ID,
-    NUM_CLASSES,
-    label_id_to_train_id_lut,
-    synthia_to_train_id_lut,
-)
-from globallocal.data.synthia import CLASS_ID_CHANNEL, LABEL_CHANNELS
+from globallocal.data.images import open_image
+from globallocal.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from globallocal.data.synthia import read_synthia_train_ids
 from globallocal.errors import UserError
 
 SOURCE = "source"
 TARGET_TRAIN = "target_train"
 TARGET_VAL = "target_val"
-#: Largest class id in SYNTHIA-RAND-CITYSCAPES labels (22 = lane marking).
-SYNTHIA_MAX_CLASS_ID = 22
 #: The check stops once this many broken files are found, and names them all.
 MAX_REPORTED_ERRORS = 20
 #: Files named in an error message or a findings list.
@@ -127,54 +117,11 @@ class DataReport:
 
 # ---- reading one pair ----------------------------------------------------------------------------
 
-_CITYSCAPES_LUT = label_id_to_train_id_lut()
-_SYNTHIA_LUT = synthia_to_train_id_lut()
-
-
 def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
         raise UserError(f"{path}: cannot read the file ({error})") from error
-
-
-def _decode_pil(path: Path, data: bytes) -> Image.Image:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image.copy()
-    except (OSError, SyntaxError, ValueError) as error:
-        raise UserError(f"{path}: cannot decode the image ({error}); the file is corrupt or truncated, "
-                        "re-download or re-extract it") from error
-
-
-def _palette_label_train_ids(path: Path, data: bytes) -> np.ndarray:
-    """GTA5 / Cityscapes: an 8-bit palette or grey PNG of Cityscapes labelIds -> (H, W) trainIds."""
-    image = _decode_pil(path, data)
-    if image.mode not in ("P", "L"):
-        raise UserError(f"{path}: label has PIL mode '{image.mode}', expected an 8-bit palette ('P') or grey "
-                        "('L') PNG of Cityscapes labelIds; a colour rendering is not a label file")
-    label_ids = np.asarray(image, dtype=np.uint8)
-    largest = int(label_ids.max())
-    if largest > MAX_LABEL_ID:
-        raise UserError(f"{path}: label id {largest} is out of range (Cityscapes labelIds are 0..{MAX_LABEL_ID})")
-    return _CITYSCAPES_LUT[label_ids]
-
-
-def _synthia_label_train_ids(path: Path, data: bytes) -> np.ndarray:
-    """SYNTHIA: a 16-bit 3-channel PNG, class id in R -> (H, W) trainIds."""
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None:
-        raise UserError(f"{path}: cannot decode the image; the file is corrupt or truncated")
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    if pixels.dtype != np.uint16 or channels != LABEL_CHANNELS:
-        raise UserError(f"{path}: SYNTHIA label must be a 16-bit 3-channel PNG, got "
-                        f"{pixels.dtype.itemsize * 8}-bit {channels}-channel")
-    class_ids = pixels[:, :, CLASS_ID_CHANNEL]
-    largest = int(class_ids.max())
-    if largest > SYNTHIA_MAX_CLASS_ID:
-        raise UserError(f"{path}: class id {largest} is out of range (SYNTHIA ids are 0..{SYNTHIA_MAX_CLASS_ID})")
-    return _SYNTHIA_LUT[class_ids]
 
 
 @dataclass(frozen=True)
@@ -199,7 +146,7 @@ class _PairResult:
 def _check_pair(pair: _Pair) -> _PairResult:
     try:
         image_bytes, label_bytes = _read_bytes(pair.image), _read_bytes(pair.label)
-        image = _decode_pil(pair.image, image_bytes)
+        image = open_image(pair.image, image_bytes)
         train_ids = pair.read_label(pair.label, label_bytes)
     except UserError as error:
         return _PairResult(b"", False, False, np.zeros(0, np.int64), error=str(error))
@@ -236,11 +183,11 @@ def _source_pairs(kind: str, root: Path) -> list[_Pair]:
     root = Path(root)
     if kind == "gta5":
         _require_folders(root, [GTA5_IMAGE_DIR, GTA5_LABEL_DIR], "gta5", "data.source_root")
-        names, image_dir, label_dir, reader = list_gta5(root), GTA5_IMAGE_DIR, GTA5_LABEL_DIR, _palette_label_train_ids
+        names, image_dir, label_dir, reader = list_gta5(root), GTA5_IMAGE_DIR, GTA5_LABEL_DIR, read_cityscapes_train_ids
     else:
         _require_folders(root, [SYNTHIA_IMAGE_DIR, SYNTHIA_LABEL_DIR], "synthia", "data.source_root")
         names, image_dir, label_dir = list_synthia(root), SYNTHIA_IMAGE_DIR, SYNTHIA_LABEL_DIR
-        reader = _synthia_label_train_ids
+        reader = read_synthia_train_ids
     return [_Pair(SOURCE, name, root / image_dir / name, root / label_dir / name, reader, root) for name in names]
 
 
@@ -250,7 +197,7 @@ def _target_pairs(root: Path, split: str, names: list[str] | None = None) -> lis
     names = list_cityscapes(root, cityscapes_split) if names is None else names
     return [
         _Pair(split, name, root / CITYSCAPES_IMAGE_DIR / cityscapes_split / name,
-              label_path_for(root, cityscapes_split, name), _palette_label_train_ids, root)
+              label_path_for(root, cityscapes_split, name), read_cityscapes_train_ids, root)
         for name in names
     ]
 

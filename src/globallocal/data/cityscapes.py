@@ -23,13 +23,14 @@ from globallocal.errors import UserError
 _LABEL_ID_TO_TRAIN_ID = label_id_to_train_id_lut()
 
 
-def read_cityscapes_train_ids(path: Path) -> np.ndarray:
-    """Read an 8-bit Cityscapes labelId PNG ('L' or palette 'P') as (H, W) uint8 trainIds.
+def read_cityscapes_train_ids(path: Path, data: bytes | None = None) -> np.ndarray:
+    """Read an 8-bit Cityscapes labelId PNG ('L' or palette 'P') as (H, W) uint8 trainIds (from ``data``,
+    the file's bytes, when the caller has read them).
 
     Also serves GTA5, whose labels are Cityscapes labelIds. A value above the largest Cityscapes
     labelId means the file is not a labelId map (e.g. a colour or trainId rendering).
     """
-    label_ids = read_label_ids(path)
+    label_ids = read_label_ids(path, data)
     largest = int(label_ids.max())
     if largest > MAX_LABEL_ID:
         raise UserError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -29,13 +30,16 @@ def _corrupt_file_error(path: Path, reason: str) -> UserError:
     )
 
 
-def _open_loaded(path: Path) -> Image.Image:
-    """Open and fully decode ``path`` with PIL, so truncation is detected here, not later."""
+def open_image(path: Path, data: bytes | None = None) -> Image.Image:
+    """Open and fully decode ``path`` with PIL, so truncation is detected here, not later.
+
+    ``data``: the file's bytes when the caller has read them already (the data check digests them).
+    """
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise _missing_file_error(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(path if data is None else io.BytesIO(data)) as image:
             image.load()
             return image.copy()
     except _DECODE_ERRORS as error:
@@ -44,16 +48,15 @@ def _open_loaded(path: Path) -> Image.Image:
 
 def read_rgb(path: Path) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB (palette, grey and RGBA images are converted)."""
-    image = _open_loaded(path)
+    image = open_image(path)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def read_label_ids(path: Path) -> np.ndarray:
-    """Read an 8-bit palette ('P') or grey ('L') label PNG as (H, W) uint8 label ids.
-
-    For a palette PNG the ids are the palette indices, never the colours they map to.
+def read_label_ids(path: Path, data: bytes | None = None) -> np.ndarray:
+    """Read an 8-bit palette ('P') or grey ('L') label PNG (from ``data`` when given) as (H, W) uint8
+    label ids. For a palette PNG the ids are the palette indices, never the colours they map to.
     """
-    image = _open_loaded(path)
+    image = open_image(path, data)
     if image.mode not in LABEL_MODES:
         raise UserError(
             f"{path}: label image has PIL mode '{image.mode}', expected an 8-bit palette ('P') or "
@@ -63,13 +66,19 @@ def read_label_ids(path: Path) -> np.ndarray:
     return np.array(image, dtype=np.uint8)
 
 
-def read_unchanged(path: Path) -> np.ndarray:
-    """Read an image exactly as stored (bit depth and channel count kept), via OpenCV.
+def read_unchanged(path: Path, data: bytes | None = None) -> np.ndarray:
+    """Read an image exactly as stored (bit depth and channel count kept), via OpenCV (from ``data``
+    when given).
 
     Returns (H, W) or (H, W, C) in OpenCV channel order (B, G, R); uint8 or uint16.
     Used for 16-bit label files, which PIL cannot read as 3-channel 16-bit.
     """
     path = Path(path)
+    if data is not None:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if pixels is None:
+            raise _corrupt_file_error(path, "OpenCV could not decode it")
+        return pixels
     if not path.is_file():
         raise _missing_file_error(path)
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

@@ -26,7 +26,7 @@ TRAIN_COLORS = np.array([label.color for label in _TRAIN_LABELS], dtype=np.uint8
 #: labelId of each trainId (the official evaluation reads labelIds).
 TRAIN_TO_LABEL_ID: tuple[int, ...] = tuple(label.id for label in _TRAIN_LABELS)
 
-#: SYNTHIA-RAND-CITYSCAPES class id -> Cityscapes trainId (DESIGN.md section 4); others -> ignore.
+#: SYNTHIA-RAND-CITYSCAPES class id -> Cityscapes trainId (docs/method.md, "Data formats"); others -> ignore.
 SYNTHIA_TO_TRAIN_ID = {
     3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 16: 9,
     1: 10, 10: 11, 17: 12, 8: 13, 18: 14, 19: 15, 20: 16, 12: 17, 11: 18,

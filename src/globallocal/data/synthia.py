@@ -15,12 +15,15 @@ from globallocal.errors import UserError
 #: The class id is in the R channel, which OpenCV (B, G, R order) puts last; G holds instance ids.
 CLASS_ID_CHANNEL = 2
 LABEL_CHANNELS = 3
+#: Largest class id in SYNTHIA-RAND-CITYSCAPES labels (22 = lane marking).
+SYNTHIA_MAX_CLASS_ID = 22
 _SYNTHIA_TO_TRAIN_ID = synthia_to_train_id_lut()
 
 
-def read_synthia_train_ids(path: Path) -> np.ndarray:
-    """Read a SYNTHIA 16-bit 3-channel label PNG as (H, W) uint8 trainIds (255 = ignore)."""
-    pixels = read_unchanged(path)
+def read_synthia_train_ids(path: Path, data: bytes | None = None) -> np.ndarray:
+    """Read a SYNTHIA 16-bit 3-channel label PNG as (H, W) uint8 trainIds (255 = ignore); from ``data``,
+    the file's bytes, when the caller has read them."""
+    pixels = read_unchanged(path, data)
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     if pixels.dtype != np.uint16 or channels != LABEL_CHANNELS:
         bits = pixels.dtype.itemsize * 8
@@ -28,7 +31,11 @@ def read_synthia_train_ids(path: Path) -> np.ndarray:
             f"{path}: SYNTHIA label must be a 16-bit 3-channel PNG, got {bits}-bit "
             f"{channels}-channel; use the original GT/LABELS files of SYNTHIA-RAND-CITYSCAPES."
         )
-    return _SYNTHIA_TO_TRAIN_ID[pixels[:, :, CLASS_ID_CHANNEL]]
+    class_ids = pixels[:, :, CLASS_ID_CHANNEL]
+    largest = int(class_ids.max())
+    if largest > SYNTHIA_MAX_CLASS_ID:
+        raise UserError(f"{path}: class id {largest} is out of range (SYNTHIA ids are 0..{SYNTHIA_MAX_CLASS_ID})")
+    return _SYNTHIA_TO_TRAIN_ID[class_ids]
 
 
 class SynthiaDataset(SegmentationDataset):

@@ -1,4 +1,4 @@
-"""The embedded synthetic two-domain street-scene benchmark (DESIGN.md section 4, "The embedded default").
+"""The embedded synthetic two-domain street-scene benchmark (docs/method.md, "The embedded synthetic benchmark").
 
 The real GTA5 -> Cityscapes data cannot be downloaded where this project is built, so ``prepare``
 generates a seeded, deterministic stand-in and writes it in exactly the GTA5 layout (source) and the

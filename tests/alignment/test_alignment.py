@@ -11,12 +11,13 @@ from globallocal.alignment.global_alignment import GlobalAlignment
 from globallocal.alignment.local import (
     DROPPED,
     LocalAlignment,
-    LocalAlignmentConfig,
     class_balanced_mean,
     source_categories,
     target_categories,
 )
 from globallocal.alignment.representations import mean_entropy, represent, self_information
+from support.configs import local_config
+
 
 K = 4
 
@@ -139,7 +140,7 @@ def test_class_balanced_mean_of_nothing_is_zero_and_backpropagates():
 
 def _local(window=1, **kwargs):
     torch.manual_seed(0)
-    return LocalAlignment(K, LocalAlignmentConfig(representation="softmax", window=window, **kwargs))
+    return LocalAlignment(K, local_config(representation="softmax", window=window, **kwargs))
 
 
 def test_ignore_pixels_never_reach_the_local_discriminator_loss():

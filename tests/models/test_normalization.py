@@ -21,7 +21,7 @@ from globallocal.models.normalization import (
     upgrade_model_spec,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NUM_CLASSES = 19
 
 
@@ -131,8 +131,8 @@ def test_bad_bn_protocol_names_the_key_and_the_values():
 
 def test_committed_default_is_learned_and_reaches_the_spec():
     params = config.load_params(REPO / "params.yaml")
-    assert config.model_config(params).spec(NUM_CLASSES)["bn_protocol"] == "learned"
-    assert "freeze_bn" not in config.model_config(params).spec(NUM_CLASSES)
+    assert config.parse(params).model.spec(NUM_CLASSES)["bn_protocol"] == "learned"
+    assert "freeze_bn" not in config.parse(params).model.spec(NUM_CLASSES)
 
 
 @pytest.mark.parametrize("freeze_bn, protocol, layer", [(True, "frozen", FrozenBatchNorm2d),

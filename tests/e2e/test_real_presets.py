@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from real_layouts import make_cityscapes, make_gta5, make_synthia
+from support.real_layouts import make_cityscapes, make_gta5, make_synthia
 
-REPO = Path(__file__).resolve().parents[1]
+from support.tiny_project import REPO
 PROJECT_FILES = ("dvc.yaml", "params.yaml", "pipeline", "src", "presets", ".gitignore")
 #: Random initialisation (no weights can be downloaded here; BN learned, since a frozen-BN ResNet-101 from
 #: random weights overflows to NaN, which training now stops on), one iteration per stage, tiny sizes.

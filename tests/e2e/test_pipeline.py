@@ -15,35 +15,7 @@ import yaml
 from PIL import Image
 
 from globallocal.data.labels import CLASS_NAMES, TRAIN_TO_LABEL_ID
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = {
-    "prepare": {"num_source": 6, "num_target_train": 6, "num_target_val": 3, "dev_size": 2,
-                "source_size": [96, 53], "target_size": [96, 48]},
-    "data": {"source_size": [64, 36], "target_size": [64, 32]},
-    "pretrain": {"iterations": 3, "max_iters": 3},
-    "adapt": {"iterations": 2, "max_iters": 2, "global_d_pool": 1},  # D_g needs a 32x32 map at 64x32
-    "oracle": {"iterations": 2, "max_iters": 2},
-    "selftrain": {"iterations": 2, "max_iters": 2},
-    "train": {"log_every": 1, "snapshot_every": 2},
-    "evaluate": {"num_qualitative": 2},
-}
-
-
-def tiny_params() -> dict:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    params["device"] = "cpu"
-    return params
-
-
-def run(cmd, cwd, check=True):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+from support.tiny_project import REPO, run, tiny_params
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +113,7 @@ def test_report_embeds_figures_that_exist(project):
         assert f"figures/{figure}.png" in text
         assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000
     assert "| adabn |" in text  # the AdaBN row of the local diagnostics, and a column of the IoU table
-    assert "| class | source_only | adabn | adapted | oracle |" in text
+    assert "| class | source_only | adabn | adapted | selftrained | oracle |" in text  # report.py SHOWN
 
 
 def test_pipeline_is_up_to_date_after_repro_but_for_the_always_run_fingerprint(project):
@@ -188,7 +160,6 @@ def test_bad_param_stops_the_first_stage_with_one_clear_line(project, tmp_path):
 #: Runs evaluate, killing it with SIGKILL as it is about to write its KILL_AT-th PNG.
 KILL_DURING_EVALUATE = """
 import os, runpy, signal, sys
-sys.path.insert(0, "pipeline")
 from PIL import Image
 kill_at, written = int(sys.argv[1]), [0]
 save = Image.Image.save

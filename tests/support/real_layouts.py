@@ -1,4 +1,4 @@
-"""Tiny copies of the real dataset layouts, in their exact file formats (DESIGN.md section 4).
+"""Tiny copies of the real dataset layouts, in their exact file formats (docs/method.md, "Data formats").
 
 GTA5: ``images/NNNNN.png`` RGB + ``labels/NNNNN.png`` 8-bit palette PNGs of Cityscapes labelIds (one
 pair with a smaller label, one blank image, as the real set has). SYNTHIA-RAND-CITYSCAPES: ``RGB/`` +

@@ -1,4 +1,5 @@
-"""The report: training curves, per-class IoU bars, confusion heat maps, qualitative grids, Markdown.
+"""The report's figures: training curves, per-class IoU bars, confusion heat maps, qualitative grids,
+class frequencies.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects rendered by the Agg canvas directly,
 never through ``pyplot``: no global backend switch, no open-figure bookkeeping, and the code
@@ -17,7 +18,6 @@ Inputs (see ``pipeline/report.py``):
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from matplotlib.patches import Patch
 from globallocal import atomic
 from globallocal.data.labels import CLASS_NAMES, TRAIN_COLORS, colorize
 from globallocal.errors import UserError
+from globallocal.reporting.inputs import FREQUENCY_DOMAINS, PERCENT, as_float, check_models, format_iou
 
 FIGURE_DPI = 100
 LEGEND_FONT_SIZE_PT = 9
@@ -79,12 +80,6 @@ ENTROPY_BAR_LABEL = f"entropy / log({len(CLASS_NAMES)}): 0 = certain, 1 = unifor
 IGNORED_COLOR = (0, 0, 0)
 
 TSV_SUBDIR = Path("plots") / "metrics"
-MISSING_VALUE = "—"
-IOU_DECIMALS = 1
-#: Optional subset mIoU keys (SYNTHIA protocols) and their row names in the table.
-SUBSET_MIOU_ROWS = (("miou_16", "mIoU-16"), ("miou_13", "mIoU-13"))
-#: Notes with a known place and heading; any other note follows the figures under its own key.
-NOTE_HEADINGS = {"setup": "Setup", "fairness": "Fair comparison", "reproduce": "How to reproduce"}
 
 
 # --- training curves ---------------------------------------------------------------------------
@@ -147,7 +142,7 @@ def plot_training_curves(log_dirs: dict[str, Path], out_path: Path, smoothing: i
     y the logged value smoothed by a trailing ``smoothing``-step moving average. Each panel is titled
     in words with its unit on the y axis (CURVE_PANELS).
     """
-    _save(training_curves_figure(log_dirs, smoothing), out_path)
+    save_png(training_curves_figure(log_dirs, smoothing), out_path)
 
 
 def training_curves_figure(log_dirs: dict[str, Path], smoothing: int = 1) -> Figure:
@@ -165,7 +160,7 @@ def training_curves_figure(log_dirs: dict[str, Path], smoothing: int = 1) -> Fig
     groups = sorted(lines_by_group, key=lambda g: (order.index(g) if g in order else len(order), g))
     num_columns = min(MAX_CURVE_COLUMNS, len(groups))
     num_rows = math.ceil(len(groups) / num_columns)
-    figure = _new_figure(num_columns * CURVE_PANEL_WIDTH_PX, num_rows * CURVE_PANEL_HEIGHT_PX)
+    figure = new_figure(num_columns * CURVE_PANEL_WIDTH_PX, num_rows * CURVE_PANEL_HEIGHT_PX)
     axes = figure.subplots(num_rows, num_columns, squeeze=False).ravel()
     for axis, group in zip(axes, groups):
         for label, frame in lines_by_group[group]:
@@ -197,17 +192,17 @@ def plot_per_class_iou(
 
     Undefined IoUs (``None``) get no bar but an "n/a" mark.
     """
-    _check_models(metrics, models)
-    figure = _new_figure(*PER_CLASS_FIGURE_PX)
+    check_models(metrics, models)
+    figure = new_figure(*PER_CLASS_FIGURE_PX)
     axis = figure.subplots()
     class_positions = np.arange(len(CLASS_NAMES))
     bar_width = BAR_GROUP_WIDTH / len(models)
     for model_index, model in enumerate(models):
         offset = (model_index - (len(models) - 1) / 2) * bar_width
         ious = np.array(
-            [_as_float(metrics[model]["per_class_iou"].get(name)) for name in CLASS_NAMES]
+            [as_float(metrics[model]["per_class_iou"].get(name)) for name in CLASS_NAMES]
         )
-        label = f"{model} (mIoU {_format_iou(metrics[model]['miou'])})"
+        label = f"{model} (mIoU {format_iou(metrics[model]['miou'])})"
         axis.bar(class_positions + offset, ious, width=bar_width, label=label)
         # Without a mark an undefined IoU would look like a score of 0.
         for position in class_positions[np.isnan(ious)] + offset:
@@ -218,7 +213,7 @@ def plot_per_class_iou(
     axis.set_ylabel("IoU (%)")
     axis.grid(axis="y", alpha=0.3)
     axis.legend()
-    _save(figure, out_path)
+    save_png(figure, out_path)
 
 
 # --- confusion ---------------------------------------------------------------------------------
@@ -250,7 +245,7 @@ def plot_confusion(
             f"({num_classes}, {num_classes}) for {num_classes} class names"
         )
     recall = row_normalized_confusion(confusion)
-    figure = _new_figure(*CONFUSION_FIGURE_PX)
+    figure = new_figure(*CONFUSION_FIGURE_PX)
     axis = figure.subplots()
     cmap = colormaps[CONFUSION_CMAP].with_extremes(bad=UNDEFINED_CELL_COLOR)
     image = axis.imshow(recall, cmap=cmap, vmin=0.0, vmax=1.0)
@@ -262,7 +257,7 @@ def plot_confusion(
     axis.set_ylabel("ground truth")
     axis.set_title(title)
     figure.colorbar(image, ax=axis, label="share of ground-truth pixels", shrink=0.8)
-    _save(figure, out_path)
+    save_png(figure, out_path)
 
 
 def _annotate_cells(axis, recall: np.ndarray) -> None:
@@ -320,7 +315,7 @@ def plot_qualitative(
     sample's aspect ratio. Below the grid (``QUALITATIVE_KEY_HEIGHT_PX``): the colour of each class
     and the entropy colour bar, so the figure reads without the code.
     """
-    _save(qualitative_figure(samples, models), out_path)
+    save_png(qualitative_figure(samples, models), out_path)
 
 
 def qualitative_figure(samples: Sequence[dict], models: Sequence[str] = ("source_only", "adapted")) -> Figure:
@@ -329,7 +324,7 @@ def qualitative_figure(samples: Sequence[dict], models: Sequence[str] = ("source
     num_columns = len(rows[0])
     height_px, width_px = samples[0]["label"].shape
     panel_height_px = round(QUALITATIVE_PANEL_WIDTH_PX * height_px / width_px)
-    figure = _new_figure(
+    figure = new_figure(
         num_columns * QUALITATIVE_PANEL_WIDTH_PX,
         len(rows) * (panel_height_px + QUALITATIVE_ROW_MARGIN_PX) + QUALITATIVE_KEY_HEIGHT_PX,
     )
@@ -369,130 +364,25 @@ def _check_sample(sample: dict, models: Sequence[str]) -> None:
                     f"sample {sample['name']!r}: {kind}[{model!r}] has shape "
                     f"{np.shape(sample[kind][model])}, expected the label's {label_shape}"
                 )
-
-
-# --- Markdown ----------------------------------------------------------------------------------
-
-
-def iou_table(metrics: dict) -> str:
-    """Markdown table: one row per class, one column per model (metrics' key order), then mIoU.
-
-    IoUs print with one decimal; undefined ones as "—". ``miou_16`` / ``miou_13`` rows are
-    added when any model has them.
-    """
-    models = list(metrics)
-    _check_models(metrics, models)
-    lines = [
-        "| class | " + " | ".join(models) + " |",
-        "|---|" + "---:|" * len(models),
-    ]
-    for name in CLASS_NAMES:
-        cells = [_format_iou(metrics[model]["per_class_iou"].get(name)) for model in models]
-        lines.append(_table_row(name, cells))
-    lines.append(_table_row("mIoU", [_format_iou(metrics[model]["miou"]) for model in models]))
-    for key, row_name in SUBSET_MIOU_ROWS:
-        if any(key in metrics[model] for model in models):
-            cells = [_format_iou(metrics[model].get(key)) for model in models]
-            lines.append(_table_row(row_name, cells))
-    return "\n".join(lines)
-
-
-def write_report(
-    out_path: Path, metrics: dict, figures: dict[str, Path], notes: dict
-) -> str:
-    """Write the Markdown report to ``out_path`` and return its text.
-
-    Sections: notes["setup"], the per-class IoU table, notes["fairness"], the figures (each
-    ``figures`` key is its caption; links are relative to ``out_path``'s folder), any other
-    notes under their key, and notes["reproduce"] last. Notes are Markdown, inserted verbatim;
-    a missing note leaves its section out.
-    """
-    out_path = Path(out_path)
-    sections = ["# Domain adaptation report"]
-    sections += _note_section("setup", notes)
-    sections.append(
-        "## Per-class IoU on the target validation set (%)\n\n"
-        + iou_table(metrics)
-        + f"\n\n{MISSING_VALUE} = undefined (class absent from both ground truth and predictions)."
-    )
-    sections += _note_section("fairness", notes)
-    if figures:
-        sections.append("## Figures")
-        for caption, figure_path in figures.items():
-            link = _relative_link(figure_path, out_path.parent)
-            sections.append(f"### {caption}\n\n![{caption}]({link})")
-    for key in notes:
-        if key not in NOTE_HEADINGS:
-            sections += _note_section(key, notes)
-    sections += _note_section("reproduce", notes)
-    text = "\n\n".join(sections) + "\n"
-    atomic.write_text(out_path, text)
-    return text
-
-
-def _note_section(key: str, notes: Mapping[str, str]) -> list[str]:
-    if key not in notes:
-        return []
-    heading = NOTE_HEADINGS.get(key, key)
-    return [f"## {heading}\n\n{notes[key].strip()}"]
-
-
-def _relative_link(target: Path, report_dir: Path) -> str:
-    relative = os.path.relpath(Path(target).resolve(), Path(report_dir).resolve())
-    return Path(relative).as_posix()
-
-
-def _table_row(first_cell: str, cells: Sequence[str]) -> str:
-    return f"| {first_cell} | " + " | ".join(cells) + " |"
-
-
-def _as_float(iou: float | None) -> float:
-    return math.nan if iou is None else float(iou)
-
-
-def _format_iou(iou: float | None) -> str:
-    value = _as_float(iou)
-    return MISSING_VALUE if math.isnan(value) else f"{value:.{IOU_DECIMALS}f}"
-
-
-def _check_models(metrics: Mapping, models: Sequence[str]) -> None:
-    for model in models:
-        if model not in metrics:
-            raise UserError(
-                f"metrics have no model {model!r} (found {list(metrics)}); evaluate it first "
-                "or leave it out of the report's models"
-            )
-        for key in ("miou", "per_class_iou"):
-            if key not in metrics[model]:
-                raise UserError(
-                    f"metrics for model {model!r} lack the key {key!r}; rerun the evaluate stage"
-                )
-
-
 # --- figure plumbing ---------------------------------------------------------------------------
 
 
-def _new_figure(width_px: int, height_px: int) -> Figure:
+def new_figure(width_px: int, height_px: int) -> Figure:
     size_in = (width_px / FIGURE_DPI, height_px / FIGURE_DPI)
     return Figure(figsize=size_in, dpi=FIGURE_DPI, layout="constrained")
 
 
-def _save(figure: Figure, out_path: Path) -> None:
+def save_png(figure: Figure, out_path: Path) -> None:
     with atomic.atomic_path(Path(out_path)) as tmp:
         figure.savefig(tmp, dpi=FIGURE_DPI, format="png")
 
-
 # --- data statistics (written by prepare) -------------------------------------------------------
-
-#: Domains of reports/data/class_frequencies.json, in plotting order.
-FREQUENCY_DOMAINS = ("source", "target_train")
-PERCENT = 100.0
 
 
 def plot_class_frequencies(records: Sequence[Mapping], out_path: Path) -> None:
     """Grouped bars of each class's share of labelled pixels (%) per domain, log scale (rare classes
     are a fraction of a percent). ``records``: one dict per class, {"class", "source", "target_train"}."""
-    figure = _new_figure(*PER_CLASS_FIGURE_PX)
+    figure = new_figure(*PER_CLASS_FIGURE_PX)
     axis = figure.subplots()
     positions = np.arange(len(records))
     bar_width = BAR_GROUP_WIDTH / len(FREQUENCY_DOMAINS)
@@ -506,126 +396,5 @@ def plot_class_frequencies(records: Sequence[Mapping], out_path: Path) -> None:
     axis.set_ylabel("share of labelled pixels (%)")
     axis.grid(axis="y", alpha=0.3)
     axis.legend()
-    _save(figure, out_path)
+    save_png(figure, out_path)
 
-
-def class_frequency_table(records: Sequence[Mapping]) -> str:
-    """Markdown table: class, then each domain's share of labelled pixels in percent."""
-    lines = [_table_row("class", [f"{domain} (%)" for domain in FREQUENCY_DOMAINS]),
-             _table_row("---", ["---:"] * len(FREQUENCY_DOMAINS))]
-    for record in records:
-        lines.append(_table_row(record["class"], [f"{PERCENT * record[d]:.2f}" for d in FREQUENCY_DOMAINS]))
-    return "\n".join(lines)
-
-
-
-# --- sweeps and the ablation table (benchmarks/sweep.py) -----------------------------------------
-
-SWEEP_FIGURE_PX = (1100, 520)
-ABLATION_FIGURE_PX = (900, 500)
-#: The ablation's bars: global-only (local = 0) and joint global + local (local = 1).
-LOCAL_ARMS = ((0, "global only"), (1, "global + local"))
-REFERENCE_MODELS = ("source_only", "oracle")
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
-
-def _pm(values: Sequence[float]) -> str:
-    if len(values) == 0:
-        return MISSING_VALUE
-    mean, std = mean_std(values)
-    return f"{mean:.2f} ± {std:.2f}"
-
-
-def sweep_table(rows: Sequence[dict]) -> str:
-    """Markdown: one line per variant, mean ± std of adapted dev and val mIoU over seeds; the best mean
-    dev mIoU is marked (the choice is made on dev only)."""
-    variants = list(dict.fromkeys(row["variant"] for row in rows))
-    dev = {v: [r["dev_miou"] for r in rows if r["variant"] == v] for v in variants}
-    val = {v: [r["val_miou"] for r in rows if r["variant"] == v] for v in variants}
-    best = max(variants, key=lambda v: mean_std(dev[v])[0])
-    lines = ["| variant | seeds | dev mIoU | val mIoU | params |", "|---|---:|---:|---:|---|"]
-    for v in variants:
-        params = next(r["params"] for r in rows if r["variant"] == v)
-        mark = " **(best dev)**" if v == best else ""
-        lines.append(f"| {v}{mark} | {len(dev[v])} | {_pm(dev[v])} | {_pm(val[v])} | `{params}` |")
-    return "\n".join(lines)
-
-
-def plot_sweep(rows: Sequence[dict], out_path: Path, title: str) -> None:
-    """Bars of mean adapted mIoU per variant on dev and val, error bars one std over seeds."""
-    variants = list(dict.fromkeys(row["variant"] for row in rows))
-    figure = _new_figure(*SWEEP_FIGURE_PX)
-    axis = figure.subplots()
-    x = np.arange(len(variants))
-    width = BAR_GROUP_WIDTH / 2
-    for offset, key, label in ((-0.5, "dev_miou", "dev (choices)"), (0.5, "val_miou", "val (reported)")):
-        stats = [mean_std([r[key] for r in rows if r["variant"] == v]) for v in variants]
-        axis.bar(x + offset * width, [m for m, _ in stats], width, yerr=[s for _, s in stats], capsize=3, label=label)
-    axis.set_xticks(x, variants, rotation=CLASS_LABEL_ROTATION_DEG, ha="right")
-    axis.set_ylabel("adapted mIoU (%)")
-    axis.set_title(title)
-    axis.legend(fontsize=LEGEND_FONT_SIZE_PT)
-    axis.grid(axis="y", alpha=0.3)
-    _save(figure, out_path)
-
-
-def _by(rows: Sequence[dict], family: str, local: int, key: str) -> dict[int, float]:
-    return {r["seed"]: r[key] for r in rows if r["family"] == family and int(r["local"]) == local}
-
-
-def ablation_table(rows: Sequence[dict]) -> str:
-    """Markdown: per global family, val mIoU mean ± std without and with local alignment, the per-seed
-    paired difference (joint minus global-only) with its mean ± std, and the dev numbers; then the
-    source-only and oracle rows."""
-    families = [f for f in dict.fromkeys(r["family"] for r in rows) if f not in REFERENCE_MODELS]
-    seeds = sorted({r["seed"] for r in rows})
-    lines = [
-        "| family | val: global only | val: global + local | paired diff per seed ("
-        + ", ".join(f"s{s}" for s in seeds) + ") | paired diff mean ± std | dev: global only | dev: global + local |",
-        "|---|---:|---:|---|---:|---:|---:|",
-    ]
-    for family in families:
-        off, on = _by(rows, family, 0, "val_miou"), _by(rows, family, 1, "val_miou")
-        paired = [on[s] - off[s] for s in seeds if s in on and s in off]
-        cells = [
-            _pm(list(off.values())), _pm(list(on.values())),
-            ", ".join(f"{d:+.2f}" for d in paired), _pm(paired) if paired else MISSING_VALUE,
-            _pm(list(_by(rows, family, 0, "dev_miou").values())), _pm(list(_by(rows, family, 1, "dev_miou").values())),
-        ]
-        lines.append(_table_row(family, cells))
-    for model in REFERENCE_MODELS:
-        val = list(_by(rows, model, 0, "val_miou").values())
-        if val:
-            dev = list(_by(rows, model, 0, "dev_miou").values())
-            lines.append(_table_row(model, [_pm(val), MISSING_VALUE, MISSING_VALUE, MISSING_VALUE, _pm(dev), MISSING_VALUE]))
-    return "\n".join(lines)
-
-
-def plot_ablation(rows: Sequence[dict], out_path: Path) -> None:
-    """Val mIoU bars per family, global-only vs global + local, error bars one std over seeds; source-only
-    and oracle as horizontal reference lines."""
-    families = [f for f in dict.fromkeys(r["family"] for r in rows) if f not in REFERENCE_MODELS]
-    figure = _new_figure(*ABLATION_FIGURE_PX)
-    axis = figure.subplots()
-    x = np.arange(len(families))
-    width = BAR_GROUP_WIDTH / len(LOCAL_ARMS)
-    for index, (local, label) in enumerate(LOCAL_ARMS):
-        stats = [mean_std(list(_by(rows, f, local, "val_miou").values()) or [np.nan]) for f in families]
-        offset = (index - (len(LOCAL_ARMS) - 1) / 2) * width
-        axis.bar(x + offset, [m for m, _ in stats], width, yerr=[s for _, s in stats], capsize=4, label=label)
-    for model, style in zip(REFERENCE_MODELS, ("--", ":")):
-        values = list(_by(rows, model, 0, "val_miou").values())
-        if values:
-            axis.axhline(mean_std(values)[0], color="grey", linestyle=style, label=f"{model} (mean)")
-    axis.set_xticks(x, families)
-    axis.set_ylabel("target val mIoU (%)")
-    seeds = sorted({r["seed"] for r in rows})
-    axis.set_title(f"Global families with and without local alignment (mean ± std over seeds {seeds})")
-    axis.legend(fontsize=LEGEND_FONT_SIZE_PT)
-    axis.grid(axis="y", alpha=0.3)
-    _save(figure, out_path)

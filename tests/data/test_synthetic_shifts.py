@@ -214,18 +214,18 @@ def test_layout_trades_cars_for_people():
 def test_params_choose_the_shift_and_reject_unknown_values():
     params = config.load_params()
     params["prepare"].update(shift="season", shift_severity=3)
-    synthetic = config.synthetic_config(params)
+    synthetic = config.parse(params).synthetic_config()
     assert (synthetic.shift, synthetic.shift_severity) == ("season", 3)
     params["prepare"]["shift"] = "snow"
     with pytest.raises(UserError, match="'prepare.shift' is 'snow'; allowed values: none, fog"):
-        config.synthetic_config(params)
+        config.parse(params)
     params["prepare"].update(shift="fog", shift_severity=4)
     with pytest.raises(UserError, match="'prepare.shift_severity' is 4; allowed values: 1, 2, 3"):
-        config.synthetic_config(params)
+        config.parse(params)
 
 
 def test_committed_default_is_the_unshifted_benchmark():
-    assert config.synthetic_config(config.load_params()).shift == "none"
+    assert config.load_validated_params().synthetic_config().shift == "none"
 
 
 def test_the_marker_records_a_shift_and_omits_none(tmp_path):

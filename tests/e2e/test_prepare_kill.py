@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import yaml
-from test_pipeline import REPO, run, tiny_params
+from support.tiny_project import REPO, run, tiny_params
 
 from globallocal.atomic import OLD_SUFFIX, TMP_SUFFIX
 

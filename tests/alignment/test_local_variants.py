@@ -1,12 +1,15 @@
-"""The local-alignment variants that issue 5's hypotheses need: each param changes what it says."""
+"""The local-alignment variants behind the local-term diagnosis: each param changes what it says."""
 
 import pytest
 import torch
+from support.tiny_models import TinySegmenter, batches
 
 from globallocal.alignment.discriminators import GlobalDiscriminator, LocalDiscriminator
-from globallocal.alignment.local import DROPPED, LocalAlignment, LocalAlignmentConfig
+from globallocal.alignment.local import DROPPED, LocalAlignment
 from globallocal.alignment.representations import HeadOutputs, self_information
-from globallocal.training import AlignmentConfig, OptimConfig, TrainConfig, build_train_state, train_step
+from globallocal.training import build_train_state, train_step
+from support.configs import alignment_config, local_config, optim_config, train_config
+
 
 K = 4
 
@@ -19,8 +22,8 @@ def _logits(*columns):
 def test_both_filter_drops_unconfident_source_outputs_the_target_filter_keeps():
     labels = torch.tensor([[[0, 1]]])
     source = _logits([10.0, 0, 0, 0], [0.2, 0.1, 0, 0])  # confident class 0; unconfident (labelled 1)
-    target_only = LocalAlignment(K, LocalAlignmentConfig(conf_threshold=0.9, conf_filter="target"))
-    both = LocalAlignment(K, LocalAlignmentConfig(conf_threshold=0.9, conf_filter="both"))
+    target_only = LocalAlignment(K, local_config(conf_threshold=0.9, conf_filter="target"))
+    both = LocalAlignment(K, local_config(conf_threshold=0.9, conf_filter="both"))
     assert target_only.source_categories(labels, source).tolist() == [[[0, 1]]]
     assert both.source_categories(labels, source).tolist() == [[[0, DROPPED]]]
 
@@ -33,9 +36,9 @@ def test_both_filter_changes_the_discriminator_loss_and_the_kept_share():
     stats = {}
     for mode in ("target", "both"):
         torch.manual_seed(0)
-        local = LocalAlignment(K, LocalAlignmentConfig(conf_threshold=0.9, conf_filter=mode))
+        local = LocalAlignment(K, local_config(conf_threshold=0.9, conf_filter=mode))
         _, stats[mode] = local.discriminator_loss(source, labels, target)
-    assert stats["target"]["kept_source"] == 1.0 and stats["both"]["kept_source"] == 0.5
+    assert stats["target"]["local_kept/source"] == 1.0 and stats["both"]["local_kept/source"] == 0.5
 
 
 def test_context_gives_the_local_discriminator_a_neighbourhood():
@@ -62,7 +65,7 @@ def test_global_discriminator_width_scales_its_hidden_channels():
 
 
 def test_local_gradient_reaches_the_network_only_through_target_outputs_that_passed_the_filter():
-    local = LocalAlignment(K, LocalAlignmentConfig(representation="self_information", window=2, conf_threshold=0.9))
+    local = LocalAlignment(K, local_config(representation="self_information", window=2, conf_threshold=0.9))
     logits = torch.zeros(1, K, 2, 4)
     logits[0, 0, :, :2] = 8.0  # left cell: confidently class 0 -> kept
     logits[0, 1, :, 2:] = 0.3  # right cell: max prob ~0.3 -> dropped
@@ -75,7 +78,7 @@ def test_local_gradient_reaches_the_network_only_through_target_outputs_that_pas
 
 def test_shared_head_outputs_give_the_same_losses_as_raw_logits():
     torch.manual_seed(0)
-    local = LocalAlignment(K, LocalAlignmentConfig(conf_threshold=0.0))
+    local = LocalAlignment(K, local_config(conf_threshold=0.0))
     source, target = torch.randn(2, K, 4, 4), torch.randn(2, K, 4, 4) * 3
     labels = torch.randint(0, K, (2, 4, 4))
     shared = HeadOutputs(target)
@@ -87,32 +90,17 @@ def test_shared_head_outputs_give_the_same_losses_as_raw_logits():
 
 # --- through the training step ---------------------------------------------------------------
 
-class Tiny(torch.nn.Module):
-    input_normalization = "imagenet"
-
-    def __init__(self):
-        super().__init__()
-        self.backbone = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.aux_head = torch.nn.Conv2d(8, K, 1)
-        self.main_head = torch.nn.Conv2d(8, K, 1)
-
-    def forward(self, x):
-        f = torch.relu(self.backbone(x))
-        return self.aux_head(f), self.main_head(f)
-
-    def param_groups(self, base_lr):
-        return [{"params": list(self.parameters()), "lr": base_lr, "lr_mult": 1.0}]
+def Tiny():
+    return TinySegmenter(num_classes=K, single_lr_group=True)
 
 
 def _batches():
-    g = torch.Generator().manual_seed(0)
-    source = {"image": torch.randn(2, 3, 32, 32, generator=g), "label": torch.randint(0, K, (2, 32, 32), generator=g)}
-    return source, {"image": torch.randn(2, 3, 32, 32, generator=g) + 1}
+    return batches(num_classes=K, ignored_rows=0)
 
 
 def _run(alignment, steps=2, log_every=10):
     torch.manual_seed(0)
-    cfg = TrainConfig(optim=OptimConfig(iterations=steps, max_iters=10, lr=0.01), alignment=alignment, log_every=log_every)
+    cfg = train_config(optim=optim_config(iterations=steps, max_iters=10, lr=0.01), alignment=alignment, log_every=log_every)
     state = build_train_state(Tiny(), cfg, K)
     source, target = _batches()
     logs = [train_step(state, cfg, source, target, torch.device("cpu")) for _ in range(steps)]
@@ -124,19 +112,19 @@ def _weights(state):
 
 
 def test_zero_local_weight_is_bit_identical_to_global_only_whatever_the_local_settings():
-    global_only, _ = _run(AlignmentConfig(lambda_adv_local=0.0))
-    variant = LocalAlignmentConfig(window=2, conf_threshold=0.1, conf_filter="both", context=3)
-    zero_local, _ = _run(AlignmentConfig(
+    global_only, _ = _run(alignment_config(lambda_adv_local=0.0))
+    variant = local_config(window=2, conf_threshold=0.1, conf_filter="both", context=3)
+    zero_local, _ = _run(alignment_config(
         lambda_adv_local=0.0, local=variant, lr_d_local=1e-2, local_warmup_iters=1, local_start_iter=1
     ))
     a, b = _weights(global_only), _weights(zero_local)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    with_local, _ = _run(AlignmentConfig(lambda_adv_local=1.0, local=LocalAlignmentConfig(conf_threshold=0.0)))
+    with_local, _ = _run(alignment_config(lambda_adv_local=1.0, local=local_config(conf_threshold=0.0)))
     assert not torch.equal(with_local.model.main_head.weight, global_only.model.main_head.weight)
 
 
 def test_lr_d_local_gives_the_local_discriminator_its_own_learning_rate():
-    state, logs = _run(AlignmentConfig(lr_d_local=1e-3), steps=1)
+    state, logs = _run(alignment_config(lr_d_local=1e-3), steps=1)
     global_group, local_group = state.optimizer_d.param_groups
     assert global_group["lr"] == pytest.approx(1e-4) and local_group["lr"] == pytest.approx(1e-3)
     local_params = {id(p) for p in state.aligners.local_terms.parameters()}
@@ -144,13 +132,13 @@ def test_lr_d_local_gives_the_local_discriminator_its_own_learning_rate():
 
 
 def test_warmup_trains_the_local_discriminator_before_the_generator_feels_it():
-    _, logs = _run(AlignmentConfig(local_warmup_iters=1, local=LocalAlignmentConfig(conf_threshold=0.0)))
+    _, logs = _run(alignment_config(local_warmup_iters=1, local=local_config(conf_threshold=0.0)))
     assert "loss_d/local_main" in logs[0] and "loss_adv/local_main" not in logs[0]
     assert "loss_adv/local_main" in logs[1]
 
 
 def test_logging_steps_measure_each_terms_gradient_norm_and_discriminator_accuracy():
-    _, logs = _run(AlignmentConfig(local=LocalAlignmentConfig(conf_threshold=0.0)), steps=2, log_every=2)
+    _, logs = _run(alignment_config(local=local_config(conf_threshold=0.0)), steps=2, log_every=2)
     assert not any(key.startswith("grad_norm/") for key in logs[0])
     norms = {k: v for k, v in logs[1].items() if k.startswith("grad_norm/")}
     assert set(norms) == {"grad_norm/seg_main", "grad_norm/global_main", "grad_norm/global_aux", "grad_norm/local_main"}

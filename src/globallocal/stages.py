@@ -1,4 +1,6 @@
-"""Glue shared by the stage scripts: params -> datasets, model, loaders, dvclive; no method logic here."""
+"""A training stage end to end, as the stage scripts in ``pipeline/`` run it: params -> relaunch under
+torchrun when asked, seeding, datasets and loaders, model, resume from snapshots, the loop, the
+checkpoint and the dvclive log. No method logic here (that is ``training.py`` and ``alignment/``)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from pathlib import Path
 
 from dvclive import Live
 
-from globallocal import atomic, config, distributed
+from globallocal import atomic, distributed
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
+from globallocal.config import Params
 from globallocal.data.file_lists import SOURCE_LIST, TARGET_TRAIN_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import resolve_num_workers, source_dataset, target_dataset
@@ -19,8 +22,6 @@ from globallocal.precision import check_precision
 from globallocal.runtime import resolve_device, seed_everything
 from globallocal.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
 from globallocal.training import build_train_state, train
-
-load_validated_params = config.load_validated_params
 
 
 def open_live(log_dir: Path, resume: bool = False) -> Live:
@@ -34,7 +35,7 @@ def open_live(log_dir: Path, resume: bool = False) -> Live:
 
 
 def training_stage(
-    params: dict,
+    params: Params,
     stage: str,
     checkpoint_out: Path,
     log_dir: Path,
@@ -51,16 +52,16 @@ def training_stage(
     self_training: a ``selftraining.SelfTraining`` that pseudo-labels the target stream and runs the loop
     (no snapshots: its labels and teacher are not in them; the stage is short).
     """
-    launch = config.launch_config(params)
+    launch = params.launch_config()
     distributed.relaunch_under_torchrun(launch)  # returns in each torchrun worker, or at once for one process
-    context = distributed.start(launch, resolve_device(config.device_name(params)))
-    data = config.data_config(params)
-    seed = config.seed(params)
+    context = distributed.start(launch, resolve_device(params.device))
+    data = params.data
+    seed = params.seed
     seed_everything(context.rank_seed(seed))
     device = context.device
-    train_config = config.train_config(params, stage, aligned=aligned)
+    train_config = params.train_config(stage, aligned=aligned)
     check_precision(train_config.precision, device)
-    model_spec = config.model_config(params).spec(NUM_CLASSES)
+    model_spec = params.model.spec(NUM_CLASSES)
 
     if init_checkpoint is None:
         model = build_model(**model_spec)
@@ -79,8 +80,8 @@ def training_stage(
         supervised = source_dataset(
             data.source, data.source_root, read_list(lists / SOURCE_LIST), data.source_size, norm
         )
-    batch = config.batch_size(params)
-    workers = resolve_num_workers(config.num_workers(params), launch.nproc_per_node, device)
+    batch = params.train.batch_size
+    workers = resolve_num_workers(params.num_workers, launch.nproc_per_node, device)
     source_loader = context.loader(supervised, batch, seed, workers)
     target_loader = None
     if aligned:
@@ -107,7 +108,7 @@ def training_stage(
                 lists={path.name: file_digest(path) for path in sorted(lists.glob("*.txt"))},
                 init=file_digest(init_checkpoint) if init_checkpoint is not None else None,
             ),
-            config.snapshot_config(params),
+            params.snapshot_config(),
             attachments={"live": log_dir},
         )
     resume = snapshots.load(log_dir.name) if snapshots is not None else None
@@ -125,7 +126,7 @@ def training_stage(
         raise
     context.finish(state.model)
     if context.is_main:
-        save_checkpoint(checkpoint_out, state, model_spec, data.target_size)
+        save_checkpoint(checkpoint_out, state.model, model_spec, state.checkpoint_parts(), data.target_size)
     if snapshots is not None:
         snapshots.clear()
     return last

@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_reporting import qualitative_sample, write_dvclive_log
 
 from globallocal.data.labels import CLASS_NAMES, TRAIN_COLORS
 from globallocal.reporting import ENTROPY_BAR_LABEL, qualitative_figure, training_curves_figure
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STAGES = ["pretrain", "source_only", "adapted", "oracle"]
 
 
@@ -59,6 +60,7 @@ def vega_stage(filename: str) -> str:
     return filename.split("/plots/")[0].split("/")[-1]
 
 
+@pytest.mark.e2e  # runs `dvc plots show` in a subprocess
 def test_the_vega_loss_plot_colours_each_stage_and_titles_its_axes(tmp_path):
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(REPO / name, tmp_path / name)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from real_layouts import (
+from support.real_layouts import (
     cityscapes_files,
     make_cityscapes,
     make_gta5,
@@ -20,6 +20,7 @@ from real_layouts import (
 )
 
 from globallocal.data import check
+from globallocal.data.cityscapes import read_cityscapes_train_ids
 from globallocal.data.fingerprint import stat_fingerprint
 from globallocal.errors import UserError
 
@@ -128,9 +129,22 @@ def test_label_id_out_of_range_is_named(gta5_roots):
     ids = np.array(Image.open(label))
     ids[3, 3] = 40  # Cityscapes labelIds stop at 33
     Image.fromarray(ids).save(label)
-    with pytest.raises(UserError, match="label id 40 is out of range") as error:
+    with pytest.raises(UserError, match=r"pixel value 40 is not a Cityscapes labelId \(0\.\.33\)") as error:
         run_check(gta5_roots)
     assert str(label) in str(error.value)
+
+
+def test_the_check_reports_label_problems_in_the_loaders_words(gta5_roots):
+    """One decoder per format: the data check and the training loaders give the same message."""
+    _, label = cityscapes_files(gta5_roots[1], "val", 1)
+    ids = np.array(Image.open(label))
+    ids[3, 3] = 40
+    Image.fromarray(ids).save(label)
+    with pytest.raises(UserError) as from_loader:
+        read_cityscapes_train_ids(label)
+    with pytest.raises(UserError) as from_check:
+        run_check(gta5_roots)
+    assert str(from_loader.value) in str(from_check.value)
 
 
 def test_synthia_class_id_out_of_range_is_named(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_pipeline import REPO, run, tiny_params
+from support.tiny_project import REPO, run, tiny_params
 
 ITERATIONS = 5
 SNAPSHOT_EVERY = 2
@@ -28,7 +28,6 @@ LOG_EVERY = 3
 #: Runs a stage script, killing itself with SIGKILL when it is about to run iteration KILL_AT.
 KILL_BEFORE_ITERATION = """
 import os, runpy, signal, sys
-sys.path.insert(0, "pipeline")
 import globallocal.training as training
 kill_at, script = int(sys.argv[1]), sys.argv[2]
 step = training.train_step
@@ -50,7 +49,6 @@ runpy.run_path(script, run_name="__main__")
 #: Runs a stage script, killing itself half-way through writing the state file of snapshot KILL_AT.
 KILL_DURING_SNAPSHOT = """
 import io, os, runpy, signal, sys
-sys.path.insert(0, "pipeline")
 import torch
 kill_at, script = int(sys.argv[1]), sys.argv[2]
 save = torch.save

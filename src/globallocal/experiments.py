@@ -1,8 +1,11 @@
 """Run a set of params variants over training seeds as DVC experiments; tabulate dev and val mIoU.
 
-    .venv/bin/python benchmarks/sweep.py benchmarks/sweeps/local_dev.yaml --jobs 2   # a sweep file
-    .venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2 --jobs 2                 # the main table
-    .venv/bin/python benchmarks/sweep.py ablation --seeds 0 1 2 --no-run                 # tables only
+The experiment runner: it writes reports/ablation.csv, which the `report` stage reads, so it lives in the
+library (``python -m globallocal.experiments``), not among the speed benchmarks.
+
+    python -m globallocal.experiments sweeps/local_dev.yaml --jobs 2        # a sweep file
+    python -m globallocal.experiments ablation --seeds 0 1 2 --jobs 2       # the main table
+    python -m globallocal.experiments ablation --seeds 0 1 2 --no-run       # tables only
 
 A sweep file names variants (params overrides on top of the committed params.yaml) and seeds. Every
 (variant, seed) becomes one queued experiment, `dvc exp run --queue -n <sweep>-<variant>-s<seed> -S ...`,
@@ -50,7 +53,8 @@ METRICS_DEV_FILE = "reports/metrics_dev.json"
 FAMILIES = ("adaptsegnet", "advent", "minent")
 #: The code an experiment's metrics depend on besides its params: everything the stages up to
 #: `evaluate` run (the report's drawing code does not change a number).
-CODE_PATHS = ("src", "pipeline", ":(exclude)src/globallocal/reporting.py", ":(exclude)pipeline/report.py")
+CODE_PATHS = ("src", "pipeline", ":(exclude)src/globallocal/reporting", ":(exclude)src/globallocal/experiments.py",
+              ":(exclude)pipeline/report.py")
 POLL_S = 20
 
 

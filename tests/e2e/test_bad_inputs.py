@@ -1,4 +1,4 @@
-"""The README's catalogue of bad inputs: each one stops its stage with one line and exit status 2.
+"""The catalogue of bad inputs (docs/robustness.md): each one stops its stage with one line and exit status 2.
 
 Every entry runs the real stage entry point (``cli.run_stage(main)``, as ``python pipeline/<stage>.py``
 does) in a tiny project, checks the line on stderr and the exit status, and that no partial artifact
@@ -7,7 +7,7 @@ does) in a tiny project, checks the line on stderr and the exit status, and that
 
 import argparse
 import errno
-import importlib
+import importlib.util
 import os
 import pathlib
 import re
@@ -23,15 +23,15 @@ import torch
 import torchvision
 import yaml
 from PIL import Image
-from test_pipeline import REPO, tiny_params
+from support.tiny_project import REPO, tiny_params
 
 from globallocal.checkpoints import save_checkpoint
 from globallocal.cli import USER_ERROR_STATUS, run_stage
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
-from globallocal.training import OptimConfig, TrainConfig, build_train_state
+from globallocal.training import build_train_state
+from support.configs import optim_config, train_config
 
-sys.path.insert(0, str(REPO / "pipeline"))
 
 SPEC = {"arch": "mobilenetv3_large", "num_classes": NUM_CLASSES, "backbone_weights": None,
         "bn_protocol": "learned", "output_stride": 16}
@@ -43,7 +43,11 @@ SYSTEM = pytest.MonkeyPatch()
 
 
 def stage_main(name: str) -> Callable[[], None]:
-    return importlib.import_module(name).main
+    """The ``main`` of ``pipeline/<name>.py``, the function its ``__main__`` block hands to run_stage."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "pipeline" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +62,9 @@ def base(tmp_path_factory):
     finally:
         os.chdir(cwd)
     torch.manual_seed(0)
-    state = build_train_state(build_model(**SPEC), TrainConfig(optim=OptimConfig(iterations=1, max_iters=1)), NUM_CLASSES)
+    state = build_train_state(build_model(**SPEC), train_config(optim=optim_config(iterations=1, max_iters=1)), NUM_CLASSES)
     for name in ("pretrain", "source_only", "adapted", "oracle"):
-        save_checkpoint(root / f"models/{name}.pt", state, SPEC)
+        save_checkpoint(root / f"models/{name}.pt", state.model, SPEC, state.checkpoint_parts())
     (root / "models/pretrain.pt").rename(root / "pretrain_valid.pt")  # the pretrain stage's own output
     return root
 
@@ -353,7 +357,7 @@ def test_bad_input_stops_the_stage_with_one_line_and_status_2(entry, project, ca
         assert not any((project / path).exists() for path in TRAINING_OUTPUTS)
 
 
-def test_the_readme_lists_every_catalogue_entry():
-    readme = (REPO / "README.md").read_text()
+def test_the_docs_list_every_catalogue_entry():
+    catalogue = (REPO / "docs" / "robustness.md").read_text()
     for entry in CATALOGUE:
-        assert f"| {entry.input} |" in readme, entry.input
+        assert f"| {entry.input} |" in catalogue, entry.input

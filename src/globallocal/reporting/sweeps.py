@@ -1,0 +1,128 @@
+"""Seed-sweep tables and figures (``python -m globallocal.experiments``) and the main ablation table the report shows:
+mean ± std over seeds, the best variant on dev marked, per-seed paired differences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from globallocal.reporting.figures import (
+    BAR_GROUP_WIDTH,
+    CLASS_LABEL_ROTATION_DEG,
+    LEGEND_FONT_SIZE_PT,
+    new_figure,
+    save_png,
+)
+from globallocal.reporting.inputs import MISSING_VALUE
+from globallocal.reporting.markdown import table_row
+
+SWEEP_FIGURE_PX = (1100, 520)
+ABLATION_FIGURE_PX = (900, 500)
+#: The ablation's bars: global-only (local = 0) and joint global + local (local = 1).
+LOCAL_ARMS = ((0, "global only"), (1, "global + local"))
+REFERENCE_MODELS = ("source_only", "oracle")
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def _pm(values: Sequence[float]) -> str:
+    if len(values) == 0:
+        return MISSING_VALUE
+    mean, std = mean_std(values)
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def sweep_table(rows: Sequence[dict]) -> str:
+    """Markdown: one line per variant, mean ± std of adapted dev and val mIoU over seeds; the best mean
+    dev mIoU is marked (the choice is made on dev only)."""
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    dev = {v: [r["dev_miou"] for r in rows if r["variant"] == v] for v in variants}
+    val = {v: [r["val_miou"] for r in rows if r["variant"] == v] for v in variants}
+    best = max(variants, key=lambda v: mean_std(dev[v])[0])
+    lines = ["| variant | seeds | dev mIoU | val mIoU | params |", "|---|---:|---:|---:|---|"]
+    for v in variants:
+        params = next(r["params"] for r in rows if r["variant"] == v)
+        mark = " **(best dev)**" if v == best else ""
+        lines.append(f"| {v}{mark} | {len(dev[v])} | {_pm(dev[v])} | {_pm(val[v])} | `{params}` |")
+    return "\n".join(lines)
+
+
+def plot_sweep(rows: Sequence[dict], out_path: Path, title: str) -> None:
+    """Bars of mean adapted mIoU per variant on dev and val, error bars one std over seeds."""
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    figure = new_figure(*SWEEP_FIGURE_PX)
+    axis = figure.subplots()
+    x = np.arange(len(variants))
+    width = BAR_GROUP_WIDTH / 2
+    for offset, key, label in ((-0.5, "dev_miou", "dev (choices)"), (0.5, "val_miou", "val (reported)")):
+        stats = [mean_std([r[key] for r in rows if r["variant"] == v]) for v in variants]
+        axis.bar(x + offset * width, [m for m, _ in stats], width, yerr=[s for _, s in stats], capsize=3, label=label)
+    axis.set_xticks(x, variants, rotation=CLASS_LABEL_ROTATION_DEG, ha="right")
+    axis.set_ylabel("adapted mIoU (%)")
+    axis.set_title(title)
+    axis.legend(fontsize=LEGEND_FONT_SIZE_PT)
+    axis.grid(axis="y", alpha=0.3)
+    save_png(figure, out_path)
+
+
+def _by(rows: Sequence[dict], family: str, local: int, key: str) -> dict[int, float]:
+    return {r["seed"]: r[key] for r in rows if r["family"] == family and int(r["local"]) == local}
+
+
+def ablation_table(rows: Sequence[dict]) -> str:
+    """Markdown: per global family, val mIoU mean ± std without and with local alignment, the per-seed
+    paired difference (joint minus global-only) with its mean ± std, and the dev numbers; then the
+    source-only and oracle rows."""
+    families = [f for f in dict.fromkeys(r["family"] for r in rows) if f not in REFERENCE_MODELS]
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [
+        "| family | val: global only | val: global + local | paired diff per seed ("
+        + ", ".join(f"s{s}" for s in seeds) + ") | paired diff mean ± std | dev: global only | dev: global + local |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for family in families:
+        off, on = _by(rows, family, 0, "val_miou"), _by(rows, family, 1, "val_miou")
+        paired = [on[s] - off[s] for s in seeds if s in on and s in off]
+        cells = [
+            _pm(list(off.values())), _pm(list(on.values())),
+            ", ".join(f"{d:+.2f}" for d in paired), _pm(paired) if paired else MISSING_VALUE,
+            _pm(list(_by(rows, family, 0, "dev_miou").values())), _pm(list(_by(rows, family, 1, "dev_miou").values())),
+        ]
+        lines.append(table_row(family, cells))
+    for model in REFERENCE_MODELS:
+        val = list(_by(rows, model, 0, "val_miou").values())
+        if val:
+            dev = list(_by(rows, model, 0, "dev_miou").values())
+            lines.append(table_row(model, [_pm(val), MISSING_VALUE, MISSING_VALUE, MISSING_VALUE, _pm(dev), MISSING_VALUE]))
+    return "\n".join(lines)
+
+
+def plot_ablation(rows: Sequence[dict], out_path: Path) -> None:
+    """Val mIoU bars per family, global-only vs global + local, error bars one std over seeds; source-only
+    and oracle as horizontal reference lines."""
+    families = [f for f in dict.fromkeys(r["family"] for r in rows) if f not in REFERENCE_MODELS]
+    figure = new_figure(*ABLATION_FIGURE_PX)
+    axis = figure.subplots()
+    x = np.arange(len(families))
+    width = BAR_GROUP_WIDTH / len(LOCAL_ARMS)
+    for index, (local, label) in enumerate(LOCAL_ARMS):
+        stats = [mean_std(list(_by(rows, f, local, "val_miou").values()) or [np.nan]) for f in families]
+        offset = (index - (len(LOCAL_ARMS) - 1) / 2) * width
+        axis.bar(x + offset, [m for m, _ in stats], width, yerr=[s for _, s in stats], capsize=4, label=label)
+    for model, style in zip(REFERENCE_MODELS, ("--", ":")):
+        values = list(_by(rows, model, 0, "val_miou").values())
+        if values:
+            axis.axhline(mean_std(values)[0], color="grey", linestyle=style, label=f"{model} (mean)")
+    axis.set_xticks(x, families)
+    axis.set_ylabel("target val mIoU (%)")
+    seeds = sorted({r["seed"] for r in rows})
+    axis.set_title(f"Global families with and without local alignment (mean ± std over seeds {seeds})")
+    axis.legend(fontsize=LEGEND_FONT_SIZE_PT)
+    axis.grid(axis="y", alpha=0.3)
+    save_png(figure, out_path)
