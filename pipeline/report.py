@@ -179,7 +179,7 @@ def main() -> None:
     }
     paths = list(figures.values())
     # With selftrain.iterations 0 the two self-training stages copy their start model and log nothing.
-    self_trained = config.optim_config(params, "selftrain").iterations > 0
+    self_trained = params.selftrain.iterations > 0
     runs = [run for run in RUNS if self_trained or run not in SELFTRAIN_RUNS]
     plot_training_curves({run: TRAIN_LOGS / run for run in runs}, paths[0], smoothing=CURVE_SMOOTHING)
     plot_per_class_iou(metrics, paths[1], models=SHOWN)
