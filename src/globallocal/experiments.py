@@ -99,8 +99,10 @@ def finished_experiments() -> dict[str, dict]:
 
 
 def _same_code(commit: str) -> bool:
-    diff = subprocess.run(["git", "diff", "--quiet", commit, CODE_REF[0], "--", *CODE_PATHS])
-    return diff.returncode == 0
+    """The experiment's training and evaluation code equals one of the CODE_REF commits' (a commit that
+    restructured the code without changing a number, shown bit-identical, can be named beside HEAD)."""
+    return any(subprocess.run(["git", "diff", "--quiet", commit, ref, "--", *CODE_PATHS]).returncode == 0
+               for ref in CODE_REF)
 
 
 def run_all(runs: dict[str, dict], jobs: int) -> dict[str, dict]:
@@ -328,10 +330,11 @@ def main() -> None:
                              "the source-only model (default: all)")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES, metavar="FAMILY",
                         help="ablation: the global families to run beside the weight-0 run (default: all)")
-    parser.add_argument("--code-at", default="HEAD", metavar="COMMIT",
-                        help="reuse experiments whose training/evaluation code equals this commit's (default HEAD)")
+    parser.add_argument("--code-at", nargs="+", default=["HEAD"], metavar="COMMIT",
+                        help="reuse experiments whose training/evaluation code equals one of these commits' "
+                             "(default HEAD)")
     args = parser.parse_args()
-    CODE_REF[0] = args.code_at
+    CODE_REF[:] = args.code_at
     if args.what == "ablation":
         sets = {}
         for item in args.set:
