@@ -110,9 +110,18 @@ def read_ablation(path: Path) -> list[dict]:
             {"family": row["family"], "local": int(row["local"]), "seed": int(row["seed"]),
              "val_miou": float(row["val_miou"]), "dev_miou": float(row["dev_miou"]),
              "selftrain": int(row.get("selftrain") or 0),
-             "control_val_miou": row.get("control_val_miou", ""), "control_dev_miou": row.get("control_dev_miou", "")}
+             "control_val_miou": row.get("control_val_miou", ""), "control_dev_miou": row.get("control_dev_miou", ""),
+             "bn": row.get("bn") or "learned", "shift": row.get("shift") or "none"}
             for row in csv.DictReader(handle)
         ]
+
+
+def rows_of_this_cell(rows: list[dict], params) -> list[dict]:
+    """The rows measured on the benchmark cell and BatchNorm protocol this params.yaml runs; other cells'
+    rows (the shift grid's selected cell, docs/shift_grid.md) are tabulated in reports/ablation_*.md."""
+    shift = params.prepare.shift
+    cell = "none" if shift == "none" else f"{shift}-{params.prepare.shift_severity}"
+    return [row for row in rows if row["shift"] == cell and row["bn"] == params.model.bn_protocol]
 
 
 def ablation_note(rows: list[dict]) -> str:
@@ -191,8 +200,9 @@ def main() -> None:
     plot_class_frequencies(frequencies, paths[5])
     plot_pseudo_labels(load_dev_samples(SELFTRAIN_DIR / "dev_samples.npz"), paths[6])
     diagnostics = json.loads((SELFTRAIN_DIR / "pseudo_labels.json").read_text())
-    all_rows = read_ablation(ABLATION)
-    ablation_rows = [row for row in all_rows if not row["selftrain"]]
+    all_rows = rows_of_this_cell(read_ablation(ABLATION), params)
+    # The weight-0 run and AdaBN are reference rows of the alignment table, not global families.
+    ablation_rows = [row for row in all_rows if not row["selftrain"] and row["family"] not in ("none", "adabn")]
     if ablation_rows:
         caption = "Global families with and without local alignment (target val, mean and std over seeds)"
         figures[caption] = FIGURES / "ablation.png"
