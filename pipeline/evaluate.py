@@ -73,7 +73,13 @@ def main() -> None:
     predictions, eval_dir = atomic.staging_dir(PREDICTIONS), atomic.staging_dir(EVAL_DIR)
 
     metrics, dev_metrics, per_class, official, qualitative, diagnostics = {}, {}, {}, {}, {}, {}
-    for model_name, checkpoint in MODELS.items():
+    models = dict(MODELS)
+    if params.selftrain.iterations == 0:
+        # Both self-training stages then copy the adapted model: `selftrained` stays in the table as the
+        # fourth model, its control (the very same weights) is not scored twice, which keeps
+        # `dvc metrics show` within a terminal's width.
+        del models["selftrain_control"]
+    for model_name, checkpoint in models.items():
         model, _ = model_from_checkpoint(checkpoint)
         dataset = target_dataset(
             data.target_root, "val", names, data.target_size, model.input_normalization,

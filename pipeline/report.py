@@ -116,6 +116,12 @@ def read_ablation(path: Path) -> list[dict]:
         ]
 
 
+def with_control(scores: dict, diagnostics: dict) -> dict:
+    """``scores`` with the self-training control's; absent (selftrain.iterations 0), it is the start model's."""
+    start = Path(diagnostics["start"]).stem
+    return scores if "selftrain_control" in scores else {**scores, "selftrain_control": scores[start]}
+
+
 def rows_of_this_cell(rows: list[dict], params) -> list[dict]:
     """The rows measured on the benchmark cell and BatchNorm protocol this params.yaml runs; other cells'
     rows (the shift grid's selected cell, docs/shift_grid.md) are tabulated in reports/ablation_*.md."""
@@ -222,7 +228,9 @@ def main() -> None:
         "local term diagnostics (target dev)": local_diagnostics_note(
             json.loads((EVAL_DIR / "local_diagnostics.json").read_text())
         ),
-        "Self-training": selftrain_note({**headline, "dev": headline_dev}, diagnostics,
+        # With selftrain.iterations 0 evaluate does not score the control: it is the start model's copy.
+        "Self-training": selftrain_note(with_control(headline, diagnostics) | {"dev": with_control(headline_dev, diagnostics)},
+                                        diagnostics,
                                         params.selftrain.iterations)
         + ("\n\nOver seeds (`reports/ablation.csv`, `selftrain = 1` rows; control = the same iterations without "
            "the pseudo-label loss):\n\n" + selftrain_table(all_rows) if any(r["selftrain"] for r in all_rows) else ""),
