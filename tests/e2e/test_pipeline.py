@@ -15,20 +15,14 @@ import yaml
 from PIL import Image
 
 from globallocal.data.labels import CLASS_NAMES, TRAIN_TO_LABEL_ID
-from support.tiny_project import REPO, run, tiny_params
+from support.tiny_project import REPO, copy_project, run, tiny_params
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A copy of the project with tiny params, reproduced once with `dvc repro`."""
     root = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", "pipeline", "src", ".gitignore"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(source, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    copy_project(root)
     (root / "reports").mkdir()
     shutil.copy(REPO / "reports/ablation.csv", root / "reports/ablation.csv")  # the report's ablation table
     run(["git", "init", "-q"], root)

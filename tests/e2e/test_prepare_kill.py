@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import yaml
-from support.tiny_project import REPO, run, tiny_params
+from support.tiny_project import REPO, copy_project, run
 
 from globallocal.atomic import OLD_SUFFIX, TMP_SUFFIX
 
@@ -79,13 +79,7 @@ CLEAN = "Data and pipelines are up to date.".split()
 def project(tmp_path_factory):
     """A git + DVC copy of the project with a tiny benchmark, `dvc repro prepare` run once."""
     root = tmp_path_factory.mktemp("prepare_kill")
-    for name in ("dvc.yaml", "pipeline", "src", ".gitignore"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(source, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    copy_project(root)
     run(["git", "init", "-q"], root)
     run([sys.executable, "-m", "dvc", "init", "-q"], root)
     run(["git", "add", "-A"], root)

@@ -1,6 +1,7 @@
 """A tiny setting of the whole project (seconds per stage) and a subprocess runner, for end-to-end tests."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,17 @@ def tiny_params() -> dict:
         params[section].update(values)
     params["device"] = "cpu"
     return params
+
+
+def copy_project(root: Path) -> None:
+    """The files a stage needs (dvc.yaml, pipeline/, src/, .gitignore) copied into ``root``, with tiny params."""
+    for name in ("dvc.yaml", "pipeline", "src", ".gitignore"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
 
 
 def run(cmd, cwd, check=True):
