@@ -18,7 +18,7 @@ from globallocal.data.loading import DeviceLoader, SeededBatchSampler, resolve_n
 from globallocal.data.order import DataStream
 from globallocal.distributed import DistributedContext
 from globallocal.snapshots import capture
-from globallocal.training import build_train_state, train
+from globallocal.training import RunOptions, build_train_state, train
 
 CPU = torch.device("cpu")
 
@@ -93,13 +93,13 @@ def bare_loaders_weights():
     torch.manual_seed(0)
     state = build_train_state(TinySegmenter(), adapt_config(), K)
     train(state, adapt_config(), train_loader(Squares(), 2, 0, 0), train_loader(Squares(False), 2, 1, 0), CPU,
-          progress=False)
+          RunOptions(progress=False))
     return weights(state)
 
 
 def test_an_uninterrupted_run_through_the_wrapper_ends_bit_identical_to_bare_loaders(bare_loaders_weights):
     state, (source, target) = wrapped_run()
-    train(state, adapt_config(), source, target, CPU, progress=False)
+    train(state, adapt_config(), source, target, CPU, RunOptions(progress=False))
     ours = weights(state)
     assert ours.keys() == bare_loaders_weights.keys()
     assert all(torch.equal(ours[key], bare_loaders_weights[key]) for key in ours)
@@ -121,10 +121,10 @@ def test_a_run_through_the_wrapper_killed_then_resumed_is_bit_identical(
     with monkeypatch.context() as patch:
         patch.setattr(training, "train_step", killing_step)
         with pytest.raises(Killed):
-            train(state, adapt_config(), source, target, CPU, progress=False, snapshots=snapshots)
+            train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, snapshots=snapshots))
     state, (source, target) = wrapped_run()
-    train(state, adapt_config(), source, target, CPU, progress=False, snapshots=snapshots,
-          resume=snapshots.load("adapted"))
+    train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, snapshots=snapshots,
+          resume=snapshots.load("adapted")))
 
     newest = (kill_before - 1) // 2 * 2
     assert f"resuming from snapshot {tmp_path}/iter_{newest:08d} (iteration {newest})" in capsys.readouterr().out
@@ -156,10 +156,10 @@ def test_cuda_training_snapshots_through_the_pinned_wrapper_and_resumes(tmp_path
     with monkeypatch.context() as patch:
         patch.setattr(training, "train_step", killing_step)
         with pytest.raises(Killed):
-            train(state, adapt_config(), source, target, cuda, progress=False, snapshots=snapshots)
+            train(state, adapt_config(), source, target, cuda, RunOptions(progress=False, snapshots=snapshots))
     state, (source, target) = cuda_run()
-    train(state, adapt_config(), source, target, cuda, progress=False, snapshots=snapshots,
-          resume=snapshots.load("adapted"))
+    train(state, adapt_config(), source, target, cuda, RunOptions(progress=False, snapshots=snapshots,
+          resume=snapshots.load("adapted")))
     assert f"(iteration {ITERATIONS - 2})" in capsys.readouterr().out
     assert state.iteration == ITERATIONS
     assert all(torch.isfinite(value).all() for value in weights(state).values())

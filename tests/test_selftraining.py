@@ -19,7 +19,7 @@ from globallocal.selftraining import (
     ema_update,
     pseudo_label_precision,
 )
-from globallocal.training import build_train_state, train
+from globallocal.training import RunOptions, build_train_state, train
 
 from support.configs import alignment_config, optim_config, train_config
 from support.tiny_models import K, TinySegmenter
@@ -135,10 +135,11 @@ def trained(self_training: SelfTrainingConfig | None, iterations=6) -> dict[str,
     target = Images(TRAIN)
     device = torch.device("cpu")
     if self_training is None:
-        train(state, config, loader(Source(), 0), loader(target, 1), device, progress=False)
+        train(state, config, loader(Source(), 0), loader(target, 1), device, RunOptions(progress=False))
     else:
         method = SelfTraining(self_training, held_out=DEV, num_classes=K)
-        method.run(state, config, loader(Source(), 0), loader(method.wrap_target(target), 1), device, progress=False)
+        method.run(state, config, loader(Source(), 0), loader(method.wrap_target(target), 1), device,
+                   RunOptions(progress=False))
     return {key: value.clone() for key, value in model.state_dict().items()}
 
 
@@ -172,7 +173,7 @@ def test_rounds_relabel_target_train_at_the_start_of_each_part_of_the_schedule()
     state = build_train_state(BatchNormSegmenter(), config, K)
     method = SelfTraining(SelfTrainingConfig(rounds=3), held_out=DEV, num_classes=K)
     target = method.wrap_target(Images(TRAIN))
-    method.run(state, config, loader(Source(), 0), loader(target, 1), torch.device("cpu"), progress=False)
+    method.run(state, config, loader(Source(), 0), loader(target, 1), torch.device("cpu"), RunOptions(progress=False))
     assert [entry["from_iteration"] for entry in method.history] == [0, 2, 4]
     assert state.iteration == 7
 

@@ -11,7 +11,7 @@ from globallocal.data.loading import train_loader
 from globallocal.data.order import DataStream
 from globallocal.errors import UserError
 from globallocal.snapshots import STATE_FILE, SnapshotConfig, Snapshots, capture, fingerprint
-from globallocal.training import build_train_state, train
+from globallocal.training import RunOptions, build_train_state, train
 from support.configs import alignment_config, local_config, optim_config, train_config
 
 
@@ -77,20 +77,20 @@ def run_until_killed(snapshots, kill_before, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(training, "train_step", killing_step)
         with pytest.raises(Killed):
-            train(state, adapt_config(), source, target, CPU, progress=False, snapshots=snapshots)
+            train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, snapshots=snapshots))
 
 
 def resumed_weights(snapshots):
     state, (source, target) = fresh_run()
-    train(state, adapt_config(), source, target, CPU, progress=False, snapshots=snapshots,
-          resume=snapshots.load("adapted"))
+    train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, snapshots=snapshots,
+          resume=snapshots.load("adapted")))
     return weights(state)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted():
     state, (source, target) = fresh_run()
-    train(state, adapt_config(), source, target, CPU, progress=False)
+    train(state, adapt_config(), source, target, CPU, RunOptions(progress=False))
     return weights(state)
 
 
@@ -160,7 +160,7 @@ def test_a_nan_loss_stops_training_naming_the_iteration_and_term_and_keeps_the_l
     snapshots = snapshots_in(tmp_path, every=1)
 
     with pytest.raises(UserError) as error:
-        train(state, adapt_config(), source, target, CPU, progress=False, snapshots=snapshots)
+        train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, snapshots=snapshots))
 
     assert str(error.value) == (
         f"training stopped at iteration {nan_iteration}: loss term 'loss_seg/main' is nan (a learning rate too "

@@ -8,6 +8,7 @@ from globallocal.training import (
     build_train_state,
     poly_lr,
     set_poly_lr,
+    RunOptions,
     train,
     train_step,
 )
@@ -106,7 +107,7 @@ def test_train_runs_to_iterations_and_logs_interval_means():
     state = build_train_state(TinySegmenter(), cfg, K)
     source, _ = batches()
     live = RecordingLive()
-    train(state, cfg, [source], None, torch.device("cpu"), live=live, progress=False)
+    train(state, cfg, [source], None, torch.device("cpu"), RunOptions(live=live, progress=False))
     assert state.iteration == 4 and [s["step"] for s in live.steps] == [2, 4]
     # lr logged = mean of the two iterations' poly values.
     expected = (poly_lr(0.01, 0, 4, 0.9) + poly_lr(0.01, 1, 4, 0.9)) / 2

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from globallocal.alignment.representations import HeadOutputs
 from globallocal.data.labels import IGNORE_INDEX
 from globallocal.errors import UserError
-from globallocal.training import TrainConfig, TrainState, segmentation_loss, train, upsample
+from globallocal.training import RunOptions, TrainConfig, TrainState, segmentation_loss, train, upsample
 
 THRESHOLD_RULES = ("class_balanced", "global")
 TEACHERS = ("none", "ema")
@@ -184,6 +184,11 @@ class PseudoLabelledTarget(Dataset):
 
 
 # ---- the target terms the loop adds --------------------------------------------------------------
+#
+# A target term is what the loop adds to the generator's loss on each target batch, the way an aligner
+# does: ``generator_terms(batch, outputs)`` returns the weighted terms to minimise, keyed by name, and the
+# statistics to log (detached 0-dim tensors on the device), and ``after_step(model, iteration)`` runs
+# after each optimiser step.
 
 class OfflinePseudoLabelTerm:
     """Cross-entropy of the main head on the pseudo-labels the target batch carries (``pseudo_label``).
@@ -195,14 +200,19 @@ class OfflinePseudoLabelTerm:
     def __init__(self, weight: float, relabel_after: Sequence[int] = (), relabel: Callable | None = None):
         self.weight, self.relabel_after, self.relabel = weight, set(relabel_after), relabel
 
-    def generator_terms(self, batch: dict, target: dict[str, HeadOutputs], log: dict) -> dict[str, torch.Tensor]:
-        labels = batch["pseudo_label"].to(target["main"].logits.device)
-        log["pseudo/kept_share"] = (labels != IGNORE_INDEX).float().mean().item()
+    def generator_terms(
+        self, batch: dict, target: dict[str, HeadOutputs]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The weighted pseudo-label term (``pseudo_main``; none for the control, weight 0) and its
+        statistics: the share of the batch's pixels that carry a pseudo-label (``pseudo/kept_share``)
+        and the unweighted loss (``loss_pseudo/main``)."""
+        labels = batch["pseudo_label"].to(target["main"].logits.device, non_blocking=True)
+        stats = {"pseudo/kept_share": (labels != IGNORE_INDEX).float().mean()}
         if self.weight == 0:  # the control's gradients exactly (see SelfTraining)
-            return {}
+            return {}, stats
         loss = segmentation_loss(target["main"].logits, labels)
-        log["loss_pseudo/main"] = loss.item()
-        return {"pseudo_main": self.weight * loss}
+        stats["loss_pseudo/main"] = loss.detach()
+        return {"pseudo_main": self.weight * loss}, stats
 
     def after_step(self, model: nn.Module, iteration: int) -> None:
         if iteration in self.relabel_after:
@@ -244,17 +254,22 @@ class EmaTeacherTerm:
         confidence, prediction = F.softmax(upsample(main.float(), images.shape[-2:]), dim=1).max(dim=1)
         return prediction, (confidence >= self.conf_threshold).float().mean(dim=(1, 2))
 
-    def generator_terms(self, batch: dict, target: dict[str, HeadOutputs], log: dict) -> dict[str, torch.Tensor]:
+    def generator_terms(
+        self, batch: dict, target: dict[str, HeadOutputs]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The weighted teacher-label term (``pseudo_main``; none at weight 0) and its statistics: the
+        batch's mean share of confident teacher pixels (``pseudo/teacher_confident_share``) and the
+        unweighted loss (``loss_pseudo/main``)."""
         logits = target["main"].logits
-        images = batch["image"].to(logits.device)
+        images = batch["image"].to(logits.device, non_blocking=True)
         labels, quality = self.teacher_labels(images)
-        log["pseudo/teacher_confident_share"] = quality.mean().item()
+        stats = {"pseudo/teacher_confident_share": quality.mean()}
         if self.weight == 0:
-            return {}
+            return {}, stats
         per_pixel = F.cross_entropy(logits, labels, reduction="none")  # (N, H, W)
         loss = (per_pixel * quality[:, None, None]).mean()
-        log["loss_pseudo/main"] = loss.item()
-        return {"pseudo_main": self.weight * loss}
+        stats["loss_pseudo/main"] = loss.detach()
+        return {"pseudo_main": self.weight * loss}, stats
 
     def after_step(self, model: nn.Module, iteration: int) -> None:
         """``iteration``: the number of steps the student has taken (1 after the first)."""
@@ -281,14 +296,14 @@ class SelfTraining:
 
     def run(
         self, state: TrainState, config: TrainConfig, source_loader, target_loader, device: torch.device,
-        **train_kwargs,
+        run: RunOptions = RunOptions(),
     ) -> dict[str, float]:
         """The one loop with the pseudo-label term attached: offline, target train is labelled before the
         first step and again at the start of each later round (the schedule split into ``rounds`` equal
         parts; the poly schedule and the data streams run on); with ``teacher: ema``, labelled online."""
         if self.config.teacher == "ema":
             state.target_terms.append(EmaTeacherTerm(state.model, self.config))
-            return train(state, config, source_loader, target_loader, device, **train_kwargs)
+            return train(state, config, source_loader, target_loader, device, run)
         total, rounds = config.optim.iterations, self.config.rounds
         boundaries = [total * r // rounds for r in range(1, rounds)]
         self._relabel(state.model, state.iteration, device)
@@ -296,7 +311,7 @@ class SelfTraining:
             self.config.lambda_pseudo, boundaries, lambda model, iteration: self._relabel(model, iteration, device)
         )
         state.target_terms.append(term)
-        return train(state, config, source_loader, target_loader, device, **train_kwargs)
+        return train(state, config, source_loader, target_loader, device, run)
 
     def _relabel(self, model: nn.Module, iteration: int, device: torch.device) -> None:
         labelled = label_dataset(model, self.target.images, device, self.config, self.num_classes)

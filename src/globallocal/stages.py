@@ -21,7 +21,7 @@ from globallocal.models import build_model
 from globallocal.precision import check_precision
 from globallocal.runtime import resolve_device, seed_everything
 from globallocal.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
-from globallocal.training import build_train_state, train
+from globallocal.training import RunOptions, build_train_state, train
 
 
 def open_live(log_dir: Path, resume: bool = False) -> Live:
@@ -116,8 +116,8 @@ def training_stage(
         with open_live(log_dir, resume=resume is not None) if context.is_main else nullcontext() as live:
             run = train if self_training is None else self_training.run
             last = run(
-                state, train_config, source_loader, target_loader, device, live=live, progress=context.is_main,
-                description=stage, snapshots=snapshots, resume=resume,
+                state, train_config, source_loader, target_loader, device,
+                RunOptions(live=live, progress=context.is_main, description=stage, snapshots=snapshots, resume=resume),
             )
     except BaseException:
         if context.is_main:

@@ -66,7 +66,7 @@ class TrainState:
     scaler: torch.amp.GradScaler | None = None
     scaler_d: torch.amp.GradScaler | None = None
     #: Extra losses on the target batch beside the alignment terms (self-training's pseudo-label term):
-    #: objects with ``generator_terms(batch, target_outputs, log) -> {name_<head>: loss}`` and
+    #: objects with ``generator_terms(batch, target_outputs) -> ({name_<head>: loss}, {stat: 0-dim tensor})`` and
     #: ``after_step(model, iteration)`` (e.g. an EMA teacher's update). Not saved in checkpoints.
     target_terms: list = field(default_factory=list)
 

@@ -11,12 +11,15 @@ Each head's target softmax and self-information are computed once (``HeadOutputs
 G step, the pseudo-labels and the D step. Mixed precision enters as an autocast context and loss
 scalers (``precision.py``); at every ``log_every``-th iteration the loop also measures the gradient
 norm that each loss term puts on the output it acts on (``grad_norm/*`` in the logs).
+
+A step returns its statistics as detached 0-dim tensors on the device; the loop adds them up there
+(``running_means.py``) and reads them on the host once per ``log_every`` iterations (and before a
+snapshot), so a CUDA step is not stalled by a host read per loss.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +33,7 @@ from globallocal.data.labels import IGNORE_INDEX
 from globallocal.data.order import DataStream
 from globallocal.errors import UserError
 from globallocal.precision import autocast, grad_scaler
+from globallocal.running_means import NonFiniteLoss, RunningMeans
 from globallocal.snapshots import Snapshots, capture, restore
 # Re-exported: a caller of the loop finds its configuration and state types here too.
 from globallocal.train_state import HEADS, OptimConfig, TrainConfig, TrainState, build_train_state  # noqa: F401
@@ -80,31 +84,39 @@ def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) 
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over the labelled pixels of (N, K, H, W) logits; 0 (still on the graph) when the batch
-    has none, e.g. a GTA5 frame whose label is all void, where the mean over no pixel would be NaN."""
-    if not bool((labels != IGNORE_INDEX).any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+    has none, e.g. a GTA5 frame whose label is all void, where the mean over no pixel would be NaN.
+
+    Chosen on the device (``torch.where``), not by an ``if`` that would read the labels on the host. The
+    mean over no pixel has a zero gradient (no pixel receives any), so the 0 has one too.
+    """
+    loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+    return torch.where((labels != IGNORE_INDEX).any(), loss, loss.new_zeros(()))
 
 
-def gradient_norm(loss: torch.Tensor, output: torch.Tensor) -> float:
-    """L2 norm of d loss / d output over the whole (N, K, H, W) output; 0 when the loss is constant.
+def gradient_norm(loss: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """L2 norm of d loss / d output over the whole (N, K, H, W) output, a 0-dim tensor on the output's
+    device; 0 when the loss is constant.
 
     Uses ``autograd.grad`` on a retained graph, so nothing accumulates into parameters' ``.grad``.
     """
     if not loss.requires_grad:
-        return 0.0
+        return output.new_zeros((), dtype=torch.float32)
     (grad,) = torch.autograd.grad(loss, output, retain_graph=True, allow_unused=True)
-    return 0.0 if grad is None else grad.norm().item()
+    return output.new_zeros((), dtype=torch.float32) if grad is None else grad.norm().detach()
+
+
+#: One step's statistics: detached 0-dim tensors on the device (the learning rates: floats).
+Stats = dict[str, "torch.Tensor | float"]
 
 
 def train_step(
     state: TrainState, config: TrainConfig, source: dict, target: dict | None, device: torch.device
-) -> dict[str, float]:
-    """One iteration (G step, then D step); returns the values to log."""
+) -> Stats:
+    """One iteration (G step, then D step); returns the values to log, none of them read on the host."""
     model, aligners = state.model, state.aligners
     scaler = state.scaler or grad_scaler(device, "fp32")
     measure = config.log_grad_norms and (state.iteration + 1) % config.log_every == 0
-    log: dict[str, float] = {}
+    log: Stats = {}
     log["lr/generator"] = set_poly_lr(state.optimizer, config.optim.lr, state.iteration, config.optim)
     state.optimizer.zero_grad(set_to_none=True)
 
@@ -112,12 +124,12 @@ def train_step(
     labels = source["label"].to(device, non_blocking=True)
     src = _forward(model, images, config.multi_level, device, config.precision)
     loss_seg = segmentation_loss(src["main"], labels)
-    log["loss_seg/main"] = loss_seg.item()
+    log["loss_seg/main"] = loss_seg.detach()
     if measure:
         log["grad_norm/seg_main"] = gradient_norm(loss_seg, src["main"])
     if config.multi_level and config.lambda_seg_aux > 0:
         loss_aux = segmentation_loss(src["aux"], labels)
-        log["loss_seg/aux"] = loss_aux.item()
+        log["loss_seg/aux"] = loss_aux.detach()
         loss_seg = loss_seg + config.lambda_seg_aux * loss_aux
     # Backward now so the source graph is freed before the target forward (ADVENT does the same).
     scaler.scale(loss_seg).backward()
@@ -130,7 +142,9 @@ def train_step(
         with autocast(device, config.precision):
             terms, term_stats = aligners.generator_terms(tgt, state.iteration)
             for term in state.target_terms:
-                terms.update(term.generator_terms(target, tgt, log))
+                extra_terms, extra_stats = term.generator_terms(target, tgt)
+                terms.update(extra_terms)
+                log.update(extra_stats)
         log.update(term_stats)
         if measure:
             for name, loss in terms.items():
@@ -151,7 +165,7 @@ def train_step(
 
 def _discriminator_step(
     state: TrainState, config: TrainConfig, src: dict[str, torch.Tensor], labels: torch.Tensor,
-    tgt: dict[str, HeadOutputs], device: torch.device, log: dict,
+    tgt: dict[str, HeadOutputs], device: torch.device, log: Stats,
 ) -> None:
     """Every discriminator on detached source and target outputs (the target's softmax is reused)."""
     aligners, scaler_d = state.aligners, state.scaler_d or grad_scaler(device, "fp32")
@@ -169,16 +183,32 @@ def _discriminator_step(
         scaler_d.update()
 
 
-def check_finite_losses(log: dict[str, float], iteration: int, snapshots: Snapshots | None) -> None:
-    """Stop with a one-line error naming the iteration and the term when a loss is NaN or infinite."""
-    for term, value in log.items():
-        if term.startswith("loss") and not math.isfinite(value):
-            newest = snapshots.existing() if snapshots is not None else []
-            kept = f"; the last good snapshot {newest[0]} is kept" if newest else ""
-            raise UserError(
-                f"training stopped at iteration {iteration}: loss term '{term}' is {value} (a learning "
-                f"rate too high for this setting, or a bad input){kept}"
-            )
+def stop_on_non_finite(bad: NonFiniteLoss | None, snapshots: Snapshots | None) -> None:
+    """Stop with a one-line error naming the iteration and the term when a loss was NaN or infinite."""
+    if bad is None:
+        return
+    newest = snapshots.existing() if snapshots is not None else []
+    kept = f"; the last good snapshot {newest[0]} is kept" if newest else ""
+    raise UserError(
+        f"training stopped at iteration {bad.iteration}: loss term '{bad.key}' is {bad.value} (a learning "
+        f"rate too high for this setting, or a bad input){kept}"
+    )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run of the loop reports and persists, apart from what it computes.
+
+    ``live``: a dvclive ``Live`` (or None) receiving the interval means; ``progress``: show a progress bar
+    titled ``description``; ``snapshots``: receives a snapshot when due (or None); ``resume``: a snapshot's
+    payload to continue from (or None).
+    """
+
+    live: object | None = None
+    progress: bool = True
+    description: str = "train"
+    snapshots: Snapshots | None = None
+    resume: dict | None = None
 
 
 def train(
@@ -187,16 +217,13 @@ def train(
     source_loader: DataLoader,
     target_loader: DataLoader | None,
     device: torch.device,
-    live=None,
-    progress: bool = True,
-    description: str = "train",
-    snapshots: Snapshots | None = None,
-    resume: dict | None = None,
+    run: RunOptions = RunOptions(),
 ) -> dict[str, float]:
     """Run from ``state.iteration`` to ``config.optim.iterations``; log means every ``log_every`` steps.
 
-    ``live`` is a dvclive ``Live`` (or None). Returns the means of the last logging interval.
-    ``snapshots`` (or None) receives a snapshot when due; ``resume`` is a snapshot's payload to continue from.
+    Returns the means of the last logging interval. The statistics are read on the host only at a log
+    step or before a snapshot, which is also when a non-finite loss is caught (naming the iteration
+    where it happened; no snapshot is written after it).
     """
     state.model.train()
     if state.aligners is not None:
@@ -204,39 +231,36 @@ def train(
     sources = DataStream(source_loader)
     targets = DataStream(target_loader) if target_loader is not None else None
     streams = {"source": sources, "target": targets}
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
+    running = RunningMeans()
     last: dict[str, float] = {}
-    if resume is not None:
-        logged = restore(resume, state, streams)
-        sums.update(logged["sums"])
-        counts.update(logged["counts"])
+    if run.resume is not None:
+        logged = restore(run.resume, state, streams)
+        running.load(logged["sums"], logged["counts"])
         last.update(logged["last"])
     total = config.optim.iterations
     bar = tqdm(
-        total=total, initial=state.iteration, desc=description, disable=not progress, dynamic_ncols=True,
+        total=total, initial=state.iteration, desc=run.description, disable=not run.progress, dynamic_ncols=True,
         mininterval=PROGRESS_INTERVAL_S,
     )
     while state.iteration < total:
-        log = train_step(state, config, next(sources), next(targets) if targets else None, device)
-        check_finite_losses(log, state.iteration, snapshots)
-        for key, value in log.items():
-            if not math.isnan(value):
-                sums[key] += value
-                counts[key] += 1
+        stats = train_step(state, config, next(sources), next(targets) if targets else None, device)
+        running.add(stats, state.iteration)
         if state.iteration % config.log_every == 0 or state.iteration == total:
+            sums, counts, bad = running.read()
+            stop_on_non_finite(bad, run.snapshots)
             last = {key: sums[key] / counts[key] for key in sums}
-            if live is not None:
-                live.step = state.iteration  # x axis = training iteration, not the log-interval count
+            if run.live is not None:
+                run.live.step = state.iteration  # x axis = training iteration, not the log-interval count
                 for key, value in last.items():
-                    live.log_metric(key, value)
-                live.next_step()
+                    run.live.log_metric(key, value)
+                run.live.next_step()
             bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.startswith("loss")}, refresh=False)
-            sums.clear()
-            counts.clear()
-        if snapshots is not None and snapshots.due(state.iteration):
-            logged = {"sums": dict(sums), "counts": dict(counts), "last": last}
-            snapshots.save(state.iteration, capture(state, streams, logged))
+            running.clear()
+        if run.snapshots is not None and run.snapshots.due(state.iteration):
+            sums, counts, bad = running.read()
+            stop_on_non_finite(bad, run.snapshots)  # never snapshot a state a non-finite loss has touched
+            logged = {"sums": sums, "counts": counts, "last": last}
+            run.snapshots.save(state.iteration, capture(state, streams, logged))
         bar.update(1)
     bar.close()
     return last

@@ -3,7 +3,8 @@ their weights (``AlignmentConfig``), and the module that owns every discriminato
 
 Every term returns its loss with the statistics to log; ``Aligners`` names them after the term and head
 (``loss_adv/global_main``, ``d_acc/local_main_source``, ...) and hands them back to the training loop,
-which logs what it is given.
+which logs what it is given. Statistics are detached 0-dim tensors on the device (``Stats``): nothing
+here reads a value on the host.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from torch import nn
 from globallocal.alignment.global_alignment import GlobalAlignment
 from globallocal.alignment.local import LocalAlignment, LocalAlignmentConfig
 from globallocal.alignment.representations import HeadOutputs
+
+#: Statistics to log, by name: detached 0-dim tensors on the training device (NaN = undefined this step).
+Stats = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -97,25 +101,25 @@ class Aligners(nn.Module):
 
     def generator_terms(
         self, target: dict[str, HeadOutputs], iteration: int
-    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    ) -> tuple[dict[str, torch.Tensor], Stats]:
         """The weighted terms G minimises on a target batch, keyed ``global_<head>`` / ``local_<head>``,
         and their unweighted values to log (``loss_adv/<term>``)."""
         terms, stats = {}, {}
         for head, term in self.global_terms.items():
             loss = term.generator_loss(target[head])
-            stats[f"loss_adv/global_{head}"] = loss.item()
+            stats[f"loss_adv/global_{head}"] = loss.detach()
             terms[f"global_{head}"] = self.config.global_weight(head) * loss
         if self.local_generator_active(iteration):
             for head, term in self.local_terms.items():
                 loss = term.generator_loss(target[head])
-                stats[f"loss_adv/local_{head}"] = loss.item()
+                stats[f"loss_adv/local_{head}"] = loss.detach()
                 terms[f"local_{head}"] = self.config.local_weight(head) * loss
         return terms, stats
 
     def discriminator_loss(
         self, source: dict[str, HeadOutputs], labels: torch.Tensor, target: dict[str, HeadOutputs],
         iteration: int,
-    ) -> tuple[torch.Tensor | None, dict[str, float]]:
+    ) -> tuple[torch.Tensor | None, Stats]:
         """The sum of every active discriminator's loss (None when none is active) and what to log:
         ``loss_d/<term>`` and each term's statistics named ``<group>/<term>_<statistic>``."""
         losses, stats = [], {}
@@ -132,10 +136,10 @@ class Aligners(nn.Module):
         return (sum(losses) if losses else None), stats
 
 
-def named_stats(term: str, loss: torch.Tensor, stats: dict[str, float]) -> dict[str, float]:
+def named_stats(term: str, loss: torch.Tensor, stats: Stats) -> Stats:
     """A discriminator's loss and statistics as log entries: ``loss_d/<term>``, then each statistic
     ``<group>/<statistic>`` a term returns as ``<group>/<term>_<statistic>``."""
-    named = {f"loss_d/{term}": loss.item()}
+    named = {f"loss_d/{term}": loss.detach()}
     for key, value in stats.items():
         group, _, statistic = key.partition("/")
         named[f"{group}/{term}_{statistic}"] = value

@@ -76,12 +76,12 @@ class GlobalAlignment(nn.Module):
 
     def discriminator_loss(
         self, source: torch.Tensor | HeadOutputs, target: torch.Tensor | HeadOutputs
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D_g's loss on detached outputs, each domain's half weighted 0.5 (ADVENT).
 
         Returns the loss and, for logging, D_g's mean 'target' output on each domain (``d_out/<domain>``)
         and its accuracy on each domain (``d_acc/<domain>``: the share of positions it puts on the
-        right side of 0.5).
+        right side of 0.5), as detached 0-dim tensors.
         """
         d_source = self._discriminate(as_outputs(source).detach())
         d_target = self._discriminate(as_outputs(target).detach())
@@ -91,9 +91,9 @@ class GlobalAlignment(nn.Module):
         p_source = domain_probability(d_source, self.gan_loss_kind)
         p_target = domain_probability(d_target, self.gan_loss_kind)
         stats = {
-            "d_out/source": p_source.mean().item(),
-            "d_out/target": p_target.mean().item(),
-            "d_acc/source": (p_source < DECISION_THRESHOLD).float().mean().item(),
-            "d_acc/target": (p_target >= DECISION_THRESHOLD).float().mean().item(),
+            "d_out/source": p_source.detach().mean(),
+            "d_out/target": p_target.detach().mean(),
+            "d_acc/source": (p_source < DECISION_THRESHOLD).float().mean(),
+            "d_acc/target": (p_target >= DECISION_THRESHOLD).float().mean(),
         }
         return loss, stats

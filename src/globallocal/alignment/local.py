@@ -165,12 +165,13 @@ class LocalAlignment(nn.Module):
 
     def discriminator_loss(
         self, source: torch.Tensor | HeadOutputs, source_labels: torch.Tensor, target: torch.Tensor | HeadOutputs
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D_l's loss on detached outputs: source categories -> 0, target pseudo-categories -> 1, halved each.
 
         Returns the loss and, for logging, D_l's mean 'target' output (``d_out/<domain>``) and its accuracy
         (``d_acc/<domain>``) on each domain, and the fraction of local outputs kept on each domain
-        (``local_kept/<domain>``).
+        (``local_kept/<domain>``), as detached 0-dim tensors; D_l's output and accuracy on a domain where
+        no local output was kept are NaN (undefined, and left out of the logged means).
         """
         source, target = as_outputs(source).detach(), as_outputs(target).detach()
         source_cat = self.source_categories(source_labels, source)
@@ -184,11 +185,13 @@ class LocalAlignment(nn.Module):
             "d_out/target": _mean_or_nan(p_target),
             "d_acc/source": _mean_or_nan((p_source < DECISION_THRESHOLD).float()),
             "d_acc/target": _mean_or_nan((p_target >= DECISION_THRESHOLD).float()),
-            "local_kept/source": (source_cat != DROPPED).float().mean().item(),
-            "local_kept/target": (target_cat != DROPPED).float().mean().item(),
+            "local_kept/source": (source_cat != DROPPED).float().mean(),
+            "local_kept/target": (target_cat != DROPPED).float().mean(),
         }
         return 0.5 * loss_s + 0.5 * loss_t, stats
 
 
-def _mean_or_nan(x: torch.Tensor) -> float:
-    return x.mean().item() if x.numel() else float("nan")
+def _mean_or_nan(x: torch.Tensor) -> torch.Tensor:
+    """The detached mean of a (M,) tensor; NaN (a 0-dim tensor on its device) when M = 0."""
+    x = x.detach()
+    return x.mean() if x.numel() else x.new_full((), float("nan"), dtype=torch.float32)
