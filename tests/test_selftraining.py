@@ -268,3 +268,47 @@ def test_selftrain_table_pairs_each_seed_with_its_control():
     line = selftrain_table(rows).splitlines()[2]
     # paired val differences +3 and +1: mean 2, sample std sqrt(2); dev +1 and +1.
     assert line == "| advent | 1 | 17.00 ± 0.00 | 19.00 ± 1.41 | +3.00, +1.00 | 2.00 ± 1.41 | 1.00 ± 0.00 |"
+
+
+def test_the_offline_term_returns_its_weighted_loss_and_its_statistics_as_values():
+    from globallocal.alignment.representations import HeadOutputs
+    from globallocal.selftraining import OfflinePseudoLabelTerm
+
+    logits = torch.zeros(1, 3, 2, 2, requires_grad=True)  # uniform: cross-entropy log 3 at every pixel
+    batch = {"pseudo_label": torch.tensor([[[0, 1], [IGN, 2]]])}  # 3 of 4 pixels labelled
+    terms, stats = OfflinePseudoLabelTerm(0.5).generator_terms(batch, {"main": HeadOutputs(logits)})
+    assert list(stats) == ["pseudo/kept_share", "loss_pseudo/main"]
+    assert stats["pseudo/kept_share"].item() == 0.75
+    assert stats["loss_pseudo/main"].item() == pytest.approx(math.log(3))
+    assert not any(value.requires_grad for value in stats.values()) and all(v.dim() == 0 for v in stats.values())
+    assert set(terms) == {"pseudo_main"} and terms["pseudo_main"].item() == pytest.approx(0.5 * math.log(3))
+    assert terms["pseudo_main"].requires_grad
+    # The control (weight 0): no term, the share still logged.
+    terms, stats = OfflinePseudoLabelTerm(0.0).generator_terms(batch, {"main": HeadOutputs(logits)})
+    assert terms == {} and list(stats) == ["pseudo/kept_share"] and stats["pseudo/kept_share"].item() == 0.75
+
+
+def test_the_ema_term_returns_the_confident_share_and_the_weighted_loss_as_values():
+    from globallocal.alignment.representations import HeadOutputs
+    from globallocal.selftraining import EmaTeacherTerm
+
+    class Constant(nn.Module):
+        """Predicts class 0 with softmax (e^2, 1, 1) / (e^2 + 2) = 0.787 on the left column, uniform on the right."""
+
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, images):
+            main = torch.zeros(images.shape[0], 3, 2, 2)
+            main[:, 0, :, 0] = 2.0
+            return main * self.scale, main * self.scale
+
+    term = EmaTeacherTerm(Constant(), SelfTrainingConfig(lambda_pseudo=2.0, teacher="ema", ema_conf_threshold=0.7))
+    logits = torch.zeros(1, 3, 2, 2, requires_grad=True)
+    terms, stats = term.generator_terms({"image": torch.zeros(1, 3, 2, 2)}, {"main": HeadOutputs(logits)})
+    assert stats["pseudo/teacher_confident_share"].item() == 0.5  # the left column only
+    # every pixel: cross-entropy log 3 against the teacher's argmax, times the image's weight 0.5
+    assert stats["loss_pseudo/main"].item() == pytest.approx(0.5 * math.log(3))
+    assert terms["pseudo_main"].item() == pytest.approx(2.0 * 0.5 * math.log(3))
+    assert not stats["loss_pseudo/main"].requires_grad

@@ -134,3 +134,94 @@ def test_a_batch_without_a_labelled_pixel_gives_zero_segmentation_loss_not_nan()
     assert loss.item() == 0.0 and torch.all(logits.grad == 0)
     labels = torch.randint(0, K, (1, 4, 4))
     assert torch.equal(segmentation_loss(logits, labels), torch.nn.functional.cross_entropy(logits, labels))
+
+
+def test_the_loop_reads_values_on_the_host_only_at_log_steps(monkeypatch):
+    """Every statistic stays a device tensor between log steps: on CUDA a host read stalls the step."""
+    import sys
+
+    from globallocal.data.order import DataStream
+
+    torch.manual_seed(0)
+    cfg = train_config(optim=optim_config(iterations=7, max_iters=7, lr=0.01), log_every=3,
+                       alignment=alignment_config(local=local_config(conf_threshold=0.0)))
+    state = build_train_state(TinySegmenter(), cfg, K)
+    reads, loading = [], [False]
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "globallocal" in caller and not loading[0]:  # the library's reads, not torch's or the loader's
+                reads.append((state.iteration, _name))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    next_batch = DataStream.__next__
+
+    def loading_batch(self):
+        loading[0] = True
+        try:
+            return next_batch(self)
+        finally:
+            loading[0] = False
+
+    monkeypatch.setattr(DataStream, "__next__", loading_batch)
+    source, target = batches()
+    live = RecordingLive()
+    train(state, cfg, [source], [target], torch.device("cpu"), RunOptions(live=live, progress=False))
+    # One read (all statistics in one copy) after iterations 3, 6 and the last, 7; none inside a step.
+    assert reads == [(3, "tolist"), (6, "tolist"), (7, "tolist")]
+    assert [s["step"] for s in live.steps] == [3, 6, 7]
+    assert {"loss_adv/local_main", "d_acc/local_main_source", "grad_norm/local_main"} <= set(live.steps[0])
+
+
+def stub_step(values):
+    """A train_step that returns ``values[i]`` at its i-th call, as tensors (lr as a float)."""
+
+    def step(state, config, source, target, device):
+        stats = values[state.iteration]
+        state.iteration += 1
+        return {key: value if key.startswith("lr") else torch.tensor(value) for key, value in stats.items()}
+
+    return step
+
+
+def test_the_logged_means_are_the_means_of_each_interval_and_a_statistic_undefined_throughout_is_not_logged(
+        monkeypatch):
+    import globallocal.training as training
+
+    nan = float("nan")
+    values = [
+        {"lr/generator": 0.4, "loss_seg/main": 1.0, "d_acc/local_main_source": nan},
+        {"lr/generator": 0.2, "loss_seg/main": 2.0, "d_acc/local_main_source": 0.5},
+        {"lr/generator": 0.1, "loss_seg/main": 3.0, "d_acc/local_main_source": nan},
+        {"lr/generator": 0.1, "loss_seg/main": 4.0, "d_acc/local_main_source": nan},
+        {"lr/generator": 0.0, "loss_seg/main": 0.5, "d_acc/local_main_source": 0.75},
+    ]
+    monkeypatch.setattr(training, "train_step", stub_step(values))
+    cfg = train_config(optim=optim_config(iterations=5, max_iters=5, lr=0.01), log_every=2)
+    state = build_train_state(TinySegmenter(), cfg, K)
+    live = RecordingLive()
+    last = train(state, cfg, [None], None, torch.device("cpu"), RunOptions(live=live, progress=False))
+    assert live.steps == [
+        {"lr/generator": pytest.approx(0.3), "loss_seg/main": 1.5, "d_acc/local_main_source": 0.5, "step": 2},
+        {"lr/generator": pytest.approx(0.1), "loss_seg/main": 3.5, "step": 4},  # accuracy undefined at 3 and 4
+        {"lr/generator": 0.0, "loss_seg/main": 0.5, "d_acc/local_main_source": 0.75, "step": 5},
+    ]
+    assert last == {"lr/generator": 0.0, "loss_seg/main": 0.5, "d_acc/local_main_source": 0.75}
+
+
+def test_a_non_finite_loss_between_log_steps_stops_training_naming_its_own_iteration(monkeypatch):
+    import globallocal.training as training
+    from globallocal.errors import UserError
+
+    values = [{"loss_seg/main": 1.0}, {"loss_seg/main": float("inf")}, {"loss_seg/main": float("nan")},
+              {"loss_seg/main": 1.0}]
+    monkeypatch.setattr(training, "train_step", stub_step(values))
+    cfg = train_config(optim=optim_config(iterations=4, max_iters=4, lr=0.01), log_every=4)
+    state = build_train_state(TinySegmenter(), cfg, K)
+    live = RecordingLive()
+    with pytest.raises(UserError, match=r"^training stopped at iteration 2: loss term 'loss_seg/main' is inf "):
+        train(state, cfg, [None], None, torch.device("cpu"), RunOptions(live=live, progress=False))
+    assert live.steps == []  # nothing of the interval is logged
