@@ -236,3 +236,39 @@ def test_none_family_contributes_nothing():
 def test_unknown_family_is_rejected():
     with pytest.raises(ValueError, match="advent"):
         GlobalAlignment("cycada", K)
+
+
+def _class_balanced_mean_with_masks(values, categories, num_classes):
+    """The local loss as it was written with boolean masks and bincount (several host reads on CUDA)."""
+    if values.numel() == 0:
+        return values.sum()
+    sums = values.new_zeros(num_classes).index_add(0, categories, values)
+    counts = torch.bincount(categories, minlength=num_classes)
+    present = counts > 0
+    return (sums[present] / counts[present]).mean()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_local_losses_and_gradients_are_bit_identical_to_the_masked_formulation(seed):
+    from globallocal.alignment.local import _category_logits
+
+    generator = torch.Generator().manual_seed(seed)
+    d_out = torch.randn(2, 19, 6, 7, generator=generator, requires_grad=True)
+    categories = torch.randint(-1, 19, (2, 6, 7), generator=generator)
+    categories[0, :3] = DROPPED  # whole rows and classes missing
+    losses, grads = [], []
+    for new in (True, False):
+        d_out.grad = None
+        if new:
+            picked, kept = _category_logits(d_out, categories)
+            loss = class_balanced_mean(gan_loss(picked, 1.0, "vanilla", reduction="none"), kept, 19)
+        else:
+            keep = categories != DROPPED
+            picked = d_out.gather(1, categories.clamp(min=0).unsqueeze(1)).squeeze(1)[keep]
+            loss = _class_balanced_mean_with_masks(
+                gan_loss(picked, 1.0, "vanilla", reduction="none"), categories[keep], 19)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(d_out.grad.clone())
+    assert torch.equal(losses[0], losses[1]) and torch.equal(grads[0], grads[1])
+    assert grads[0][0, :, :3].abs().sum() == 0  # dropped positions get no gradient

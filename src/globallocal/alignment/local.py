@@ -106,20 +106,28 @@ def class_balanced_mean(values: torch.Tensor, categories: torch.Tensor, num_clas
 
     values, categories: (M,) with categories in [0, num_classes). Returns a scalar (0 when M = 0, still
     attached to the graph so that backward() works).
+
+    The counts are an ``index_add`` rather than ``bincount``, which reads its input's maximum on the host
+    (a CUDA synchronisation); the classes present are selected once. The mean over the present classes
+    keeps its data-dependent selection: a masked sum over all classes would add in another order (the
+    vectorised reduction) and change the last bits.
     """
     if values.numel() == 0:
         return values.sum()
     sums = values.new_zeros(num_classes).index_add(0, categories, values)
-    counts = torch.bincount(categories, minlength=num_classes)
-    present = counts > 0
+    counts = categories.new_zeros(num_classes).index_add(0, categories, torch.ones_like(categories))
+    present = (counts > 0).nonzero().squeeze(1)
     return (sums[present] / counts[present]).mean()
 
 
 def _category_logits(d_out: torch.Tensor, categories: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pick each kept position's logit of its own category: (N, K, h, w), (N, h, w) -> (M,), (M,)."""
-    keep = categories != DROPPED
+    """Pick each kept position's logit of its own category: (N, K, h, w), (N, h, w) -> (M,), (M,).
+
+    The kept positions are found once (one host read of their number on CUDA) and index both tensors.
+    """
+    kept = (categories != DROPPED).flatten().nonzero().squeeze(1)
     picked = d_out.gather(1, categories.clamp(min=0).unsqueeze(1)).squeeze(1)
-    return picked[keep], categories[keep]
+    return picked.flatten()[kept], categories.flatten()[kept]
 
 
 class LocalAlignment(nn.Module):
