@@ -11,6 +11,8 @@ check must end within 8 minutes on one H200-class GPU):
 4. **pipeline**: the embedded pipeline in a scratch copy of the project, stage by stage (``dvc repro
    -s <stage>`` with dvc, the stage commands one after another without it), seconds per stage.
 5. **compile** (opt-in figure, with what time is left): the bf16 step with ``train.compile``.
+6. **syncs**: ``sync_count.py``: host synchronisations per embedded adapt step (torch's sync debug
+   mode), at log steps and between them, with the library lines that cause them.
 
 A part whose packages are missing is recorded as skipped with the names; the others still run.
 ``--cpu-dry-run`` runs every part on the CPU at tiny sizes (nothing is measured, the figures mean
@@ -49,9 +51,10 @@ NEEDS = {
     "paper_step": ["yaml", "tqdm", "cityscapesscripts"],
     "embedded_step": ["yaml", "tqdm", "cityscapesscripts"],
     "pipeline": ["yaml", "tqdm", "cityscapesscripts", "dvclive", "matplotlib", "pandas", "PIL", "cv2"],
+    "syncs": ["yaml", "tqdm", "cityscapesscripts"],
 }
 #: Seconds each part may take at most (the overall budget may cut them shorter).
-CAPS = {"tests": 110, "paper_step": 200, "embedded_step": 60, "pipeline": 240, "compile": 150}
+CAPS = {"tests": 110, "paper_step": 200, "embedded_step": 60, "pipeline": 240, "compile": 150, "syncs": 40}
 #: Seconds for the whole check: within 8 minutes with a margin for starting Python and writing files.
 GPU_BUDGET_S = 470.0
 DRY_RUN_BUDGET_S = 1800.0
@@ -157,6 +160,18 @@ def part_embedded_step(budget: Budget, scratch: Path, dry_run: bool) -> dict:
     return result
 
 
+def part_syncs(budget: Budget, scratch: Path, dry_run: bool) -> dict:
+    out = scratch / "syncs.json"
+    cmd = [sys.executable, str(BENCH / "sync_count.py"), "--out", str(out)]
+    cmd += ["--device", "cpu", "--steps", "4", "--log-every", "2"] if dry_run else []
+    status, seconds, tail = run(cmd, budget.limit("syncs"))
+    result = json.loads(out.read_text()) if out.is_file() else {}
+    result.update(status=status, seconds=round(seconds, 1))
+    if status != 0:
+        result["output_tail"] = tail
+    return result
+
+
 def stage_commands() -> list[tuple[str, str]]:
     import yaml
 
@@ -255,7 +270,12 @@ def table(report: dict) -> str:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in pipeline["stages_s"].items())
         lines.append(f"pipeline ({pipeline['runner']}): {pipeline['total_s']:.0f} s: {stages}"
                      + ("" if pipeline.get("status") == 0 else f"  FAILED at {pipeline.get('failed_stage')}"))
-    for part in ("tests", "paper_step", "embedded_step", "pipeline"):
+    syncs = report.get("syncs", {})
+    if syncs.get("mean_syncs_per_other_step") is not None:
+        sources = ", ".join(f"{line} x{count:g}" for line, count in syncs.get("sources_per_other_step", {}).items())
+        lines.append(f"host syncs per adapt step on {syncs['device']}: {syncs['mean_syncs_per_other_step']:g} between "
+                     f"log steps ({sources or 'none'}), {syncs.get('mean_syncs_per_log_step')} at a log step")
+    for part in ("tests", "paper_step", "embedded_step", "pipeline", "syncs"):
         if "skipped_part" in report.get(part, {}) and part != "tests":
             lines.append(f"{part}: {report[part]['skipped_part']}")
     lines.append("goals (measured value; None = not measured" + (", as in every dry run):" if report["dry_run"] else "):"))
@@ -269,7 +289,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="the JSON (default: reports/bench_gpu.json; a scratch file "
                         "for a dry run)")
     parser.add_argument("--budget-s", type=float, help="overall time limit in seconds (470; a dry run: 1800)")
-    parser.add_argument("--parts", default="tests,paper_step,embedded_step,pipeline,compile",
+    parser.add_argument("--parts", default="tests,paper_step,embedded_step,pipeline,syncs,compile",
                         help="comma-separated parts to run")
     parser.add_argument("--no-dvc", action="store_true", help="run the stage commands even where dvc is installed")
     args = parser.parse_args()
@@ -297,6 +317,7 @@ def main() -> None:
         "embedded_step": lambda: part_embedded_step(budget, scratch, args.cpu_dry_run),
         "pipeline": lambda: part_pipeline(budget, scratch, args.cpu_dry_run, args.no_dvc),
         "compile": lambda: part_paper_step(budget, scratch, args.cpu_dry_run, only_compile=True),
+        "syncs": lambda: part_syncs(budget, scratch, args.cpu_dry_run),
     }
     for part in parts:
         lacking = missing(NEEDS.get(part, NEEDS["paper_step"]))

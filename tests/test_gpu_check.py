@@ -69,3 +69,18 @@ def test_the_budget_cuts_a_part_to_what_is_left_after_the_reserve():
     budget = gpu_check.Budget(100.0)
     assert budget.limit("tests", reserve=50) == pytest.approx(50, abs=1)
     assert budget.limit("embedded_step") == gpu_check.CAPS["embedded_step"]  # 60 s cap < 100 s left
+
+
+def test_the_table_shows_the_host_syncs_per_step_with_their_sources():
+    report = measured_report()
+    report["syncs"] = {"device": "cuda", "mean_syncs_per_other_step": 4.0, "mean_syncs_per_log_step": 5.0,
+                       "sources_per_other_step": {"local.py:123": 2.0, "local.py:104": 2.0}}
+    report["goals"] = gpu_check.goals(report)
+    assert ("host syncs per adapt step on cuda: 4 between log steps (local.py:123 x2, local.py:104 x2), "
+            "5.0 at a log step") in gpu_check.table(report).splitlines()
+
+
+def test_the_sync_count_part_runs_on_the_cpu_in_a_dry_run(tmp_path):
+    result = gpu_check.part_syncs(gpu_check.Budget(600.0), tmp_path, dry_run=True)
+    assert result["status"] == 0, result.get("output_tail")
+    assert result["device"] == "cpu" and result["syncs_per_step"] == [0, 0, 0, 0]  # nothing synchronises on a CPU
