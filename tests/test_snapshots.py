@@ -188,3 +188,29 @@ def test_a_restored_data_stream_continues_with_the_next_batch(consumed):
     restored = DataStream(train_loader(list(range(7)), 2, 5, 0))
     restored.restore(stream.position())
     assert [b.tolist() for b in itertools.islice(restored, 8)] == expected[consumed:]
+
+
+def test_a_run_resumed_mid_interval_logs_the_same_means_in_the_same_order_as_an_uninterrupted_one(
+        tmp_path, monkeypatch):
+    class RecordingLive:
+        def __init__(self):
+            self.steps, self.step = [{}], 0
+
+        def log_metric(self, name, value):
+            self.steps[-1][name] = value
+
+        def next_step(self):
+            self.steps[-1]["step"] = self.step
+            self.steps.append({})
+
+    state, (source, target) = fresh_run()
+    whole = RecordingLive()
+    train(state, adapt_config(), source, target, CPU, RunOptions(live=whole, progress=False))
+    snapshots = snapshots_in(tmp_path)
+    run_until_killed(snapshots, 4, monkeypatch)  # snapshot at 2, half-way through the first interval of 4
+    state, (source, target) = fresh_run()
+    resumed = RecordingLive()
+    train(state, adapt_config(), source, target, CPU, RunOptions(live=resumed, progress=False, snapshots=snapshots,
+          resume=snapshots.load("adapted")))
+    assert [step["step"] for step in whole.steps[:-1]] == [4, 6]
+    assert [list(step.items()) for step in resumed.steps] == [list(step.items()) for step in whole.steps]
