@@ -23,7 +23,8 @@ def _step(precision, device, channels_last=False):
     )
     state = build_train_state(TinySegmenter(num_classes=K, single_lr_group=True).to(device), cfg, K)
     source, target = batches(num_classes=K, ignored_rows=0)
-    return state, train_step(state, cfg, source, target, device)
+    stats = train_step(state, cfg, source, target, device)  # device tensors (lr: floats), read here
+    return state, {key: float(value) for key, value in stats.items()}
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
