@@ -7,7 +7,8 @@ it trains the pretrain stage's model with ``pretrain.iterations = pretrain.max_i
 schedule, as a user who sets that length gets it; the stage's own code, ``stages.training_stage``) and scores it
 on a **held-out source** set (``--heldout`` images the benchmark never wrote: source indices from
 ``prepare.num_source`` on, same generator and seed) and, for information, on target dev. Writes
-reports/sweeps/source_curve.{csv,md,png}.
+reports/sweeps/source_curve.{csv,md,png}, the CSV after each length; lengths already in the CSV are kept (one
+seed, the committed params: delete the CSV after changing them).
 
 Rule, fixed before the first run (it looks at held-out source only, never at target or at an alignment method):
 the *converged* length is the smallest N of the grid whose doubling adds less than ``--flat`` (1.0) mIoU on
@@ -70,8 +71,13 @@ def main() -> None:
         scratch, synthetic, range(synthetic.num_source, synthetic.num_source + args.heldout))
     data = params.data
     device = resolve_device(params.device)
-    rows = []
+    csv_path = OUT.with_suffix(".csv")
+    rows = [] if not csv_path.is_file() else [
+        {key: float(value) if "miou" in key or key == "train_s" else int(value) for key, value in row.items()}
+        for row in csv.DictReader(csv_path.open())]
     for length in args.iterations:
+        if any(row["iterations"] == length for row in rows):
+            continue
         overrides = copy.deepcopy(base)
         overrides["pretrain"].update(iterations=length, max_iters=length)
         overrides["train"]["snapshot_every"] = 0
@@ -92,12 +98,12 @@ def main() -> None:
                   for name, dataset in splits.items()}
         rows.append({"iterations": length, **scores, "train_s": round(seconds, 1)})
         print(rows[-1], flush=True)
-
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT.with_suffix(".csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+        rows.sort(key=lambda row: row["iterations"])
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
     chosen = converged_length(rows, args.flat)
     lines = [f"Source-only training length against held-out source mIoU ({args.heldout} images) and target dev; "
              f"shift {synthetic.shift}-{synthetic.shift_severity}, seed {params.seed}.", "",
