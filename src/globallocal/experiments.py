@@ -40,7 +40,8 @@ from pathlib import Path
 
 import yaml
 
-from globallocal.reporting import ablation_table, plot_sweep, sweep_table
+from globallocal.experiment_files import experiment_refs, logged_series, output_file
+from globallocal.reporting import ablation_table, diagnostics_table, plot_sweep, sweep_table
 from globallocal.selftrain_report import selftrain_table
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -198,6 +199,12 @@ def cell_of(overrides: dict) -> dict:
             "shift": "none" if shift == "none" else f"{shift}-{value('prepare.shift_severity')}"}
 
 
+def ablation_prefix(sets: dict) -> str:
+    """The name prefix of a cell's ablation experiments (``ablation`` for today's cell, committed params)."""
+    cell = cell_of(sets)
+    return "ablation" if cell == cell_of({}) and not sets else f"ablation-{cell['shift']}-{cell['bn']}"
+
+
 #: The adapt run with every alignment weight at 0: source-only training plus target BatchNorm statistics.
 WEIGHT_ZERO = {"adapt.global_family": "none", "adapt.lambda_adv_local": 0}
 
@@ -217,7 +224,7 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
     """
     sets = dict(sets or {})
     cell = cell_of(sets)
-    prefix = "ablation" if cell == cell_of({}) and not sets else f"ablation-{cell['shift']}-{cell['bn']}"
+    prefix = ablation_prefix(sets)
     runs = {}
     for seed in seeds:  # seed-major: a queue cut short leaves whole seeds
         for family in ("none",) + tuple(families):
@@ -256,6 +263,44 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
     out = Path("reports/ablation.md") if prefix == "ablation" else Path(f"reports/ablation_{cell['shift']}_{cell['bn']}.md")
     out.write_text(f"Cell: shift {cell['shift']}, bn {cell['bn']}; seeds {seeds}.\n\n" + table + "\n")
     print(table)
+
+
+#: The local term's training statistics (dvclive, one mean per log interval) the diagnostics table reads.
+LOCAL_LOGS = {"kept_source": "local_kept/local_main_source", "kept_target": "local_kept/local_main_target",
+              "d_acc_source": "d_acc/local_main_source", "d_acc_target": "d_acc/local_main_target"}
+
+
+def local_diagnostics(seeds: list[int], sets: dict | None = None) -> None:
+    """Why the local term does or does not help, per family and seed of a cell's ablation runs with the local
+    term on: on target dev, the share of local outputs the filter keeps and the precision of their
+    pseudo-class (the evaluate stage's reports/eval/local_diagnostics.json, for the start and the adapted
+    model); in training, the share kept per domain and D_l's accuracy per domain (the adapt stage's log: mean
+    over the run's log intervals, and the last interval). Writes reports/local_diagnostics_<shift>_<bn>.{csv,md}.
+    """
+    sets = dict(sets or {})
+    cell, prefix = cell_of(sets), ablation_prefix(sets)
+    refs = experiment_refs()
+    rows = []
+    for family in FAMILIES:
+        for seed in seeds:
+            ref = refs.get(run_name(prefix, f"{family}-local1", seed))
+            if ref is None:
+                continue
+            raw = output_file(ref, "reports/eval", "local_diagnostics.json")
+            dev = json.loads(raw)["models"] if raw else {}
+            row = {"family": family, "seed": seed, **cell}
+            for model in ("source_only", "adapted"):
+                row[f"dev_kept_{model}"] = dev.get(model, {}).get("share_kept", "")
+                row[f"dev_precision_{model}"] = dev.get(model, {}).get("precision", "")
+            for key, metric in LOCAL_LOGS.items():
+                values = [v for v in logged_series(ref, "reports/train/adapted", metric) if v == v]
+                row[f"train_{key}_mean"] = sum(values) / len(values) if values else ""
+                row[f"train_{key}_last"] = values[-1] if values else ""
+            rows.append(row)
+    stem = Path(f"reports/local_diagnostics_{cell['shift']}_{cell['bn']}")
+    write_csv(stem.with_suffix(".csv"), rows)
+    stem.with_suffix(".md").write_text(diagnostics_table(rows, cell) + "\n")
+    print(diagnostics_table(rows, cell))
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -317,7 +362,8 @@ def alignment_table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", help="a sweep file (YAML) or 'ablation'")
+    parser.add_argument("what", help="a sweep file (YAML), 'ablation', or 'diagnostics' (the local term's, of a "
+                                     "cell's ablation runs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds")
     parser.add_argument("--jobs", type=int, default=2, help="experiments run side by side")
     parser.add_argument("--no-run", action="store_true", help="only tabulate what has been run")
@@ -335,11 +381,13 @@ def main() -> None:
                              "(default HEAD)")
     args = parser.parse_args()
     CODE_REF[:] = args.code_at
-    if args.what == "ablation":
-        sets = {}
-        for item in args.set:
-            key, _, value = item.partition("=")
-            sets[key] = yaml.safe_load(value)
+    sets = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        sets[key] = yaml.safe_load(value)
+    if args.what == "diagnostics":
+        local_diagnostics(args.seeds, sets)
+    elif args.what == "ablation":
         ablation(args.seeds, args.jobs, args.no_run, selftrain=not args.no_selftrain, sets=sets,
                  selftrain_families=tuple(args.selftrain_families), families=tuple(args.families))
     else:

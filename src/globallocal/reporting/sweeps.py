@@ -126,3 +126,26 @@ def plot_ablation(rows: Sequence[dict], out_path: Path) -> None:
     axis.legend(fontsize=LEGEND_FONT_SIZE_PT)
     axis.grid(axis="y", alpha=0.3)
     save_png(figure, out_path)
+
+
+#: The training statistics of a ``local_diagnostics`` row (experiments.LOCAL_LOGS), in column order.
+LOCAL_TRAIN_KEYS = ("kept_source", "kept_target", "d_acc_source", "d_acc_target")
+
+
+def diagnostics_table(rows: list[dict], cell: dict) -> str:
+    """Markdown of ``local_diagnostics`` rows: shares and accuracies in %, one row per family and seed."""
+    def pct(value) -> str:
+        return "—" if value in ("", None) else f"{100 * float(value):.1f}"
+
+    lines = [f"Local term diagnostics, cell shift {cell['shift']}, bn {cell['bn']} (%). Dev: share of the target "
+             "dev local outputs the filter keeps, and how often their pseudo-class is the majority ground-truth "
+             "class. Training: share kept per domain and D_l's accuracy per domain, mean over the adapt run's log "
+             "intervals (last interval in brackets).", "",
+             "| family + local | seed | dev kept: start -> adapted | dev precision: start -> adapted | "
+             "train kept source | train kept target | D_l acc source | D_l acc target |",
+             "|---|---:|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        train = [f"{pct(r[f'train_{key}_mean'])} ({pct(r[f'train_{key}_last'])})" for key in LOCAL_TRAIN_KEYS]
+        lines.append(f"| {r['family']} | {r['seed']} | {pct(r['dev_kept_source_only'])} -> {pct(r['dev_kept_adapted'])} | "
+                     f"{pct(r['dev_precision_source_only'])} -> {pct(r['dev_precision_adapted'])} | " + " | ".join(train) + " |")
+    return "\n".join(lines)

@@ -69,7 +69,12 @@ from globallocal.data.synthetic.settings import (
     TARGET_VAL,
     SyntheticConfig,
 )
-from globallocal.data.synthetic.writing import generate_benchmark, generate_example, write_benchmark
+from globallocal.data.synthetic.writing import (
+    generate_benchmark,
+    generate_example,
+    write_benchmark,
+    write_source_examples,
+)
 
 __all__ = [
     "MARKER_FILE",
@@ -85,4 +90,5 @@ __all__ = [
     "generate_benchmark",
     "write_benchmark",
     "generate_example",
+    "write_source_examples",
 ]

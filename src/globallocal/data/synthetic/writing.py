@@ -173,6 +173,20 @@ def generate_benchmark(out_root: Path, config: SyntheticConfig) -> dict:
     return summary
 
 
+def write_source_examples(out_root: Path, config: SyntheticConfig, indices: range) -> list[str]:
+    """Write source images of the given indices in the GTA5 layout under ``out_root/gta5``; their names.
+
+    Indices at or past ``config.num_source`` are images the benchmark never wrote: a held-out source set
+    from the same distribution (``benchmarks/source_curve.py`` scores source-only training on it).
+    """
+    label_palette = cityscapes_palette()
+    palette = make_palette(config.seed, SOURCE_STYLE)
+    for index in indices:
+        rgb, label_ids = generate_example(config, SOURCE, index, palette)
+        _write_example(Path(out_root), SOURCE, index, rgb, label_ids, label_palette)
+    return [gta5_name(index) for index in indices]
+
+
 def _config_record(config: SyntheticConfig) -> dict:
     """The config as the marker records it; without the shift keys when there is no shift, so that the
     unshifted benchmark's marker is byte-identical to the one written before shifts existed."""

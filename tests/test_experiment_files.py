@@ -1,0 +1,64 @@
+"""Reading a finished experiment's DVC outputs from its git ref and the cache (experiment_files), and the
+local-term diagnostics table built from them."""
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from globallocal import experiment_files
+from globallocal.reporting import diagnostics_table
+
+
+def _store(cache, data: bytes) -> str:
+    md5 = hashlib.md5(data).hexdigest()
+    path = cache / md5[:2] / md5[2:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return md5
+
+
+@pytest.fixture
+def experiment(tmp_path, monkeypatch):
+    """A repository with one experiment ref whose dvc.lock names a folder output and a file output."""
+    monkeypatch.chdir(tmp_path)
+    cache = tmp_path / ".dvc" / "cache" / "files" / "md5"
+    tsv = b"step\tlocal_main_target\n10\t0.5\n20\tnan\n30\t0.75\n"
+    listing = json.dumps([{"md5": _store(cache, tsv), "relpath": "plots/metrics/d_acc/local_main_target.tsv"}])
+    folder_md5 = _store(cache, listing.encode()) + ".dir"
+    (cache / folder_md5[:2] / folder_md5[2:]).write_text(listing)
+    file_md5 = _store(cache, b'{"miou": 12.5}')
+    lock = {"schema": "2.0", "stages": {
+        "adapt": {"cmd": "python pipeline/adapt.py", "outs": [{"path": "reports/train/adapted", "md5": folder_md5}]},
+        "evaluate": {"cmd": "python pipeline/evaluate.py", "outs": [{"path": "reports/x.json", "md5": file_md5}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "dvc.lock"], check=True)
+    subprocess.run([*git, "commit", "-qm", "exp"], check=True)
+    subprocess.run([*git, "update-ref", "refs/exps/ab/cdef/run-a-s0", "HEAD"], check=True)
+    return "refs/exps/ab/cdef/run-a-s0"
+
+
+def test_experiment_refs_are_named_by_their_last_part(experiment):
+    assert experiment_files.experiment_refs() == {"run-a-s0": experiment}
+
+
+def test_a_file_output_and_a_file_inside_a_folder_output_are_read_from_the_cache(experiment):
+    assert experiment_files.output_file(experiment, "reports/x.json") == b'{"miou": 12.5}'
+    assert experiment_files.logged_series(experiment, "reports/train/adapted", "d_acc/local_main_target")[::2] == [
+        0.5, 0.75]
+    assert experiment_files.output_file(experiment, "reports/missing.json") is None
+    assert experiment_files.logged_series(experiment, "reports/train/adapted", "loss_d/local_main") == []
+
+
+def test_diagnostics_table_prints_shares_in_percent_and_dashes_for_missing_values():
+    row = {"family": "advent", "seed": 1, "dev_kept_source_only": 0.081, "dev_kept_adapted": 0.198,
+           "dev_precision_source_only": 0.823, "dev_precision_adapted": "",
+           "train_kept_source_mean": 0.3, "train_kept_source_last": 0.25, "train_kept_target_mean": 0.5,
+           "train_kept_target_last": 0.5, "train_d_acc_source_mean": 0.071, "train_d_acc_source_last": 0.054,
+           "train_d_acc_target_mean": 0.96, "train_d_acc_target_last": ""}
+    last = diagnostics_table([row], {"shift": "scale-1", "bn": "learned"}).splitlines()[-1]
+    assert last == "| advent | 1 | 8.1 -> 19.8 | 82.3 -> — | 30.0 (25.0) | 50.0 (50.0) | 7.1 (5.4) | 96.0 (—) |"
