@@ -62,3 +62,22 @@ def test_diagnostics_table_prints_shares_in_percent_and_dashes_for_missing_value
            "train_d_acc_target_mean": 0.96, "train_d_acc_target_last": ""}
     last = diagnostics_table([row], {"shift": "scale-1", "bn": "learned"}).splitlines()[-1]
     assert last == "| advent | 1 | 8.1 -> 19.8 | 82.3 -> — | 30.0 (25.0) | 50.0 (50.0) | 7.1 (5.4) | 96.0 (—) |"
+
+
+def test_queueing_is_refused_while_a_repro_holds_a_workspace_lock(tmp_path):
+    import os
+
+    from globallocal.experiments import check_no_repro_running
+
+    rwlock = tmp_path / "rwlock"
+    check_no_repro_running(rwlock)  # no lock file: nothing runs
+    dead = {"read": {"/w/params.yaml": [{"pid": 2 ** 22 + 12345, "cmd": "dvc repro"}]}, "write": {}}
+    rwlock.write_text(json.dumps(dead))
+    check_no_repro_running(rwlock)  # a stale lock of a process that is gone does not block
+    other = {"read": {"/w/params.yaml": [{"pid": os.getpid(), "cmd": "dvc exp show"}]}, "write": {}}
+    rwlock.write_text(json.dumps(other))
+    check_no_repro_running(rwlock)  # a live command that is not a repro does not either
+    live = {"read": {"/w/params.yaml": [{"pid": os.getpid(), "cmd": ".venv/bin/dvc repro"}]}, "write": {}}
+    rwlock.write_text(json.dumps(live))
+    with pytest.raises(SystemExit, match=f"pid {os.getpid()}"):
+        check_no_repro_running(rwlock)

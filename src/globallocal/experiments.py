@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 from globallocal.experiment_files import experiment_refs, logged_series, output_file
-from globallocal.reporting import ablation_table, diagnostics_table, plot_sweep, sweep_table
+from globallocal.reporting import alignment_table, diagnostics_table, plot_sweep, sweep_table
 from globallocal.selftrain_report import selftrain_table
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -106,8 +106,34 @@ def _same_code(commit: str) -> bool:
                for ref in CODE_REF)
 
 
+def check_no_repro_running(rwlock: Path = Path(".dvc/tmp/rwlock")) -> None:
+    """Refuse to queue while a `dvc repro` runs in this workspace.
+
+    `dvc exp run --queue -S ...` writes the overrides into the workspace's params.yaml for a moment; a stage
+    of a running repro that reads params.yaml then would train with another run's params and be recorded
+    under its own (this happened once: an `adapt` output trained without alignment, locked as AdvEnt).
+    """
+    if not rwlock.is_file():
+        return
+    for entries in json.loads(rwlock.read_text() or "{}").values():
+        for holders in entries.values():
+            for holder in holders:
+                if "repro" in holder.get("cmd", "") and _alive(holder.get("pid", -1)):
+                    sys.exit(f"a `dvc repro` (pid {holder['pid']}) is running in this workspace: queueing "
+                             "experiments now would rewrite params.yaml under it; wait for it to finish")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def run_all(runs: dict[str, dict], jobs: int) -> dict[str, dict]:
     """Queue the runs that have no results yet, run the queue, return every run's metrics."""
+    check_no_repro_running()
     done = finished_experiments()
     missing = [name for name in runs if name not in done and name not in _queued_or_running()]
     for name in missing:
@@ -257,7 +283,7 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
     kept = [row for row in read_rows(path) if (row.get("shift") or "none", row.get("bn") or "learned")
             != (cell["shift"], cell["bn"])]
     write_csv(path, kept + rows)
-    table = alignment_table([row for row in rows if not row["selftrain"]])
+    table = alignment_table([row for row in rows if not row["selftrain"]], FAMILIES)
     if selftrain:
         table += "\n\n" + selftrain_table(rows)
     out = Path("reports/ablation.md") if prefix == "ablation" else Path(f"reports/ablation_{cell['shift']}_{cell['bn']}.md")
@@ -317,47 +343,6 @@ def read_rows(path: Path) -> list[dict]:
         row["bn"] = row.get("bn") or "learned"
         row["shift"] = row.get("shift") or "none"
     return rows
-
-
-def _pm(values: list[float]) -> str:
-    if not values:
-        return "—"
-    mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
-
-
-def alignment_table(rows: list[dict]) -> str:
-    """Markdown: val and dev mean ± std of every model of one cell, and the per-seed paired val difference
-    of each family against the weight-0 run (``none``) and of each ``+ local`` against its family."""
-    def scores(family: str, local: int, key: str) -> dict[int, float]:
-        return {int(r["seed"]): float(r[key]) for r in rows if r["family"] == family and int(r["local"]) == local}
-
-    seeds = sorted({int(r["seed"]) for r in rows})
-    head = ", ".join(f"s{s}" for s in seeds)
-    lines = [f"| model | val mIoU | dev mIoU | compared with | val paired diff ({head}) | val diff mean ± std | dev diff mean ± std |",
-             "|---|---:|---:|---|---|---:|---:|"]
-    zero_val, zero_dev = scores("none", 0, "val_miou"), scores("none", 0, "dev_miou")
-    labels = {"source_only": "source-only", "adabn": "AdaBN (source-only + target statistics)",
-              "none": "adapt, every alignment weight 0", "oracle": "oracle (target labels)"}
-    order = [("source_only", 0), ("adabn", 0), ("none", 0)]
-    order += [(family, local) for family in FAMILIES for local in (0, 1)] + [("oracle", 0)]
-    for family, local in order:
-        val, dev = scores(family, local, "val_miou"), scores(family, local, "dev_miou")
-        if not val:
-            continue
-        name = labels.get(family, family + (" + local" if local else ""))
-        against, base_val, base_dev = "", {}, {}
-        if family in FAMILIES:
-            against = f"{family}" if local else "weight 0"
-            base_val = scores(family, 0, "val_miou") if local else zero_val
-            base_dev = scores(family, 0, "dev_miou") if local else zero_dev
-        diff = [val[s] - base_val[s] for s in seeds if s in val and s in base_val]
-        diff_dev = [dev[s] - base_dev[s] for s in seeds if s in dev and s in base_dev]
-        lines.append(f"| {name} | {_pm(list(val.values()))} | {_pm(list(dev.values()))} | {against} | "
-                     f"{', '.join(f'{d:+.2f}' for d in diff)} | {_pm(diff) if diff else '—'} | "
-                     f"{_pm(diff_dev) if diff_dev else '—'} |")
-    return "\n".join(lines)
 
 
 def main() -> None:

@@ -28,13 +28,21 @@ from globallocal.reporting.figures import (
 )
 from globallocal.reporting.inputs import MISSING_VALUE
 from globallocal.reporting.markdown import class_frequency_table, iou_table, write_report
-from globallocal.reporting.sweeps import ablation_table, diagnostics_table, mean_std, plot_ablation, plot_sweep, sweep_table
+from globallocal.reporting.sweeps import (
+    ablation_table,
+    alignment_table,
+    diagnostics_table,
+    mean_std,
+    plot_ablation,
+    plot_sweep,
+    sweep_table,
+)
 
 __all__ = [
     "CONFUSION_FIGURE_PX", "CURVE_PANEL_HEIGHT_PX", "CURVE_PANEL_WIDTH_PX", "PER_CLASS_FIGURE_PX",
     "ENTROPY_BAR_LABEL", "FIGURE_DPI", "MISSING_VALUE", "QUALITATIVE_KEY_HEIGHT_PX",
     "QUALITATIVE_PANEL_WIDTH_PX", "QUALITATIVE_ROW_MARGIN_PX", "ablation_table", "class_frequency_table",
-    "diagnostics_table",
+    "alignment_table", "diagnostics_table",
     "entropy_to_rgb", "iou_table", "mean_std", "metric_group", "moving_average", "plot_ablation",
     "plot_class_frequencies", "plot_confusion", "plot_per_class_iou", "plot_qualitative", "plot_sweep",
     "plot_training_curves", "qualitative_figure", "qualitative_panels", "read_dvclive_metrics", "row_normalized_confusion",

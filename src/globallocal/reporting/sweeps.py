@@ -149,3 +149,44 @@ def diagnostics_table(rows: list[dict], cell: dict) -> str:
         lines.append(f"| {r['family']} | {r['seed']} | {pct(r['dev_kept_source_only'])} -> {pct(r['dev_kept_adapted'])} | "
                      f"{pct(r['dev_precision_source_only'])} -> {pct(r['dev_precision_adapted'])} | " + " | ".join(train) + " |")
     return "\n".join(lines)
+
+
+def _pm(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def alignment_table(rows: list[dict], families: tuple[str, ...]) -> str:
+    """Markdown: val and dev mean ± std of every model of one cell, and the per-seed paired val difference
+    of each family against the weight-0 run (``none``) and of each ``+ local`` against its family."""
+    def scores(family: str, local: int, key: str) -> dict[int, float]:
+        return {int(r["seed"]): float(r[key]) for r in rows if r["family"] == family and int(r["local"]) == local}
+
+    seeds = sorted({int(r["seed"]) for r in rows})
+    head = ", ".join(f"s{s}" for s in seeds)
+    lines = [f"| model | val mIoU | dev mIoU | compared with | val paired diff ({head}) | val diff mean ± std | dev diff mean ± std |",
+             "|---|---:|---:|---|---|---:|---:|"]
+    zero_val, zero_dev = scores("none", 0, "val_miou"), scores("none", 0, "dev_miou")
+    labels = {"source_only": "source-only", "adabn": "AdaBN (source-only + target statistics)",
+              "none": "adapt, every alignment weight 0", "oracle": "oracle (target labels)"}
+    order = [("source_only", 0), ("adabn", 0), ("none", 0)]
+    order += [(family, local) for family in families for local in (0, 1)] + [("oracle", 0)]
+    for family, local in order:
+        val, dev = scores(family, local, "val_miou"), scores(family, local, "dev_miou")
+        if not val:
+            continue
+        name = labels.get(family, family + (" + local" if local else ""))
+        against, base_val, base_dev = "", {}, {}
+        if family in families:
+            against = f"{family}" if local else "weight 0"
+            base_val = scores(family, 0, "val_miou") if local else zero_val
+            base_dev = scores(family, 0, "dev_miou") if local else zero_dev
+        diff = [val[s] - base_val[s] for s in seeds if s in val and s in base_val]
+        diff_dev = [dev[s] - base_dev[s] for s in seeds if s in dev and s in base_dev]
+        lines.append(f"| {name} | {_pm(list(val.values()))} | {_pm(list(dev.values()))} | {against} | "
+                     f"{', '.join(f'{d:+.2f}' for d in diff)} | {_pm(diff) if diff else '—'} | "
+                     f"{_pm(diff_dev) if diff_dev else '—'} |")
+    return "\n".join(lines)
