@@ -9,6 +9,7 @@ table across experiments (``python -m globallocal.experiments diagnostics``).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import subprocess
@@ -16,7 +17,17 @@ from pathlib import Path
 
 import yaml
 
-CACHE = Path(".dvc/cache/files/md5")
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_root(cwd: str) -> Path:
+    """The DVC cache's md5 folder as the repository's config sets it (``dvc cache dir``), else the default."""
+    try:
+        from dvc.repo import Repo  # the project's own dependency; imported here, the rest needs only git
+
+        return Path(Repo(cwd).cache.local.path)
+    except Exception:  # noqa: BLE001 - no DVC repository here: the default layout
+        return Path(cwd) / ".dvc/cache/files/md5"
 
 
 def experiment_refs() -> dict[str, str]:
@@ -27,7 +38,7 @@ def experiment_refs() -> dict[str, str]:
 
 
 def _cached(md5: str) -> Path:
-    return CACHE / md5[:2] / md5[2:]
+    return _cache_root(str(Path.cwd())) / md5[:2] / md5[2:]
 
 
 def output_file(ref: str, out: str, relpath: str | None = None) -> bytes | None:
