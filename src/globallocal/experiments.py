@@ -40,8 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from globallocal.reporting import ablation_table, plot_sweep, sweep_table
-from globallocal.selftrain_report import selftrain_table
+from globallocal.reporting import ablation_table, plot_sweep, selftrain_table, sweep_table
 
 DVC = [sys.executable, "-m", "dvc"]
 #: Stage commands call `python`: make it this interpreter; one thread per job (see the docstring).
