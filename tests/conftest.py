@@ -6,11 +6,18 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from support.tiny_project import REPO
 
 E2E_DIR = Path(__file__).parent / "e2e"
+#: Intra-op threads of the test process: two at most, as on CI's two cores (four test modules used to force
+#: two at import, for every test of the session), and fewer when OMP_NUM_THREADS asks for fewer (a busy
+#: machine, where two threads contending with other jobs slow the tests down instead of up).
+MAX_TEST_THREADS = 2
+
+torch.set_num_threads(min(MAX_TEST_THREADS, torch.get_num_threads()))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,3 +42,12 @@ def _committed_params() -> dict:
 def committed_params(_committed_params) -> dict:
     """The committed params.yaml as a dict (a fresh copy for each test to change)."""
     return copy.deepcopy(_committed_params)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_adapt_weights() -> dict:
+    """Every weight after the tiny adapt run of ``support/tiny_runs.py`` ran all its iterations on plain
+    loaders: what each resume and loader-path test must end bit-identical to. Computed once; read only."""
+    from support.tiny_runs import uninterrupted_weights
+
+    return uninterrupted_weights()
