@@ -12,12 +12,13 @@ import yaml
 from support.tiny_project import REPO
 
 E2E_DIR = Path(__file__).parent / "e2e"
-#: Intra-op threads of the test process: two at most, as on CI's two cores (four test modules used to force
-#: two at import, for every test of the session), and fewer when OMP_NUM_THREADS asks for fewer (a busy
-#: machine, where two threads contending with other jobs slow the tests down instead of up).
-MAX_TEST_THREADS = 2
+#: Intra-op threads of the test process. The unit tests' tensors are small: one thread does the same work
+#: without two threads waiting on each other. Measured on the 2-core machine, busy with other jobs: the
+#: fast half took 43 s on one thread against 428 s on two (as four test modules used to force at import,
+#: for the whole session), with 40 s against 410 s of CPU time.
+TEST_THREADS = 1
 
-torch.set_num_threads(min(MAX_TEST_THREADS, torch.get_num_threads()))
+torch.set_num_threads(TEST_THREADS)
 
 
 def pytest_collection_modifyitems(config, items):
