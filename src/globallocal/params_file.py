@@ -85,7 +85,6 @@ def _build(node: Any, cls: type, prefix: str):
     return cls(**values)
 
 
-
 def build_tree(params: dict, cls: type):
     """The ``cls`` tree of a params.yaml mapping: unknown keys refused (in params.yaml's order) before
     missing keys and values are checked (in the tree's order)."""
