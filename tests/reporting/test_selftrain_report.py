@@ -27,7 +27,8 @@ def test_precision_table_marks_a_class_without_kept_pixels_as_missing():
         "road": {"precision": 91.25, "share_of_kept": 60.0, "threshold": 0.9},
         "sky": {"precision": None, "share_of_kept": 0.0, "threshold": float("inf")},
     }}
-    assert precision_table(diagnostics).splitlines()[2:] == ["| road | 91.2 | 60.0 | 0.900 |", "| sky | — | 0.0 | — |"]
+    rows = precision_table(diagnostics).splitlines()[2:]
+    assert rows == ["| road | 91.2 | 60.0 | 0.900 |", "| sky | — | 0.0 | — |"]
 
 
 def test_pseudo_label_figure_has_one_row_per_dev_image_and_marks_wrong_pixels(tmp_path):
