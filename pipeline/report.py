@@ -18,9 +18,12 @@ from globallocal.reporting import (
     plot_per_class_iou,
     plot_qualitative,
     plot_training_curves,
+    load_dev_samples,
+    plot_pseudo_labels,
+    selftrain_note,
+    selftrain_table,
     write_report,
 )
-from globallocal.selftrain_report import load_dev_samples, plot_pseudo_labels, selftrain_note, selftrain_table
 
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"

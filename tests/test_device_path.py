@@ -10,8 +10,17 @@ import os
 
 import pytest
 import torch
-from test_snapshots import ITERATIONS, Killed, Squares, adapt_config, snapshots_in, weights
 from support.tiny_models import K, TinySegmenter
+from support.tiny_runs import (
+    ITERATIONS,
+    Killed,
+    Squares,
+    adapt_config,
+    killing_step_before,
+    snapshots_in,
+    train_until_killed,
+    weights,
+)
 
 from globallocal import config, training
 from globallocal.data.loading import DeviceLoader, SeededBatchSampler, resolve_num_workers, train_loader
@@ -87,14 +96,10 @@ def wrapped_run():
     return state, (context.loader(Squares(), 2, 0, 0), context.loader(Squares(False), 2, 1, 0))
 
 
-@pytest.fixture(scope="module")
-def bare_loaders_weights():
+@pytest.fixture
+def bare_loaders_weights(uninterrupted_adapt_weights):
     """The uninterrupted run on bare loaders (what CPU runs used before the wrapper was everywhere)."""
-    torch.manual_seed(0)
-    state = build_train_state(TinySegmenter(), adapt_config(), K)
-    train(state, adapt_config(), train_loader(Squares(), 2, 0, 0), train_loader(Squares(False), 2, 1, 0), CPU,
-          RunOptions(progress=False))
-    return weights(state)
+    return uninterrupted_adapt_weights
 
 
 def test_an_uninterrupted_run_through_the_wrapper_ends_bit_identical_to_bare_loaders(bare_loaders_weights):
@@ -110,18 +115,7 @@ def test_a_run_through_the_wrapper_killed_then_resumed_is_bit_identical(
     kill_before, bare_loaders_weights, tmp_path, monkeypatch, capsys
 ):
     snapshots = snapshots_in(tmp_path)
-    step = training.train_step
-
-    def killing_step(state, *args):
-        if state.iteration + 1 == kill_before:
-            raise Killed
-        return step(state, *args)
-
-    state, (source, target) = wrapped_run()
-    with monkeypatch.context() as patch:
-        patch.setattr(training, "train_step", killing_step)
-        with pytest.raises(Killed):
-            train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, snapshots=snapshots))
+    train_until_killed(*wrapped_run(), snapshots, kill_before, monkeypatch)
     state, (source, target) = wrapped_run()
     train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, snapshots=snapshots,
           resume=snapshots.load("adapted")))
@@ -138,7 +132,6 @@ def test_cuda_training_snapshots_through_the_pinned_wrapper_and_resumes(tmp_path
     """The crash itself: a CUDA run that writes snapshots, is killed, and resumes to the last iteration."""
     cuda = torch.device("cuda")
     snapshots = snapshots_in(tmp_path)
-    step = training.train_step
 
     def cuda_run():
         torch.manual_seed(0)
@@ -146,15 +139,10 @@ def test_cuda_training_snapshots_through_the_pinned_wrapper_and_resumes(tmp_path
         context = DistributedContext(device=cuda)
         return state, (context.loader(Squares(), 2, 0, 0), context.loader(Squares(False), 2, 1, 0))
 
-    def killing_step(state, *args):
-        if state.iteration + 1 == ITERATIONS:
-            raise Killed
-        return step(state, *args)
-
     state, (source, target) = cuda_run()
     assert source.loader.pin_memory
     with monkeypatch.context() as patch:
-        patch.setattr(training, "train_step", killing_step)
+        patch.setattr(training, "train_step", killing_step_before(ITERATIONS))
         with pytest.raises(Killed):
             train(state, adapt_config(), source, target, cuda, RunOptions(progress=False, snapshots=snapshots))
     state, (source, target) = cuda_run()

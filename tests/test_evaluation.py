@@ -25,8 +25,6 @@ from globallocal.evaluation import (
     predict,
 )
 
-torch.set_num_threads(2)
-
 # 2x3 image, 3 classes, one ignored pixel (its prediction, 2, must not count as a false positive).
 LABEL_2X3 = np.array([[0, 0, 1], [1, 2, 255]])
 PRED_2X3 = np.array([[0, 0, 1], [0, 1, 2]])

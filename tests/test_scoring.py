@@ -16,7 +16,6 @@ from globallocal.errors import UserError
 from globallocal.models import build_model
 from globallocal.scoring import EvaluateOptions, MultiScaleFlip, score_checkpoint
 
-torch.set_num_threads(2)
 RESNET101_BLOCKS = (3, 4, 23, 3)
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
 

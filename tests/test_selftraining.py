@@ -254,22 +254,6 @@ def test_an_ema_teacher_with_several_rounds_is_refused_naming_the_key():
         config.validate(params)
 
 
-def test_selftrain_table_pairs_each_seed_with_its_control():
-    from globallocal.selftrain_report import selftrain_table
-
-    rows = [
-        {"family": "advent", "local": 1, "selftrain": 1, "seed": 0, "val_miou": 20.0, "dev_miou": 22.0,
-         "control_val_miou": 17.0, "control_dev_miou": 21.0},
-        {"family": "advent", "local": 1, "selftrain": 1, "seed": 1, "val_miou": 18.0, "dev_miou": 20.0,
-         "control_val_miou": 17.0, "control_dev_miou": 19.0},
-        {"family": "advent", "local": 1, "selftrain": 0, "seed": 0, "val_miou": 99.0, "dev_miou": 99.0,
-         "control_val_miou": "", "control_dev_miou": ""},
-    ]
-    line = selftrain_table(rows).splitlines()[2]
-    # paired val differences +3 and +1: mean 2, sample std sqrt(2); dev +1 and +1.
-    assert line == "| advent | 1 | 17.00 ± 0.00 | 19.00 ± 1.41 | +3.00, +1.00 | 2.00 ± 1.41 | 1.00 ± 0.00 |"
-
-
 def test_the_offline_term_returns_its_weighted_loss_and_its_statistics_as_values():
     from globallocal.alignment.representations import HeadOutputs
     from globallocal.selftraining import OfflinePseudoLabelTerm

@@ -4,80 +4,27 @@ import itertools
 
 import pytest
 import torch
-from support.tiny_models import K, TinySegmenter
+from support.tiny_runs import (
+    ITERATIONS,
+    CPU,
+    adapt_config,
+    fresh_run,
+    snapshots_in,
+    train_until_killed,
+    weights,
+)
 
-from globallocal import training
 from globallocal.data.loading import train_loader
 from globallocal.data.order import DataStream
 from globallocal.errors import UserError
-from globallocal.snapshots import STATE_FILE, SnapshotConfig, Snapshots, capture, fingerprint
-from globallocal.training import RunOptions, build_train_state, train
-from support.configs import alignment_config, local_config, optim_config, train_config
-
-
-ITERATIONS = 6
-CPU = torch.device("cpu")
-
-
-class Squares:
-    """7 items of (3, 32, 32) images (target-like when ``labelled`` is False); item ``nan_item`` is all NaN."""
-
-    def __init__(self, labelled=True, nan_item=None):
-        self.labelled, self.nan_item = labelled, nan_item
-
-    def __len__(self):
-        return 7
-
-    def __getitem__(self, index):
-        g = torch.Generator().manual_seed(index + (0 if self.labelled else 100))
-        item = {"image": torch.randn(3, 32, 32, generator=g)}
-        if index == self.nan_item:
-            item["image"] = torch.full((3, 32, 32), float("nan"))
-        if self.labelled:
-            item["label"] = torch.randint(0, K, (32, 32), generator=g)
-        return item
-
-
-def adapt_config():
-    alignment = alignment_config(local=local_config(conf_threshold=0.0))
-    return train_config(optim=optim_config(iterations=ITERATIONS, max_iters=ITERATIONS, lr=0.01), alignment=alignment,
-                       log_every=4)
-
-
-def fresh_run(nan_item=None):
-    """What a stage builds before training: seeded model, discriminators, loaders."""
-    torch.manual_seed(0)
-    state = build_train_state(TinySegmenter(), adapt_config(), K)
-    loaders = (train_loader(Squares(nan_item=nan_item), 2, 0, 0), train_loader(Squares(False), 2, 1, 0))
-    return state, loaders
-
-
-def snapshots_in(folder, every=2, keep=2, **fingerprint_parts):
-    return Snapshots(folder, fingerprint(config=adapt_config(), **fingerprint_parts), SnapshotConfig(every, keep))
-
-
-def weights(state):
-    return {**state.model.state_dict(), **{f"d.{k}": v for k, v in state.aligners.state_dict().items()}}
-
-
-class Killed(Exception):
-    pass
+from globallocal.snapshots import STATE_FILE, capture
+from globallocal.training import RunOptions, train
 
 
 def run_until_killed(snapshots, kill_before, monkeypatch):
-    """Train until just before iteration ``kill_before`` runs, as a kill would stop it."""
-    step = training.train_step
-
-    def killing_step(state, *args):
-        if state.iteration + 1 == kill_before:
-            raise Killed
-        return step(state, *args)
-
-    state, (source, target) = fresh_run()
-    with monkeypatch.context() as patch:
-        patch.setattr(training, "train_step", killing_step)
-        with pytest.raises(Killed):
-            train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, snapshots=snapshots))
+    """A fresh run trained until just before iteration ``kill_before`` runs, as a kill would stop it."""
+    state, loaders = fresh_run()
+    train_until_killed(state, loaders, snapshots, kill_before, monkeypatch)
 
 
 def resumed_weights(snapshots):
@@ -87,27 +34,22 @@ def resumed_weights(snapshots):
     return weights(state)
 
 
-@pytest.fixture(scope="module")
-def uninterrupted():
-    state, (source, target) = fresh_run()
-    train(state, adapt_config(), source, target, CPU, RunOptions(progress=False))
-    return weights(state)
-
-
 @pytest.mark.parametrize("kill_before", range(3, ITERATIONS + 1))
 def test_resuming_after_a_kill_at_any_iteration_gives_bit_identical_weights(
-    kill_before, uninterrupted, tmp_path, monkeypatch, capsys
+    kill_before, uninterrupted_adapt_weights, tmp_path, monkeypatch, capsys
 ):
     snapshots = snapshots_in(tmp_path)
     run_until_killed(snapshots, kill_before, monkeypatch)
     result = resumed_weights(snapshots)
     newest = (kill_before - 1) // 2 * 2
     assert f"resuming from snapshot {tmp_path}/iter_{newest:08d} (iteration {newest})" in capsys.readouterr().out
-    assert result.keys() == uninterrupted.keys()
-    assert all(torch.equal(result[key], uninterrupted[key]) for key in uninterrupted)
+    assert result.keys() == uninterrupted_adapt_weights.keys()
+    assert all(torch.equal(result[key], uninterrupted_adapt_weights[key]) for key in uninterrupted_adapt_weights)
 
 
-def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(uninterrupted, tmp_path, monkeypatch, capsys):
+def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(
+    uninterrupted_adapt_weights, tmp_path, monkeypatch, capsys
+):
     snapshots = snapshots_in(tmp_path)
     run_until_killed(snapshots, 6, monkeypatch)  # snapshots 2 and 4
     state_file = tmp_path / f"iter_00000004/{STATE_FILE}"
@@ -118,7 +60,7 @@ def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(uninterrupted, t
     out = capsys.readouterr().out
     assert f"snapshot {tmp_path}/iter_00000004 is damaged" in out
     assert f"resuming from snapshot {tmp_path}/iter_00000002 (iteration 2)" in out
-    assert all(torch.equal(result[key], uninterrupted[key]) for key in uninterrupted)
+    assert all(torch.equal(result[key], uninterrupted_adapt_weights[key]) for key in uninterrupted_adapt_weights)
 
 
 def test_a_snapshot_made_under_other_settings_is_never_resumed(tmp_path, monkeypatch, capsys):

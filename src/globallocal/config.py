@@ -1,241 +1,49 @@
 """params.yaml -> one typed, frozen, validated tree (``Params``). The only place that knows the params layout.
 
-Each section of params.yaml is a frozen dataclass below, and each of its fields declares beside it what
-a valid value is (a choice, a bound, an integer, a path, ...: ``globallocal.param_values``). ``parse`` walks params.yaml once against
-these classes: a key that no class declares is unknown by construction and refused, naming the closest
-known one (a typo such as ``adapt.lamda_adv_local`` must not silently train with something else); a key
-a class declares but params.yaml lacks is missing; every value is checked with a message naming its key
-and the allowed values; numbers must be finite. Then the checks that span keys run (poly horizon, D_g's
-input size, the benchmark's roots). The library below takes the typed configurations the tree builds
+Each section of params.yaml is a frozen dataclass (``globallocal.params_sections``), and each of its
+fields declares beside it what a valid value is (``globallocal.param_values``). ``parse`` walks
+params.yaml once against ``Params`` (``globallocal.params_file``: unknown keys refused by construction,
+naming the closest known one; missing keys named; every value checked with a message naming its key and
+the allowed values; numbers finite). Then the checks that span keys run (poly horizon, D_g's input size,
+the benchmark's roots). The library below takes the typed configurations the tree builds
 (``Params.train_config`` ...) and trusts them. There are no defaults here: params.yaml is the one source.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from globallocal import params_file
 from globallocal.alignment.aligners import AlignmentConfig
 from globallocal.alignment.discriminators import GLOBAL_MIN_INPUT
-from globallocal.alignment.gan_losses import GAN_LOSSES
-from globallocal.alignment.global_alignment import GLOBAL_FAMILIES, family_representation
-from globallocal.alignment.local import CONF_FILTERS, LocalAlignmentConfig
-from globallocal.alignment.representations import REPRESENTATIONS
+from globallocal.alignment.global_alignment import family_representation
+from globallocal.alignment.local import LocalAlignmentConfig
 from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
-from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS, SyntheticConfig
+from globallocal.data.synthetic import SyntheticConfig
 from globallocal.distributed import LaunchConfig
 from globallocal.errors import UserError
-from globallocal.models.normalization import BN_PROTOCOLS, NORMS
-from globallocal.param_values import (
-    adam_betas,
-    choice,
-    class_names,
-    device,
-    endpoint,
-    flag,
-    fraction,
-    integer,
-    number,
-    path,
-    section,
-    size,
-    workers,
+from globallocal.param_values import device, integer, section, workers
+from globallocal.params_file import load_params
+from globallocal.params_sections import (
+    AdabnConfig,
+    AdaptConfig,
+    DataConfig,
+    EvaluateConfig,
+    ModelConfig,
+    PrepareConfig,
+    ScheduleConfig,
+    SelfTrainSection,
+    SharedTrainConfig,
 )
-from globallocal.precision import PRECISIONS
-from globallocal.selftraining import STARTS, TEACHERS, THRESHOLD_RULES, SelfTrainingConfig
+from globallocal.selftraining import SelfTrainingConfig
 from globallocal.snapshots import SnapshotConfig
 from globallocal.train_state import OptimConfig, TrainConfig
 
-SOURCE_DATASETS = ("gta5", "synthia")
-MODEL_ARCHS = ("mobilenetv3_large", "mobilenetv3_small", "deeplabv2_resnet101")
-OUTPUT_STRIDES = (8, 16)
 TRAINING_STAGES = ("pretrain", "adapt", "oracle", "selftrain")
-
-#: Keys that were renamed: writing the old one gets the translation instead of "not a known key".
-RENAMED_KEYS = {
-    "model.freeze_bn": (
-        "params key 'model.freeze_bn' was replaced by 'model.bn_protocol': write bn_protocol: frozen "
-        "for freeze_bn: true, learned for false (reference: affine frozen, statistics updated, as ADVENT)"
-    ),
-}
-
-
-def load_params(path: Path = Path("params.yaml")) -> dict:
-    """Read params.yaml as plain YAML; a missing file or broken YAML is a UserError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} not found: run from the repository root, where params.yaml lives")
-    try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise UserError(f"{path} is not valid YAML ({where}{problem})") from error
-    if not isinstance(params, dict):
-        raise UserError(f"{path} must hold a mapping of sections (data, model, train, ...)")
-    return params
-
-
-# ---- the sections ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DataConfig:
-    source: str = choice(*SOURCE_DATASETS)
-    source_root: Path = path()
-    target_root: Path = path()
-    lists_dir: Path = path()
-    source_size: tuple[int, int] = size()
-    target_size: tuple[int, int] = size()
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    generate: bool = flag()
-    out_dir: Path = path()
-    seed: int = integer()
-    num_source: int = integer(minimum=1)
-    num_target_train: int = integer(minimum=1)
-    num_target_val: int = integer(minimum=1)
-    source_size: tuple[int, int] = size()
-    target_size: tuple[int, int] = size()
-    #: Target-only shift of the benchmark (docs/shift_grid.md) and its severity (ignored by none).
-    shift: str = choice(*SHIFTS)
-    shift_severity: int = integer(minimum=1, allowed=SHIFT_SEVERITIES)
-    #: Labelled target dev images carved out of target train (never adapted on, never val), and their draw.
-    dev_size: int = integer(minimum=1)
-    dev_seed: int = integer()
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    arch: str = choice(*MODEL_ARCHS)
-    backbone_weights: Path | None = path(nullable=True)
-    #: What training may change in BatchNorm: learned | reference | frozen (models/normalization.py).
-    bn_protocol: str = choice(*BN_PROTOCOLS)
-    output_stride: int = integer(allowed=OUTPUT_STRIDES)
-    #: batch | group (GroupNorm control, MobileNetV3 only).
-    norm: str = choice(*NORMS)
-    #: Running-statistics momentum of learned BatchNorm; None = the architecture's own.
-    bn_momentum: float | None = fraction(open_at_zero=True, nullable=True)
-
-    def spec(self, num_classes: int) -> dict:
-        """Keyword arguments of ``build_model`` (stored in checkpoints, so plain types only)."""
-        return {
-            "arch": self.arch,
-            "num_classes": num_classes,
-            "backbone_weights": str(self.backbone_weights) if self.backbone_weights else None,
-            "bn_protocol": self.bn_protocol,
-            "output_stride": self.output_stride,
-            "bn_momentum": self.bn_momentum,
-            "norm": self.norm,
-        }
-
-    def check_norm(self) -> None:
-        """``model.norm: group`` only on MobileNetV3, and only with bn_protocol learned (nothing else applies)."""
-        if self.norm != "group":
-            return
-        if self.arch == "deeplabv2_resnet101":
-            raise UserError("params key 'model.norm' is group, which needs a mobilenetv3 arch (model.arch)")
-        if self.bn_protocol != "learned":
-            raise UserError("params key 'model.norm' is group: GroupNorm has no statistics, set model.bn_protocol: learned")
-
-
-@dataclass(frozen=True)
-class SharedTrainConfig:
-    """The ``train`` section: shared by pretrain, adapt and oracle."""
-
-    batch_size: int = integer(minimum=1)
-    momentum: float = fraction()
-    weight_decay: float = number()
-    power: float = number()
-    lr_d: float = number(strict=True)
-    betas_d: tuple[float, float] = adam_betas()
-    lambda_seg_aux: float = number()
-    multi_level: bool = flag()
-    log_every: int = integer(minimum=1)
-    log_grad_norms: bool = flag()
-    precision: str = choice(*PRECISIONS)
-    channels_last: bool = flag()
-    #: CUDA only (acceleration.py): cuDNN autotuning, fused optimiser steps; compile: any device, opt-in.
-    cudnn_benchmark: bool = flag()
-    fused_optimizer: bool = flag()
-    compile: bool = flag()
-    nproc_per_node: int = integer(minimum=1)
-    nnodes: int = integer(minimum=1)
-    rdzv_endpoint: str = endpoint()
-    snapshot_every: int = integer()
-    keep_snapshots: int = integer(minimum=1)
-
-
-@dataclass(frozen=True)
-class ScheduleConfig:
-    """A training stage's schedule: ``iterations`` is where it stops, ``max_iters`` the poly horizon."""
-
-    iterations: int = integer(minimum=1)
-    max_iters: int = integer(minimum=1)
-    lr: float = number(strict=True)
-
-
-@dataclass(frozen=True)
-class AdaptConfig(ScheduleConfig):
-    global_family: str = choice(*GLOBAL_FAMILIES)
-    gan_loss: str = choice(*GAN_LOSSES)
-    global_d_width: int = integer(minimum=1)
-    global_d_pool: int = integer(minimum=1)
-    lambda_adv_main: float = number()
-    lambda_adv_aux: float = number()
-    lambda_ent_main: float = number()
-    lambda_ent_aux: float = number()
-    lambda_adv_local: float = number()
-    lambda_adv_local_aux: float = number()
-    local_start_iter: int = integer()
-    local_warmup_iters: int = integer()
-    lr_d_local: float | None = number(strict=True, nullable=True)
-    local_representation: str = choice("auto", *REPRESENTATIONS)
-    local_window: int = integer(minimum=1)
-    local_min_purity: float = fraction()
-    local_conf_threshold: float = fraction()
-    local_conf_filter: str = choice(*CONF_FILTERS)
-    local_context: int = integer(minimum=1, odd=True)
-    #: Train ids of the classes named in params.yaml.
-    local_background_classes: tuple[int, ...] = class_names()
-
-
-@dataclass(frozen=True)
-class SelfTrainSection:
-    """The ``selftrain`` section: where self-training starts, its schedule and its method."""
-
-    start: str = choice(*STARTS)
-    #: 0 = the stage copies its start model (the pipeline without self-training).
-    iterations: int = integer(minimum=0)
-    max_iters: int = integer(minimum=1)
-    lr: float = number(strict=True)
-    lambda_pseudo: float = number()
-    threshold_rule: str = choice(*THRESHOLD_RULES)
-    top_p: float = fraction()
-    rounds: int = integer(minimum=1)
-    teacher: str = choice(*TEACHERS)
-    ema_momentum: float = fraction()
-    ema_conf_threshold: float = fraction()
-
-
-@dataclass(frozen=True)
-class AdabnConfig:
-    #: Target images per batch when AdaBN re-estimates BatchNorm statistics (batches weigh equally).
-    batch_size: int = integer(minimum=1)
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    num_qualitative: int = integer()
 
 
 @dataclass(frozen=True)
@@ -384,51 +192,14 @@ class Params:
 
 # ---- parsing -------------------------------------------------------------------------------------
 
-def known_keys(cls: type = Params, prefix: str = "") -> list[str]:
-    """Every key path the tree declares, sections included (``adapt``, ``adapt.lr``, ...)."""
-    keys = []
-    for field in dataclasses.fields(cls):
-        key = f"{prefix}{field.name}"
-        keys.append(key)
-        if "section" in field.metadata:
-            keys += known_keys(field.metadata["section"], f"{key}.")
-    return keys
-
-
-def _refuse_unknown_keys(node: dict, cls: type, prefix: str, known: list[str]) -> None:
-    """Refuse, in params.yaml's order, the first key ``cls`` does not declare, naming the closest known key."""
-    fields = {field.name: field for field in dataclasses.fields(cls)}
-    for name, value in node.items():
-        key = f"{prefix}{name}"
-        if key in RENAMED_KEYS:
-            raise UserError(RENAMED_KEYS[key])
-        if name not in fields:
-            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.0)
-            suggestion = f"; did you mean '{close[0]}'?" if close else ""
-            raise UserError(f"params key '{key}' is not a known key{suggestion}")
-        section = fields[name].metadata.get("section")
-        if section is not None and isinstance(value, dict):
-            _refuse_unknown_keys(value, section, f"{key}.", known)
-
-
-def _build(node: Any, cls: type, prefix: str):
-    if not isinstance(node, dict):
-        raise UserError(f"params key '{prefix.rstrip('.')}' is {node!r}; expected a section of keys")
-    values = {}
-    for field in dataclasses.fields(cls):
-        key = f"{prefix}{field.name}"
-        if field.name not in node:
-            raise UserError(f"params key '{key}' is missing from params.yaml; add it (see the README)")
-        section = field.metadata.get("section")
-        raw = node[field.name]
-        values[field.name] = _build(raw, section, f"{key}.") if section else field.metadata["check"](raw, key)
-    return cls(**values)
+def known_keys() -> list[str]:
+    """Every key path params.yaml declares, sections included (``adapt``, ``adapt.lr``, ...)."""
+    return params_file.known_keys(Params)
 
 
 def parse(params: dict) -> Params:
     """The typed tree of a params.yaml mapping; every key and value checked, then the checks across keys."""
-    _refuse_unknown_keys(params, Params, "", known_keys())
-    tree = _build(params, Params, "")
+    tree = params_file.build_tree(params, Params)
     tree.launch_config()
     tree.model.check_norm()
     for stage in TRAINING_STAGES:

@@ -41,8 +41,7 @@ from pathlib import Path
 import yaml
 
 from globallocal.experiment_files import experiment_refs, logged_series, output_file
-from globallocal.reporting import alignment_table, diagnostics_table, plot_sweep, sweep_table
-from globallocal.selftrain_report import selftrain_table
+from globallocal.reporting import alignment_table, diagnostics_table, plot_sweep, selftrain_table, sweep_table
 
 DVC = [sys.executable, "-m", "dvc"]
 #: Stage commands call `python`: make it this interpreter; one thread per job (see the docstring).

@@ -23,8 +23,6 @@ from globallocal.data.images import read_label_ids, read_rgb
 from globallocal.data.synthia import SynthiaDataset
 from globallocal.errors import UserError
 
-torch.set_num_threads(2)
-
 # Cityscapes labelIds and the trainIds they must become: road 7->0, sidewalk 8->1, building 11->2,
 # sky 23->10, rider 25->12, car 26->13, bicycle 33->18; unlabeled 0 and ego vehicle 1 -> ignore.
 LABEL_IDS = np.array([[7, 26, 0, 1], [8, 11, 25, 33], [23, 7, 7, 26]], dtype=np.uint8)

@@ -12,8 +12,6 @@ from torchvision.ops import FrozenBatchNorm2d
 from globallocal.errors import UserError
 from globallocal.models import ARCHITECTURES, ASPPClassifier, build_model
 
-torch.set_num_threads(2)
-
 NUM_CLASSES = 19
 TINY_PX = 65
 #: Input size for behaviour tests that do not look at shapes.

@@ -1,6 +1,8 @@
 """The report and the sweep tables: ``figures`` (PNG figures), ``markdown`` (the report's text and
-tables), ``sweeps`` (seed-sweep and ablation tables and figures), ``inputs`` (reading the metrics both
-use). The names below are the public API."""
+tables), ``sweeps`` (seed-sweep and ablation tables and figures), ``selftrain`` (the report's
+self-training section: the pseudo-label figure, precision table and control comparison, and the
+self-training rows of the ablation), ``inputs`` (reading the metrics all use). The names below are
+the public API."""
 
 from globallocal.reporting.figures import (
     CONFUSION_FIGURE_PX,
@@ -28,6 +30,13 @@ from globallocal.reporting.figures import (
 )
 from globallocal.reporting.inputs import MISSING_VALUE
 from globallocal.reporting.markdown import class_frequency_table, iou_table, write_report
+from globallocal.reporting.selftrain import (
+    load_dev_samples,
+    plot_pseudo_labels,
+    precision_table,
+    selftrain_note,
+    selftrain_table,
+)
 from globallocal.reporting.sweeps import (
     ablation_table,
     alignment_table,
@@ -43,8 +52,9 @@ __all__ = [
     "ENTROPY_BAR_LABEL", "FIGURE_DPI", "MISSING_VALUE", "QUALITATIVE_KEY_HEIGHT_PX",
     "QUALITATIVE_PANEL_WIDTH_PX", "QUALITATIVE_ROW_MARGIN_PX", "ablation_table", "class_frequency_table",
     "alignment_table", "diagnostics_table",
-    "entropy_to_rgb", "iou_table", "mean_std", "metric_group", "moving_average", "plot_ablation",
-    "plot_class_frequencies", "plot_confusion", "plot_per_class_iou", "plot_qualitative", "plot_sweep",
-    "plot_training_curves", "qualitative_figure", "qualitative_panels", "read_dvclive_metrics", "row_normalized_confusion",
+    "entropy_to_rgb", "iou_table", "load_dev_samples", "mean_std", "metric_group", "moving_average",
+    "plot_ablation", "plot_class_frequencies", "plot_confusion", "plot_per_class_iou", "plot_pseudo_labels",
+    "plot_qualitative", "plot_sweep", "plot_training_curves", "precision_table", "qualitative_figure",
+    "qualitative_panels", "read_dvclive_metrics", "row_normalized_confusion", "selftrain_note", "selftrain_table",
     "sweep_table", "training_curves_figure", "write_report",
 ]

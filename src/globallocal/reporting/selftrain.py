@@ -16,7 +16,9 @@ from matplotlib.figure import Figure
 
 from globallocal import atomic
 from globallocal.data.labels import IGNORE_INDEX, colorize
-from globallocal.reporting import FIGURE_DPI, MISSING_VALUE, mean_std
+from globallocal.reporting.figures import FIGURE_DPI
+from globallocal.reporting.inputs import MISSING_VALUE
+from globallocal.reporting.sweeps import mean_std
 
 PANEL_WIDTH_PX = 320
 ROW_MARGIN_PX = 40
