@@ -81,3 +81,20 @@ def test_queueing_is_refused_while_a_repro_holds_a_workspace_lock(tmp_path):
     rwlock.write_text(json.dumps(live))
     with pytest.raises(SystemExit, match=f"pid {os.getpid()}"):
         check_no_repro_running(rwlock)
+
+
+def test_queued_stages_import_the_library_of_their_own_copy_of_the_repository(tmp_path):
+    """The runner's environment puts the relative ``src`` first: a stage started in an experiment's copy
+    imports that copy's globallocal, whatever the editable install points at."""
+    import os
+    import sys
+
+    from globallocal.experiments import ENV
+
+    assert ENV["PYTHONPATH"].split(os.pathsep)[0] == "src"
+    copy = tmp_path / "exp-copy"
+    (copy / "src" / "globallocal").mkdir(parents=True)
+    (copy / "src" / "globallocal" / "__init__.py").write_text("WHERE = 'the copy'\n")
+    out = subprocess.run([sys.executable, "-c", "import globallocal; print(globallocal.WHERE)"], cwd=copy,
+                         env=ENV, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "the copy"

@@ -44,8 +44,12 @@ from globallocal.experiment_files import experiment_refs, logged_series, output_
 from globallocal.reporting import alignment_table, diagnostics_table, plot_sweep, selftrain_table, sweep_table
 
 DVC = [sys.executable, "-m", "dvc"]
-#: Stage commands call `python`: make it this interpreter; one thread per job (see the docstring).
+#: Stage commands call `python`: make it this interpreter; one thread per job (see the docstring). A queued
+#: experiment runs in its own copy of the repository (.dvc/tmp/exps/tmp...): the relative ``src`` first on
+#: PYTHONPATH makes its stages import that copy's library, not the workspace's through the editable install
+#: (without it, editing src/ while a queue runs changes experiments already queued).
 ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           PYTHONPATH=os.pathsep.join(filter(None, ("src", os.environ.get("PYTHONPATH")))),
            OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 METRICS_FILE = "reports/metrics.json"
 #: Target dev mIoU; experiments of older commits hold it under "dev" in METRICS_FILE instead.
