@@ -114,7 +114,7 @@ def check_no_repro_running(rwlock: Path = Path(".dvc/tmp/rwlock")) -> None:
 
     `dvc exp run --queue -S ...` writes the overrides into the workspace's params.yaml for a moment; a stage
     of a running repro that reads params.yaml then would train with another run's params and be recorded
-    under its own (this happened once: an `adapt` output trained without alignment, locked as AdvEnt).
+    under its own.
     """
     if not rwlock.is_file():
         return
