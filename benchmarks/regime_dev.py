@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from selftrain_dev import score  # benchmarks/ sits on sys.path when this script runs
+from selftrain_dev import SWEEPS, run_variants, score  # benchmarks/ is on sys.path when this script runs
 
 from globallocal import config
 from globallocal.adabn import adapt_batchnorm
@@ -65,34 +63,12 @@ def main() -> None:
     spec = yaml.safe_load(args.spec.read_text())
     base = config.load_params()
     seed = config.parse(base).seed
-    out = Path("reports/sweeps")
-    table = out / f"{spec['name']}.csv"
-    done = {}
-    if table.is_file():
-        with table.open(newline="") as handle:
-            done = {row["variant"]: row for row in csv.DictReader(handle)}
-    rows = []
-    for variant, overrides in spec["variants"].items():
-        params_text = " ".join(f"{k}={v}" for k, v in (overrides or {}).items())
-        if variant in done and done[variant]["params"] == params_text:
-            row = done[variant]
-            rows.append({**row, "dev_miou": float(row["dev_miou"]), "val_miou": float(row["val_miou"])})
-            continue
-        with tempfile.TemporaryDirectory() as scratch:
-            result = run_variant(base, dict(overrides or {}), args.init, Path(scratch))
-        rows.append({"variant": variant, "seed": seed, "dev_miou": result["dev"], "val_miou": result["val"],
-                     "train_s": result["train_s"], "params": params_text})
-        print(rows[-1], flush=True)
-        out.mkdir(parents=True, exist_ok=True)
-        with table.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    rows = run_variants(spec, lambda overrides, scratch: run_variant(base, overrides, args.init, scratch), seed)
     lines = [f"Adaptation from `{args.init.name}` (seed {seed}); dev chooses, val is reported only.", "",
              "| variant | dev mIoU | val mIoU | train s | params |", "|---|---:|---:|---:|---|"]
     lines += [f"| {r['variant']} | {r['dev_miou']:.2f} | {r['val_miou']:.2f} | {r['train_s']} | `{r['params']}` |"
               for r in rows]
-    (out / f"{spec['name']}.md").write_text("\n".join(lines) + "\n")
+    (SWEEPS / f"{spec['name']}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -65,18 +65,17 @@ def run_variant(base: dict, overrides: dict, scratch: Path) -> dict:
     return {**score(out, params), "train_s": round(seconds, 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("spec", type=Path, help="a sweep file: name, variants {name: {selftrain.key: value}}")
-    parser.add_argument("--rerun", action="store_true", help="re-run variants already in the CSV")
-    args = parser.parse_args()
-    spec = yaml.safe_load(args.spec.read_text())
-    base = config.load_params()
-    seed = config.parse(base).seed
-    out = Path("reports/sweeps")
-    table = out / f"{spec['name']}.csv"
+SWEEPS = Path("reports/sweeps")
+
+
+def run_variants(spec: dict, run, seed: int, rerun: bool = False) -> list[dict]:
+    """Each variant of ``spec`` trained by ``run(overrides, scratch folder) -> {"dev", "val", "train_s"}`` in a
+    scratch folder; rows {variant, seed, dev_miou, val_miou, train_s, params}, written to
+    reports/sweeps/<name>.csv after each variant. Variants already in the CSV with the same params are kept
+    (not ``rerun``), so a sweep cut short continues where it stopped."""
+    table = SWEEPS / f"{spec['name']}.csv"
     done = {}
-    if table.is_file() and not args.rerun:  # variants already measured (same params) are kept, not re-run
+    if table.is_file() and not rerun:
         with table.open(newline="") as handle:
             done = {row["variant"]: row for row in csv.DictReader(handle)}
     rows = []
@@ -87,22 +86,33 @@ def main() -> None:
             rows.append({**row, "dev_miou": float(row["dev_miou"]), "val_miou": float(row["val_miou"])})
             continue
         with tempfile.TemporaryDirectory() as scratch:
-            result = run_variant(base, dict(overrides or {}), Path(scratch))
-        row = {"variant": variant, "seed": seed, "dev_miou": result["dev"], "val_miou": result["val"],
-               "train_s": result["train_s"], "params": params_text}
-        print(row, flush=True)
-        rows.append(row)
-    out.mkdir(parents=True, exist_ok=True)
-    with table.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+            result = run(dict(overrides or {}), Path(scratch))
+        rows.append({"variant": variant, "seed": seed, "dev_miou": result["dev"], "val_miou": result["val"],
+                     "train_s": result["train_s"], "params": params_text})
+        print(rows[-1], flush=True)
+        SWEEPS.mkdir(parents=True, exist_ok=True)
+        with table.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("spec", type=Path, help="a sweep file: name, variants {name: {selftrain.key: value}}")
+    parser.add_argument("--rerun", action="store_true", help="re-run variants already in the CSV")
+    args = parser.parse_args()
+    spec = yaml.safe_load(args.spec.read_text())
+    base = config.load_params()
+    seed = config.parse(base).seed
+    rows = run_variants(spec, lambda overrides, scratch: run_variant(base, overrides, scratch), seed, args.rerun)
     best = max((r for r in rows if "control=True" not in r["params"]), key=lambda r: r["dev_miou"])
     lines = ["| variant | dev mIoU | val mIoU | train s | params |", "|---|---:|---:|---:|---|"]
     for r in rows:
         mark = " **(best dev)**" if r is best else ""
         lines.append(f"| {r['variant']}{mark} | {r['dev_miou']:.2f} | {r['val_miou']:.2f} | {r['train_s']} | `{r['params']}` |")
-    (out / f"{spec['name']}.md").write_text("\n".join(lines) + "\n")
+    (SWEEPS / f"{spec['name']}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
