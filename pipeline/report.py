@@ -114,7 +114,8 @@ def read_ablation(path: Path) -> list[dict]:
              "val_miou": float(row["val_miou"]), "dev_miou": float(row["dev_miou"]),
              "selftrain": int(row.get("selftrain") or 0),
              "control_val_miou": row.get("control_val_miou", ""), "control_dev_miou": row.get("control_dev_miou", ""),
-             "bn": row.get("bn") or "learned", "shift": row.get("shift") or "none"}
+             "bn": row.get("bn") or "learned", "shift": row.get("shift") or "none",
+             "setting": row.get("setting") or "committed"}
             for row in csv.DictReader(handle)
         ]
 
@@ -126,11 +127,13 @@ def with_control(scores: dict, diagnostics: dict) -> dict:
 
 
 def rows_of_this_cell(rows: list[dict], params) -> list[dict]:
-    """The rows measured on the benchmark cell and BatchNorm protocol this params.yaml runs; other cells'
-    rows (the shift grid's selected cell, docs/shift_grid.md) are tabulated in reports/ablation_*.md."""
+    """The rows measured on the benchmark cell and BatchNorm protocol this params.yaml runs, at the committed
+    weights; other cells' rows (the shift grid's selected cell, docs/shift_grid.md) and other settings
+    (``ablation --tag``) are tabulated in reports/ablation_*.md."""
     shift = params.prepare.shift
     cell = "none" if shift == "none" else f"{shift}-{params.prepare.shift_severity}"
-    return [row for row in rows if row["shift"] == cell and row["bn"] == params.model.bn_protocol]
+    return [row for row in rows if row["shift"] == cell and row["bn"] == params.model.bn_protocol
+            and row["setting"] == "committed"]
 
 
 def ablation_note(rows: list[dict]) -> str:

@@ -1,0 +1,198 @@
+"""The paper's main table on one benchmark cell (``python -m globallocal.experiments ablation``) and the local
+term's diagnostics of its runs: which runs, under which names, and the rows of reports/ablation.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+from globallocal.experiment_files import experiment_refs, logged_series, output_file
+from globallocal.experiment_queue import FAMILIES, finished_experiments, run_all, run_name, write_csv
+from globallocal.reporting import alignment_table, diagnostics_table, selftrain_table
+
+def ablation_row(result: dict, family: str, local: int, seed: int, model: str, selftrain: int,
+                 cell: dict) -> dict:
+    """One row of reports/ablation.csv: ``model``'s scores in ``result``; the control's for a self-trained one.
+
+    ``cell``: the ``bn`` protocol and the benchmark ``shift`` cell (``none`` = today's benchmark) of the run.
+    """
+    row = {"family": family, "local": local, "selftrain": selftrain, "seed": seed,
+           "val_miou": result[model]["miou"], "dev_miou": result["dev"][model]["miou"],
+           "control_val_miou": "", "control_dev_miou": "", **cell}
+    if selftrain:
+        row["control_val_miou"] = result["selftrain_control"]["miou"]
+        row["control_dev_miou"] = result["dev"]["selftrain_control"]["miou"]
+    return row
+
+
+def cell_of(overrides: dict) -> dict:
+    """The ``bn`` and ``shift`` columns of a run: its overrides on top of the committed params.yaml."""
+    committed = yaml.safe_load(Path("params.yaml").read_text())
+    def value(key: str):
+        section, name = key.split(".")
+        return overrides.get(key, committed[section][name])
+    shift = value("prepare.shift")
+    return {"bn": value("model.bn_protocol"),
+            "shift": "none" if shift == "none" else f"{shift}-{value('prepare.shift_severity')}"}
+
+
+def ablation_prefix(sets: dict) -> str:
+    """The name prefix of a cell's ablation experiments (``ablation`` for today's cell, committed params)."""
+    cell = cell_of(sets)
+    return "ablation" if cell == cell_of({}) and not sets else f"ablation-{cell['shift']}-{cell['bn']}"
+
+
+#: The ``setting`` column of rows run at the committed alignment weights (no ``--family-set``).
+COMMITTED_SETTING = "committed"
+
+
+def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_families: tuple[str, ...],
+                  families: tuple[str, ...], family_sets: dict[str, dict] | None = None,
+                  tag: str | None = None) -> dict[tuple[str, int, int], tuple[str, dict]]:
+    """{(family, local, seed): (experiment name, params overrides)} of the main table on one cell.
+
+    A run that self-trains sets ``selftrain.iterations`` to the committed ``selftrain.max_iters`` (params.yaml
+    keeps ``iterations: 0`` so that the default pipeline's numbers do not move) and is named apart (``-st``)
+    from the adapt-only run of the same family, so neither takes the other's results. ``family_sets``:
+    overrides for one family's runs only (e.g. its weights); those runs are named with ``tag``. The weight-0
+    run and the source-only self-training run do not depend on them and keep the cell's names.
+    """
+    family_sets = family_sets or {}
+    if family_sets and not tag:
+        raise ValueError("family_sets need a tag to name their runs apart from the committed weights' runs")
+    committed = yaml.safe_load(Path("params.yaml").read_text())
+    selftrain_iterations = committed["selftrain"]["max_iters"]
+    prefix = ablation_prefix(sets)
+    runs = {}
+    for seed in seeds:  # seed-major: a queue cut short leaves whole seeds
+        keys = [("none", 0)] + [(family, local) for family in families for local in (0, 1)]
+        if selftrain and "source_only" in selftrain_families:  # does self-training need alignment first?
+            keys.append(("source_only", 0))
+        for family, local in keys:
+            overrides = {**sets, "adapt.global_family": family, "seed": seed}
+            if family == "source_only":
+                overrides = {**sets, "selftrain.start": "source_only", "seed": seed}
+            elif family == "none" or not local:
+                overrides["adapt.lambda_adv_local"] = 0
+            overrides.update(family_sets.get(family, {}))
+            selftrains = selftrain and family in selftrain_families
+            overrides["selftrain.iterations"] = selftrain_iterations if selftrains else 0
+            name_prefix = f"{prefix}-{tag}" if family in family_sets else prefix
+            variant = f"{family}-local{local}" + ("-st" if selftrains and family != "source_only" else "")
+            runs[(family, local, seed)] = (run_name(name_prefix, variant, seed), overrides)
+    return runs
+
+
+def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, sets: dict | None = None,
+             selftrain_families: tuple[str, ...] = FAMILIES + ("source_only",),
+             families: tuple[str, ...] = FAMILIES, family_sets: dict[str, dict] | None = None,
+             tag: str | None = None) -> None:
+    """The main table on one benchmark cell: every family with and without the local term, the weight-0
+    run, AdaBN, source-only and oracle (and, with ``selftrain``, each self-trained beside its control).
+
+    ``sets``: params overrides for every run (the cell: ``prepare.shift``, ``prepare.shift_severity``,
+    ``model.bn_protocol``); rows of other cells and settings already in reports/ablation.csv are kept.
+    ``selftrain_families``: the families whose runs also self-train (the others run ``selftrain.iterations 0``,
+    which leaves their adapted model unchanged and saves the two self-training stages); ``source_only`` in
+    it adds one run per seed that self-trains the source-only model. ``families``: the global families run
+    (the weight-0 run always is), so that a cut for time can run the default family's rows first.
+    ``family_sets`` / ``tag``: per-family overrides (their weights, say) and the name of that setting, the
+    rows' ``setting`` column (``committed`` without them).
+    """
+    sets = dict(sets or {})
+    cell = cell_of(sets)
+    setting = tag or COMMITTED_SETTING
+    runs = ablation_runs(seeds, sets, selftrain, selftrain_families, families, family_sets, tag)
+    names = {key: name for key, (name, _) in runs.items()}
+    metrics = finished_experiments() if no_run else run_all(dict(runs.values()), jobs)
+    cell = {**cell, "setting": setting}
+    rows = []
+    for (family, local, seed), name in names.items():
+        if name in metrics and family != "source_only":
+            rows.append(ablation_row(metrics[name], family, local, seed, "adapted", 0, cell))
+    # source_only, AdaBN and oracle do not depend on the family: take them from each seed's weight-0 run.
+    for model in ("source_only", "adabn", "oracle"):
+        for seed in seeds:
+            result = metrics.get(names[("none", 0, seed)])
+            if result is not None and model in result:
+                rows.append(ablation_row(result, model, 0, seed, model, 0, cell))
+    if selftrain:
+        for (family, local, seed), name in names.items():
+            if name in metrics and family in selftrain_families + ("source_only",) and "selftrained" in metrics[name]:
+                rows.append(ablation_row(metrics[name], family, local, seed, "selftrained", 1, cell))
+    path = Path("reports/ablation.csv")
+    kept = [row for row in read_rows(path) if (row["shift"], row["bn"], row["setting"])
+            != (cell["shift"], cell["bn"], setting)]
+    write_csv(path, kept + rows)
+    table = alignment_table([row for row in rows if not row["selftrain"]], FAMILIES)
+    if selftrain:
+        table += "\n\n" + selftrain_table(rows)
+    out = Path("reports/ablation.md") if ablation_prefix(sets) == "ablation" and not tag else Path(
+        f"reports/ablation_{cell['shift']}_{cell['bn']}" + (f"_{tag}" if tag else "") + ".md")
+    header = f"Cell: shift {cell['shift']}, bn {cell['bn']}, setting {setting}; seeds {seeds}."
+    if family_sets:
+        header += " Per-family overrides: " + "; ".join(
+            f"{family}: " + ", ".join(f"`{k}={v}`" for k, v in values.items()) for family, values in family_sets.items()) + "."
+    out.write_text(header + "\n\n" + table + "\n")
+    print(table)
+
+
+#: The local term's training statistics (dvclive, one mean per log interval) the diagnostics table reads.
+LOCAL_LOGS = {"kept_source": "local_kept/local_main_source", "kept_target": "local_kept/local_main_target",
+              "d_acc_source": "d_acc/local_main_source", "d_acc_target": "d_acc/local_main_target"}
+
+
+def local_diagnostics(seeds: list[int], sets: dict | None = None) -> None:
+    """Why the local term does or does not help, per family and seed of a cell's ablation runs with the local
+    term on: on target dev, the share of local outputs the filter keeps and the precision of their
+    pseudo-class (the evaluate stage's reports/eval/local_diagnostics.json, for the start and the adapted
+    model); in training, the share kept per domain and D_l's accuracy per domain (the adapt stage's log: mean
+    over the run's log intervals, and the last interval). Writes reports/local_diagnostics_<shift>_<bn>.{csv,md}.
+    """
+    sets = dict(sets or {})
+    cell, prefix = cell_of(sets), ablation_prefix(sets)
+    refs = experiment_refs()
+    rows = []
+    for family in FAMILIES:
+        for seed in seeds:
+            # the adapt-only run, or the run that also self-trained (the same adapt stage)
+            ref = refs.get(run_name(prefix, f"{family}-local1", seed)) or refs.get(
+                run_name(prefix, f"{family}-local1-st", seed))
+            if ref is None:
+                continue
+            raw = output_file(ref, "reports/eval", "local_diagnostics.json")
+            dev = json.loads(raw)["models"] if raw else {}
+            row = {"family": family, "seed": seed, **cell}
+            for model in ("source_only", "adapted"):
+                row[f"dev_kept_{model}"] = dev.get(model, {}).get("share_kept", "")
+                row[f"dev_precision_{model}"] = dev.get(model, {}).get("precision", "")
+            for key, metric in LOCAL_LOGS.items():
+                values = [v for v in logged_series(ref, "reports/train/adapted", metric) if v == v]
+                row[f"train_{key}_mean"] = sum(values) / len(values) if values else ""
+                row[f"train_{key}_last"] = values[-1] if values else ""
+            rows.append(row)
+    stem = Path(f"reports/local_diagnostics_{cell['shift']}_{cell['bn']}")
+    write_csv(stem.with_suffix(".csv"), rows)
+    stem.with_suffix(".md").write_text(diagnostics_table(rows, cell) + "\n")
+    print(diagnostics_table(rows, cell))
+
+
+def read_rows(path: Path) -> list[dict]:
+    """reports/ablation.csv as written (strings); rows of files older than the bn/shift columns get
+    today's cell (learned BatchNorm, no shift)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row.setdefault("selftrain", "0")
+        row.setdefault("control_val_miou", "")
+        row.setdefault("control_dev_miou", "")
+        row["bn"] = row.get("bn") or "learned"
+        row["shift"] = row.get("shift") or "none"
+        row["setting"] = row.get("setting") or COMMITTED_SETTING
+    return rows

@@ -1,0 +1,132 @@
+"""The main table's runs (names, overrides), the reuse guard of finished experiments, and the rows it writes."""
+
+import csv
+
+import pytest
+import yaml
+
+from globallocal import experiment_queue, main_table
+
+CELL = {"prepare.shift": "scale", "prepare.shift_severity": 1}
+
+
+@pytest.fixture
+def committed(tmp_path, monkeypatch):
+    """A workspace whose params.yaml has the keys the main table reads (selftrain.iterations 0, as committed)."""
+    monkeypatch.chdir(tmp_path)
+    params = {"prepare": {"shift": "none", "shift_severity": 1}, "model": {"bn_protocol": "learned"},
+              "selftrain": {"iterations": 0, "max_iters": 150}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def test_a_self_training_run_is_named_apart_and_runs_the_committed_schedule(committed):
+    runs = main_table.ablation_runs([0], CELL, True, ("advent", "source_only"), ("advent", "minent"))
+    assert set(runs) == {("none", 0, 0), ("advent", 0, 0), ("advent", 1, 0), ("minent", 0, 0), ("minent", 1, 0),
+                         ("source_only", 0, 0)}
+    names = {key: name for key, (name, _) in runs.items()}
+    assert names[("advent", 1, 0)] == "ablation-scale-1-learned-advent-local1-st-s0"
+    assert names[("minent", 1, 0)] == "ablation-scale-1-learned-minent-local1-s0"
+    assert names[("none", 0, 0)] == "ablation-scale-1-learned-none-local0-s0"
+    assert names[("source_only", 0, 0)] == "ablation-scale-1-learned-source-only-local0-s0"
+    assert len(set(names.values())) == len(names)
+    assert runs[("advent", 1, 0)][1] == {**CELL, "adapt.global_family": "advent", "seed": 0,
+                                         "selftrain.iterations": 150}
+    assert runs[("advent", 0, 0)][1]["adapt.lambda_adv_local"] == 0
+    assert runs[("minent", 1, 0)][1]["selftrain.iterations"] == 0
+    assert runs[("none", 0, 0)][1] == {**CELL, "adapt.global_family": "none", "adapt.lambda_adv_local": 0,
+                                       "seed": 0, "selftrain.iterations": 0}
+    assert runs[("source_only", 0, 0)][1] == {**CELL, "selftrain.start": "source_only", "seed": 0,
+                                              "selftrain.iterations": 150}
+
+
+def test_family_overrides_go_to_that_family_only_under_the_tag(committed):
+    weights = {"advent": {"adapt.lambda_adv_main": 0.1, "adapt.lambda_adv_aux": 0.02}}
+    runs = main_table.ablation_runs([2], CELL, False, (), ("advent", "minent"), weights, "x100")
+    assert runs[("advent", 1, 2)] == ("ablation-scale-1-learned-x100-advent-local1-s2",
+                                      {**CELL, "adapt.global_family": "advent", "seed": 2,
+                                       "adapt.lambda_adv_main": 0.1, "adapt.lambda_adv_aux": 0.02,
+                                       "selftrain.iterations": 0})
+    assert runs[("minent", 0, 2)][0] == "ablation-scale-1-learned-minent-local0-s2"
+    assert "adapt.lambda_adv_main" not in runs[("minent", 0, 2)][1]
+    assert runs[("none", 0, 2)][0] == "ablation-scale-1-learned-none-local0-s2"
+    with pytest.raises(ValueError, match="need a tag"):
+        main_table.ablation_runs([2], CELL, False, (), ("advent",), weights)
+
+
+def test_params_mismatch_names_each_override_a_finished_experiment_did_not_run():
+    recorded = {"seed": 0, "adapt": {"global_family": "advent", "lambda_adv_local": 1.0},
+                "selftrain": {"iterations": 150}}
+    wanted = {"seed": 0, "adapt.global_family": "advent", "selftrain.iterations": 0, "adapt.lambda_adv_main": 0.1}
+    assert experiment_queue.params_mismatch(recorded, wanted) == [
+        "selftrain.iterations: 150 -> 0", "adapt.lambda_adv_main: (absent) -> 0.1"]
+    assert experiment_queue.params_mismatch(recorded, {"seed": 0, "adapt.lambda_adv_local": 1}) == []
+    assert experiment_queue.params_mismatch(None, wanted) == []
+
+
+def test_a_finished_experiment_with_other_params_stops_the_run_before_anything_is_queued(monkeypatch):
+    queued = []
+    monkeypatch.setattr(experiment_queue, "check_no_repro_running", lambda: None)
+    monkeypatch.setattr(experiment_queue, "finished_experiments",
+                        lambda: {"a-s0": {"adapted": {"miou": 1.0}, "_params": {"seed": 0, "selftrain": {"iterations": 0}}}})
+    monkeypatch.setattr(experiment_queue.subprocess, "run", lambda *args, **kwargs: queued.append(args))
+    with pytest.raises(SystemExit, match=r"experiment a-s0 exists with other params \(selftrain.iterations: 0 -> 150\)"):
+        experiment_queue.run_all({"b-s0": {"seed": 0}, "a-s0": {"seed": 0, "selftrain.iterations": 150}}, 1)
+    assert queued == []
+
+
+def _metrics(adapted: float, selftrained: float | None = None) -> dict:
+    models = {"adapted": adapted, "source_only": 9.0, "adabn": 12.0, "oracle": 21.0}
+    if selftrained is not None:
+        models.update(selftrained=selftrained, selftrain_control=adapted + 1.0)
+    val = {model: {"miou": value} for model, value in models.items()}
+    return {**val, "dev": {model: {"miou": value + 0.5} for model, value in models.items()}}
+
+
+def test_the_table_takes_baselines_from_the_weight_0_run_and_keeps_other_settings_rows(committed, monkeypatch):
+    finished = {"ablation-scale-1-learned-none-local0-s0": _metrics(13.0),
+                "ablation-scale-1-learned-advent-local0-st-s0": _metrics(13.5, 12.0),
+                "ablation-scale-1-learned-advent-local1-st-s0": _metrics(13.25, 12.5),
+                "ablation-scale-1-learned-x100-advent-local0-s0": _metrics(15.0),
+                "ablation-scale-1-learned-x100-advent-local1-s0": _metrics(15.5)}
+    monkeypatch.setattr(main_table, "finished_experiments", lambda: finished)
+    main_table.ablation([0], 1, True, sets=CELL, selftrain_families=("advent",), families=("advent",))
+    main_table.ablation([0], 1, True, selftrain=False, sets=CELL, families=("advent",),
+                        family_sets={"advent": {"adapt.lambda_adv_main": 0.1}}, tag="x100")
+    with open("reports/ablation.csv", newline="") as handle:
+        rows = {(r["setting"], r["family"], r["local"], r["selftrain"]): r for r in csv.DictReader(handle)}
+    assert len(rows) == 8 + 6  # committed: 6 models + 2 self-trained; x100: 6 models
+    assert rows[("committed", "advent", "1", "1")]["val_miou"] == "12.5"
+    assert rows[("committed", "advent", "1", "1")]["control_val_miou"] == "14.25"
+    assert rows[("x100", "advent", "1", "0")]["val_miou"] == "15.5"
+    assert rows[("x100", "none", "0", "0")]["dev_miou"] == "13.5"
+    assert rows[("x100", "oracle", "0", "0")]["val_miou"] == "21.0"
+    assert {r["shift"] for r in rows.values()} == {"scale-1"}
+    assert (committed / "reports" / "ablation_scale-1_learned_x100.md").read_text().startswith(
+        "Cell: shift scale-1, bn learned, setting x100; seeds [0]. Per-family overrides: advent: "
+        "`adapt.lambda_adv_main=0.1`.")
+
+
+def test_rows_written_before_the_setting_column_read_as_the_committed_setting(tmp_path):
+    path = tmp_path / "ablation.csv"
+    path.write_text("family,local,seed,val_miou,dev_miou\nadvent,1,0,15.0,16.0\n")
+    assert main_table.read_rows(path)[0]["setting"] == "committed"
+
+
+def test_the_report_shows_only_the_committed_setting_of_its_own_cell(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("stage_report", Path(__file__).parents[1] / "pipeline" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    path = tmp_path / "ablation.csv"
+    path.write_text("family,local,seed,val_miou,dev_miou,bn,shift,setting\n"
+                    "advent,1,0,15.0,16.0,learned,none,\n"          # written before the setting column
+                    "advent,1,0,17.0,18.0,learned,none,x100\n"
+                    "advent,1,0,13.0,14.0,learned,scale-1,committed\n")
+    params = SimpleNamespace(prepare=SimpleNamespace(shift="none", shift_severity=1),
+                             model=SimpleNamespace(bn_protocol="learned"))
+    shown = report.rows_of_this_cell(report.read_ablation(path), params)
+    assert [(row["val_miou"], row["setting"]) for row in shown] == [(15.0, "committed")]
