@@ -1,5 +1,4 @@
-"""The report's figures: training curves, per-class IoU bars, confusion heat maps, qualitative grids,
-class frequencies.
+"""The report's figures: training curves, per-class IoU bars, confusion maps, qualitative grids, class frequencies.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects rendered by the Agg canvas directly,
 never through ``pyplot``: no global backend switch, no open-figure bookkeeping, and the code
@@ -196,16 +195,11 @@ def plot_per_class_iou(
     figure = new_figure(*PER_CLASS_FIGURE_PX)
     axis = figure.subplots()
     class_positions = np.arange(len(CLASS_NAMES))
-    bar_width = BAR_GROUP_WIDTH / len(models)
-    for model_index, model in enumerate(models):
-        offset = (model_index - (len(models) - 1) / 2) * bar_width
-        ious = np.array(
-            [as_float(metrics[model]["per_class_iou"].get(name)) for name in CLASS_NAMES]
-        )
-        label = f"{model} (mIoU {format_iou(metrics[model]['miou'])})"
-        axis.bar(class_positions + offset, ious, width=bar_width, label=label)
+    ious = [np.array([as_float(metrics[model]["per_class_iou"].get(name)) for name in CLASS_NAMES]) for model in models]
+    labels = [f"{model} (mIoU {format_iou(metrics[model]['miou'])})" for model in models]
+    for offset, model_ious in zip(grouped_bars(axis, class_positions, labels, ious), ious):
         # Without a mark an undefined IoU would look like a score of 0.
-        for position in class_positions[np.isnan(ious)] + offset:
+        for position in class_positions[np.isnan(model_ious)] + offset:
             axis.text(position, 1, "n/a", rotation=90, ha="center", va="bottom", fontsize="small")
     axis.set_xticks(class_positions, CLASS_NAMES, rotation=CLASS_LABEL_ROTATION_DEG, ha="right")
     axis.set_xlim(-0.5, len(CLASS_NAMES) - 0.5)
@@ -214,6 +208,15 @@ def plot_per_class_iou(
     axis.grid(axis="y", alpha=0.3)
     axis.legend()
     save_png(figure, out_path)
+
+
+def grouped_bars(axis, positions: np.ndarray, labels: Sequence[str], heights: Sequence[np.ndarray]) -> list[float]:
+    """One bar per series at each position, side by side within BAR_GROUP_WIDTH; returns each series' offset."""
+    width = BAR_GROUP_WIDTH / len(labels)
+    offsets = [(index - (len(labels) - 1) / 2) * width for index in range(len(labels))]
+    for offset, label, values in zip(offsets, labels, heights):
+        axis.bar(positions + offset, values, width=width, label=label)
+    return offsets
 
 
 # --- confusion ---------------------------------------------------------------------------------
@@ -385,11 +388,8 @@ def plot_class_frequencies(records: Sequence[Mapping], out_path: Path) -> None:
     figure = new_figure(*PER_CLASS_FIGURE_PX)
     axis = figure.subplots()
     positions = np.arange(len(records))
-    bar_width = BAR_GROUP_WIDTH / len(FREQUENCY_DOMAINS)
-    for index, domain in enumerate(FREQUENCY_DOMAINS):
-        offset = (index - (len(FREQUENCY_DOMAINS) - 1) / 2) * bar_width
-        shares = np.array([PERCENT * record[domain] for record in records])
-        axis.bar(positions + offset, shares, width=bar_width, label=domain)
+    shares = [np.array([PERCENT * record[domain] for record in records]) for domain in FREQUENCY_DOMAINS]
+    grouped_bars(axis, positions, list(FREQUENCY_DOMAINS), shares)
     axis.set_xticks(positions, [record["class"] for record in records],
                     rotation=CLASS_LABEL_ROTATION_DEG, ha="right")
     axis.set_yscale("log")
