@@ -33,11 +33,21 @@ def test_a_self_training_run_is_named_apart_and_runs_the_committed_schedule(comm
     assert runs[("advent", 1, 0)][1] == {**CELL, "adapt.global_family": "advent", "seed": 0,
                                          "selftrain.iterations": 150}
     assert runs[("advent", 0, 0)][1]["adapt.lambda_adv_local"] == 0
-    assert runs[("minent", 1, 0)][1]["selftrain.iterations"] == 0
+    assert "selftrain.iterations" not in runs[("minent", 1, 0)][1]  # adapt-only: the committed 0 applies
     assert runs[("none", 0, 0)][1] == {**CELL, "adapt.global_family": "none", "adapt.lambda_adv_local": 0,
-                                       "seed": 0, "selftrain.iterations": 0}
+                                       "seed": 0}
     assert runs[("source_only", 0, 0)][1] == {**CELL, "selftrain.start": "source_only", "seed": 0,
                                               "selftrain.iterations": 150}
+
+
+def test_an_adapt_only_run_switches_self_training_off_when_the_committed_params_self_train(committed):
+    params = yaml.safe_load((committed / "params.yaml").read_text())
+    params["selftrain"]["iterations"] = 40
+    (committed / "params.yaml").write_text(yaml.safe_dump(params))
+    runs = main_table.ablation_runs([0], CELL, True, ("advent",), ("advent", "minent"))
+    assert runs[("minent", 0, 0)][1]["selftrain.iterations"] == 0
+    assert runs[("none", 0, 0)][1]["selftrain.iterations"] == 0
+    assert runs[("advent", 0, 0)][1]["selftrain.iterations"] == 150
 
 
 def test_family_overrides_go_to_that_family_only_under_the_tag(committed):
@@ -45,8 +55,7 @@ def test_family_overrides_go_to_that_family_only_under_the_tag(committed):
     runs = main_table.ablation_runs([2], CELL, False, (), ("advent", "minent"), weights, "x100")
     assert runs[("advent", 1, 2)] == ("ablation-scale-1-learned-x100-advent-local1-s2",
                                       {**CELL, "adapt.global_family": "advent", "seed": 2,
-                                       "adapt.lambda_adv_main": 0.1, "adapt.lambda_adv_aux": 0.02,
-                                       "selftrain.iterations": 0})
+                                       "adapt.lambda_adv_main": 0.1, "adapt.lambda_adv_aux": 0.02})
     assert runs[("minent", 0, 2)][0] == "ablation-scale-1-learned-minent-local0-s2"
     assert "adapt.lambda_adv_main" not in runs[("minent", 0, 2)][1]
     assert runs[("none", 0, 2)][0] == "ablation-scale-1-learned-none-local0-s2"

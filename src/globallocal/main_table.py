@@ -57,7 +57,8 @@ def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_famil
 
     A run that self-trains sets ``selftrain.iterations`` to the committed ``selftrain.max_iters`` (params.yaml
     keeps ``iterations: 0`` so that the default pipeline's numbers do not move) and is named apart (``-st``)
-    from the adapt-only run of the same family, so neither takes the other's results. ``family_sets``:
+    from the adapt-only run of the same family, so neither takes the other's results. An adapt-only run asks
+    nothing of the self-training params (its rows do not depend on them) unless the committed ones self-train. ``family_sets``:
     overrides for one family's runs only (e.g. its weights); those runs are named with ``tag``. The weight-0
     run and the source-only self-training run do not depend on them and keep the cell's names.
     """
@@ -80,7 +81,10 @@ def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_famil
                 overrides["adapt.lambda_adv_local"] = 0
             overrides.update(family_sets.get(family, {}))
             selftrains = selftrain and family in selftrain_families
-            overrides["selftrain.iterations"] = selftrain_iterations if selftrains else 0
+            if selftrains:
+                overrides["selftrain.iterations"] = selftrain_iterations
+            elif committed["selftrain"]["iterations"]:  # adapt-only: skip the self-training the committed params run
+                overrides["selftrain.iterations"] = 0
             name_prefix = f"{prefix}-{tag}" if family in family_sets else prefix
             variant = f"{family}-local{local}" + ("-st" if selftrains and family != "source_only" else "")
             runs[(family, local, seed)] = (run_name(name_prefix, variant, seed), overrides)
