@@ -109,7 +109,7 @@ class Params:
             global_d_pool=a.global_d_pool, lambda_adv_main=a.lambda_adv_main, lambda_adv_aux=a.lambda_adv_aux,
             lambda_ent_main=a.lambda_ent_main, lambda_ent_aux=a.lambda_ent_aux,
             lambda_adv_local=a.lambda_adv_local, lambda_adv_local_aux=a.lambda_adv_local_aux,
-            local_start_iter=a.local_start_iter, local_warmup_iters=a.local_warmup_iters,
+            global_warmup_iters=a.global_warmup_iters, local_start_iter=a.local_start_iter, local_warmup_iters=a.local_warmup_iters,
             lr_d_local=a.lr_d_local, local=local,
         )
 

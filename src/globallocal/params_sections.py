@@ -148,6 +148,7 @@ class AdaptConfig(ScheduleConfig):
     lambda_ent_aux: float = number()
     lambda_adv_local: float = number()
     lambda_adv_local_aux: float = number()
+    global_warmup_iters: int = integer()
     local_start_iter: int = integer()
     local_warmup_iters: int = integer()
     lr_d_local: float | None = number(strict=True, nullable=True)

@@ -272,3 +272,22 @@ def test_the_local_losses_and_gradients_are_bit_identical_to_the_masked_formulat
         grads.append(d_out.grad.clone())
     assert torch.equal(losses[0], losses[1]) and torch.equal(grads[0], grads[1])
     assert grads[0][0, :, :3].abs().sum() == 0  # dropped positions get no gradient
+
+
+def test_the_global_weight_warm_up_ramps_the_term_linearly_then_holds_it():
+    from globallocal.alignment.aligners import Aligners
+    from globallocal.alignment.representations import HeadOutputs
+    from support.configs import alignment_config
+
+    torch.manual_seed(0)
+    logits = torch.randn(1, K, 8, 8)
+    config = alignment_config(global_family="minent", lambda_ent_main=0.5, lambda_adv_local=0.0, global_warmup_iters=4)
+    aligners = Aligners(config, K, ("main",))
+    entropy = mean_entropy(torch.softmax(logits, dim=1))
+    for iteration, share in ((0, 0.25), (1, 0.5), (3, 1.0), (40, 1.0)):
+        terms, stats = aligners.generator_terms({"main": HeadOutputs(logits)}, iteration)
+        assert torch.allclose(terms["global_main"], 0.5 * share * entropy)
+        assert torch.equal(stats["loss_adv/global_main"], entropy)  # logged before its weight
+    no_warm_up = Aligners(alignment_config(global_family="minent", lambda_ent_main=0.5, lambda_adv_local=0.0), K, ("main",))
+    terms, _ = no_warm_up.generator_terms({"main": HeadOutputs(logits)}, 0)
+    assert torch.equal(terms["global_main"], 0.5 * entropy)  # 0: the full weight from the first step, bit for bit

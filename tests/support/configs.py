@@ -13,7 +13,7 @@ LOCAL = dict(representation="self_information", window=1, min_purity=0.5, conf_t
              background_classes=(), gan_loss="vanilla", conf_filter="target", context=1)
 ALIGNMENT = dict(global_family="advent", gan_loss="vanilla", global_d_width=64, global_d_pool=1,
                  lambda_adv_main=1e-3, lambda_adv_aux=2e-4, lambda_ent_main=1e-3, lambda_ent_aux=2e-4,
-                 lambda_adv_local=1e-3, lambda_adv_local_aux=0.0, local_start_iter=0, local_warmup_iters=0,
+                 lambda_adv_local=1e-3, lambda_adv_local_aux=0.0, global_warmup_iters=0, local_start_iter=0, local_warmup_iters=0,
                  lr_d_local=None)
 OPTIM = dict(lr=2.5e-4, momentum=0.9, weight_decay=5e-4, power=0.9, lr_d=1e-4, betas_d=(0.9, 0.99))
 TRAIN = dict(lambda_seg_aux=0.1, multi_level=True, alignment=None, log_every=10, precision="fp32",

@@ -41,6 +41,8 @@ class AlignmentConfig:
     lambda_ent_aux: float
     lambda_adv_local: float
     lambda_adv_local_aux: float
+    #: Iterations over which the global weights ramp linearly from 0 to their value (0 = full from the start).
+    global_warmup_iters: int
     local_start_iter: int
     #: Iterations D_l trains alone (from local_start_iter) before the generator feels the local term.
     local_warmup_iters: int
@@ -54,6 +56,12 @@ class AlignmentConfig:
             return 0.0
         prefix = "lambda_ent" if self.global_family == "minent" else "lambda_adv"
         return getattr(self, f"{prefix}_{head}")
+
+    def global_ramp(self, iteration: int) -> float:
+        """The share of the global weights applied at 0-based ``iteration``: (iteration + 1) / warm-up, at most 1."""
+        if self.global_warmup_iters <= 0:
+            return 1.0
+        return min(1.0, (iteration + 1) / self.global_warmup_iters)
 
     def local_weight(self, head: str) -> float:
         return self.lambda_adv_local if head == "main" else self.lambda_adv_local_aux
@@ -108,7 +116,7 @@ class Aligners(nn.Module):
         for head, term in self.global_terms.items():
             loss = term.generator_loss(target[head])
             stats[f"loss_adv/global_{head}"] = loss.detach()
-            terms[f"global_{head}"] = self.config.global_weight(head) * loss
+            terms[f"global_{head}"] = self.config.global_weight(head) * self.config.global_ramp(iteration) * loss
         if self.local_generator_active(iteration):
             for head, term in self.local_terms.items():
                 loss = term.generator_loss(target[head])
