@@ -58,9 +58,10 @@ def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_famil
     A run that self-trains sets ``selftrain.iterations`` to the committed ``selftrain.max_iters`` (params.yaml
     keeps ``iterations: 0`` so that the default pipeline's numbers do not move) and is named apart (``-st``)
     from the adapt-only run of the same family, so neither takes the other's results. An adapt-only run asks
-    nothing of the self-training params (its rows do not depend on them) unless the committed ones self-train. ``family_sets``:
-    overrides for one family's runs only (e.g. its weights); those runs are named with ``tag``. The weight-0
-    run and the source-only self-training run do not depend on them and keep the cell's names.
+    nothing of the self-training params (its rows do not depend on them) unless the committed ones
+    self-train. ``family_sets``: overrides for one family's runs only (e.g. its weights); those runs are
+    named with ``tag``. The weight-0 run and the source-only self-training run do not depend on them and
+    keep the cell's names.
     """
     family_sets = family_sets or {}
     if family_sets and not tag:
@@ -100,20 +101,19 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
 
     ``sets``: params overrides for every run (the cell: ``prepare.shift``, ``prepare.shift_severity``,
     ``model.bn_protocol``); rows of other cells and settings already in reports/ablation.csv are kept.
-    ``selftrain_families``: the families whose runs also self-train (the others run ``selftrain.iterations 0``,
-    which leaves their adapted model unchanged and saves the two self-training stages); ``source_only`` in
-    it adds one run per seed that self-trains the source-only model. ``families``: the global families run
-    (the weight-0 run always is), so that a cut for time can run the default family's rows first.
+    ``selftrain_families``: the families whose runs also self-train (the others are adapt-only runs, see
+    ``ablation_runs``); ``source_only`` in it adds one run per seed that self-trains the source-only model.
+    ``families``: the global families run (the weight-0 run always is), so that a cut for time can run the
+    default family's rows first.
     ``family_sets`` / ``tag``: per-family overrides (their weights, say) and the name of that setting, the
     rows' ``setting`` column (``committed`` without them).
     """
     sets = dict(sets or {})
-    cell = cell_of(sets)
     setting = tag or COMMITTED_SETTING
+    cell = {**cell_of(sets), "setting": setting}
     runs = ablation_runs(seeds, sets, selftrain, selftrain_families, families, family_sets, tag)
     names = {key: name for key, (name, _) in runs.items()}
     metrics = finished_experiments() if no_run else run_all(dict(runs.values()), jobs)
-    cell = {**cell, "setting": setting}
     rows = []
     for (family, local, seed), name in names.items():
         if name in metrics and family != "source_only":
@@ -139,8 +139,9 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
         f"reports/ablation_{cell['shift']}_{cell['bn']}" + (f"_{tag}" if tag else "") + ".md")
     header = f"Cell: shift {cell['shift']}, bn {cell['bn']}, setting {setting}; seeds {seeds}."
     if family_sets:
-        header += " Per-family overrides: " + "; ".join(
-            f"{family}: " + ", ".join(f"`{k}={v}`" for k, v in values.items()) for family, values in family_sets.items()) + "."
+        overrides = (f"{family}: " + ", ".join(f"`{k}={v}`" for k, v in values.items())
+                     for family, values in family_sets.items())
+        header += " Per-family overrides: " + "; ".join(overrides) + "."
     out.write_text(header + "\n\n" + table + "\n")
     print(table)
 
