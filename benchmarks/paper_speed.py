@@ -20,11 +20,13 @@ from pathlib import Path
 
 import torch
 
-from globallocal import config, presets
+from globallocal import config
+
+from globallocal.config import presets
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
 from globallocal.runtime import peak_rss_mib, resolve_device
-from globallocal.training import build_train_state, train_step
+from globallocal.training.loop import build_train_state, train_step
 
 BYTES_PER_MIB = 2**20
 REPO = Path(__file__).resolve().parents[1]

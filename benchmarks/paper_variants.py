@@ -27,7 +27,7 @@ import torch
 from globallocal import config
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
-from globallocal.training import build_train_state, train_step
+from globallocal.training.loop import build_train_state, train_step
 from step_speed import ADVENT_D_WIDTH, PAPER_SIZES, Timer, batches, peak_rss_mib, reference_step
 
 #: CPU dry run: sizes that keep a ResNet-101 iteration to about a second on one core.

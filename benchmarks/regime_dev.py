@@ -25,10 +25,10 @@ import yaml
 from selftrain_dev import SWEEPS, run_variants, score  # benchmarks/ is on sys.path when this script runs
 
 from globallocal import config
-from globallocal.adabn import adapt_batchnorm
+from globallocal.training.adabn import adapt_batchnorm
 from globallocal.checkpoints import model_from_checkpoint, save_model
 from globallocal.runtime import resolve_device
-from globallocal.stages import training_stage
+from globallocal.training.stage import training_stage
 
 KINDS = ("adapt", "source_only", "adabn")
 

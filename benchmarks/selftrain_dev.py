@@ -4,7 +4,7 @@
 
 Needs models/adapted.pt and models/source_only.pt of the committed params (`dvc repro selftrain_control`).
 Each variant (selftrain params overrides on top of params.yaml, one seed: the committed `seed`) is trained by
-the selftrain stage's own code (globallocal.stages `training_stage` with a `SelfTraining`; `control: true`
+the selftrain stage's own code (globallocal.training.stage `training_stage` with a `SelfTraining`; `control: true`
 trains the stage's control instead) into a scratch folder, then scored on target dev (choices) and val
 (reported only) with the evaluate stage's metric. Writes reports/sweeps/<name>.{csv,md}; the best mean dev
 mIoU is marked. One process, one thread: variants run one after another; variants already in the CSV with
@@ -23,14 +23,16 @@ from pathlib import Path
 
 import yaml
 
-from globallocal import config, selftraining
+from globallocal import config
+
+from globallocal.training import selftraining
 from globallocal.checkpoints import model_from_checkpoint
 from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import target_dataset
-from globallocal.evaluation import evaluate
+from globallocal.evaluation.metrics import evaluate
 from globallocal.runtime import resolve_device
-from globallocal.stages import training_stage
+from globallocal.training.stage import training_stage
 
 
 def score(checkpoint: Path, params: config.Params) -> dict[str, float]:

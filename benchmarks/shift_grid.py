@@ -12,7 +12,7 @@ scored its generated data and predictions are deleted (metrics, logs and timings
 
 Writes reports/sweeps/<name>.{csv,md,png}: per cell, dev and val mIoU of source-only, the weight-0
 adapt run (baseline) and the oracle, headroom = oracle dev - baseline dev, eligibility and the selected
-cell. Only dev numbers enter the selection (globallocal.shift_grid).
+cell. Only dev numbers enter the selection (globallocal.experiments.shift_grid).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from globallocal.shift_grid import CellResult, SelectionRule, parse_cell, select_cell
+from globallocal.experiments.shift_grid import CellResult, SelectionRule, parse_cell, select_cell
 
 REPO = Path(__file__).resolve().parent.parent
 WORK_DIR = REPO / "runs"

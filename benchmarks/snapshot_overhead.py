@@ -23,8 +23,8 @@ from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import train_loader
 from globallocal.data.order import DataStream
 from globallocal.models import build_model
-from globallocal.snapshots import SnapshotConfig, Snapshots, capture, fingerprint
-from globallocal.training import build_train_state
+from globallocal.training.snapshots import SnapshotConfig, Snapshots, capture, fingerprint
+from globallocal.training.loop import build_train_state
 
 #: Training stages, the params section holding their schedule, and whether they align.
 STAGES = (("pretrain", "pretrain", False), ("source_only", "adapt", False), ("adapted", "adapt", True),

@@ -35,9 +35,9 @@ from globallocal.data.file_lists import TARGET_DEV_LIST, read_list  # noqa: E402
 from globallocal.data.labels import NUM_CLASSES  # noqa: E402
 from globallocal.data.loading import source_dataset, target_dataset  # noqa: E402
 from globallocal.data.synthetic import write_source_examples  # noqa: E402
-from globallocal.evaluation import evaluate  # noqa: E402
+from globallocal.evaluation.metrics import evaluate  # noqa: E402
 from globallocal.runtime import resolve_device  # noqa: E402
-from globallocal.stages import training_stage  # noqa: E402
+from globallocal.training.stage import training_stage  # noqa: E402
 
 OUT = Path("reports/sweeps/source_curve")
 

@@ -26,8 +26,8 @@ import torch
 from globallocal import config
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
-from globallocal.running_means import RunningMeans
-from globallocal.training import build_train_state, train_step
+from globallocal.training.running_means import RunningMeans
+from globallocal.training.loop import build_train_state, train_step
 from step_speed import batches
 
 

@@ -7,9 +7,9 @@ statistics alone give. Writes models/adabn.pt, which `evaluate` scores like ever
 from pathlib import Path
 
 from globallocal import config
-from globallocal.adabn import adapt_batchnorm
+from globallocal.training.adabn import adapt_batchnorm
 from globallocal.checkpoints import model_from_checkpoint, save_model
-from globallocal.cli import run_stage
+from globallocal.stage_runner import run_stage
 from globallocal.runtime import resolve_device
 
 SOURCE_ONLY = Path("models/source_only.pt")

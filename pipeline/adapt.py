@@ -8,9 +8,9 @@ compares against has had exactly as many source-supervised iterations as the ada
 import argparse
 from pathlib import Path
 
-from globallocal.cli import run_stage
+from globallocal.stage_runner import run_stage
 from globallocal.config import load_validated_params
-from globallocal.stages import training_stage
+from globallocal.training.stage import training_stage
 
 PRETRAINED = Path("models/pretrain.pt")
 

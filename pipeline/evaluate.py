@@ -22,14 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from globallocal import atomic, config
-from globallocal.alignment.local_diagnostics import local_filter_precision
+from globallocal.config.sections import DataSection
+from globallocal.evaluation.local_diagnostics import local_filter_precision
 from globallocal.checkpoints import model_from_checkpoint
-from globallocal.cli import run_stage
+from globallocal.stage_runner import run_stage
 from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
 from globallocal.data.loading import target_dataset
 from globallocal.data.transforms import to_display_rgb
-from globallocal.evaluation import evaluate, official_cityscapes_evaluation
+from globallocal.evaluation.metrics import evaluate, official_cityscapes_evaluation
 from globallocal.runtime import resolve_device
 
 MODELS = {
@@ -126,7 +127,7 @@ def main() -> None:
     atomic.write_json(METRICS, metrics)
 
 
-def save_qualitative(path: Path, qualitative: dict, data: config.DataConfig, names: list[str]) -> None:
+def save_qualitative(path: Path, qualitative: dict, data: DataSection, names: list[str]) -> None:
     """The first val images at label resolution, their labels, and each model's prediction and entropy."""
     dataset = target_dataset(
         data.target_root, "val", names, None, "imagenet", with_labels=True, resize_label=False

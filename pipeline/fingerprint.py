@@ -9,7 +9,7 @@ fingerprint the training stages depend on). With the embedded benchmark the data
 from pathlib import Path
 
 from globallocal import atomic, config
-from globallocal.cli import run_stage
+from globallocal.stage_runner import run_stage
 from globallocal.data.fingerprint import stat_fingerprint
 
 OUT = Path("data/fingerprint.json")

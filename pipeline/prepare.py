@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from globallocal import atomic, config
-from globallocal.cli import run_stage
+from globallocal.stage_runner import run_stage
 from globallocal.data import check
 from globallocal.data.file_lists import (
     SOURCE_LIST,

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from globallocal.cli import run_stage
+from globallocal.stage_runner import run_stage
 from globallocal.config import load_validated_params
-from globallocal.stages import training_stage
+from globallocal.training.stage import training_stage
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from globallocal import config
-from globallocal.cli import run_stage
+from globallocal.stage_runner import run_stage
 from globallocal.data.labels import CLASS_NAMES
 from globallocal.reporting import (
     ablation_table,

@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from globallocal import atomic, config, selftraining
+from globallocal import atomic, config
+
+from globallocal.training import selftraining
 from globallocal.checkpoints import model_from_checkpoint
-from globallocal.cli import run_stage
+from globallocal.stage_runner import run_stage
 from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
 from globallocal.data.loading import target_dataset
 from globallocal.runtime import resolve_device
-from globallocal.stages import training_stage
+from globallocal.training.stage import training_stage
 
 DIAGNOSTICS = Path("reports/selftrain")
 

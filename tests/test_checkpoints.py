@@ -6,7 +6,7 @@ import torch
 from globallocal.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
 from globallocal.errors import UserError
 from globallocal.models import build_model
-from globallocal.training import build_train_state
+from globallocal.training.loop import build_train_state
 from support.configs import optim_config, train_config
 
 

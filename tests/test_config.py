@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from globallocal import config
+from globallocal.config import sections
 from globallocal.alignment.aligners import AlignmentConfig
 from globallocal.alignment.local import LocalAlignmentConfig
 from globallocal.errors import UserError
-from globallocal.train_state import OptimConfig, TrainConfig
+from globallocal.training.state import OptimConfig, TrainConfig
 
 from support.tiny_project import REPO
 
@@ -141,7 +142,7 @@ def test_the_tree_is_typed_and_frozen(params):
 
 
 @pytest.mark.parametrize("cls", [AlignmentConfig, LocalAlignmentConfig, OptimConfig, TrainConfig,
-                                 config.ModelConfig, config.DataConfig, config.AdaptConfig])
+                                 sections.ModelSection, sections.DataSection, sections.AdaptSection])
 def test_config_types_hold_no_defaults_params_yaml_is_the_one_source(cls):
     with_defaults = [f.name for f in dataclasses.fields(cls)
                      if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]

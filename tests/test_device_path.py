@@ -22,12 +22,14 @@ from support.tiny_runs import (
     weights,
 )
 
-from globallocal import config, training
+from globallocal import config
+
+from globallocal.training import loop as training
 from globallocal.data.loading import DeviceLoader, SeededBatchSampler, resolve_num_workers, train_loader
 from globallocal.data.order import DataStream
-from globallocal.distributed import DistributedContext
-from globallocal.snapshots import capture
-from globallocal.training import RunOptions, build_train_state, train
+from globallocal.training.distributed import DistributedContext
+from globallocal.training.snapshots import capture
+from globallocal.training.loop import RunOptions, build_train_state, train
 
 CPU = torch.device("cpu")
 

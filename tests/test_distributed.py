@@ -16,13 +16,15 @@ import torch.multiprocessing as mp
 import yaml
 from torch import nn
 
-from globallocal import config, distributed
+from globallocal import config
+
+from globallocal.training import distributed
 from globallocal.data.file_lists import list_cityscapes, list_gta5, write_list
 from globallocal.data.loading import DeviceLoader, MAX_AUTO_WORKERS, resolve_num_workers, train_loader
 from globallocal.data.synthetic import generate_benchmark
-from globallocal.distributed import LaunchConfig, torchrun_command
+from globallocal.training.distributed import LaunchConfig, torchrun_command
 from globallocal.errors import UserError
-from globallocal.training import build_train_state, train_step
+from globallocal.training.loop import build_train_state, train_step
 from support.tiny_project import REPO
 from support.configs import alignment_config, optim_config, train_config
 
@@ -147,7 +149,7 @@ def rank_main(rank: int, port: int, out: Path, params: dict) -> None:
     torch.save({"used_by_rank0": used_by_rank0.grad, "unused": unused.grad}, out / f"grads.rank{rank}.pt")
 
     # The stage glue: each rank is handed its own output paths; only rank 0 may create them.
-    from globallocal.stages import training_stage
+    from globallocal.training.stage import training_stage
 
     training_stage(config.parse(params), "pretrain", out / f"stage_rank{rank}" / "model.pt", out / f"stage_rank{rank}" / "log")
 

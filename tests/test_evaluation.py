@@ -13,7 +13,7 @@ from torch import nn
 
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES, label_id_to_train_id_lut
 from globallocal.errors import UserError
-from globallocal.evaluation import (
+from globallocal.evaluation.metrics import (
     class_map,
     EvaluationResult,
     confusion_matrix,

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from globallocal import experiment_files
+from globallocal.experiments import finished_runs as experiment_files
 from globallocal.reporting import diagnostics_table
 
 
@@ -67,7 +67,7 @@ def test_diagnostics_table_prints_shares_in_percent_and_dashes_for_missing_value
 def test_queueing_is_refused_while_a_repro_holds_a_workspace_lock(tmp_path):
     import os
 
-    from globallocal.experiment_queue import check_no_repro_running
+    from globallocal.experiments.queue import check_no_repro_running
 
     rwlock = tmp_path / "rwlock"
     check_no_repro_running(rwlock)  # no lock file: nothing runs
@@ -89,7 +89,7 @@ def test_queued_stages_import_the_library_of_their_own_copy_of_the_repository(tm
     import os
     import sys
 
-    from globallocal.experiment_queue import ENV
+    from globallocal.experiments.queue import ENV
 
     assert ENV["PYTHONPATH"].split(os.pathsep)[0] == "src"
     copy = tmp_path / "exp-copy"

@@ -10,11 +10,13 @@ import pytest
 import torch
 from torchvision.ops import FrozenBatchNorm2d as TorchvisionFrozenBatchNorm2d
 
-from globallocal import acceleration, config
+from globallocal import config
+
+from globallocal.training import acceleration
 from globallocal.models import build_model
 from globallocal.models.normalization import FrozenBatchNorm2d
-from globallocal.precision import autocast
-from globallocal.training import build_train_state
+from globallocal.training.precision import autocast
+from globallocal.training.loop import build_train_state
 from support.configs import optim_config, train_config
 from support.tiny_models import K, TinySegmenter
 
@@ -122,7 +124,7 @@ def test_the_switches_are_params_with_the_measured_defaults():
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_bf16_step_takes_less_memory_than_fp32():
-    from globallocal.training import train_step
+    from globallocal.training.loop import train_step
 
     def peak(precision):
         torch.manual_seed(0)

@@ -5,7 +5,9 @@ import csv
 import pytest
 import yaml
 
-from globallocal import experiment_queue, main_table
+from globallocal.experiments import queue as experiment_queue
+
+from globallocal.experiments import main_table
 
 CELL = {"prepare.shift": "scale", "prepare.shift_severity": 1}
 

@@ -90,12 +90,12 @@ def test_the_package_has_no_import_circle():
 
 
 def test_config_modules_import_each_other_one_way():
-    """params_sections and params_file never reach back into config (which gathers them)."""
+    """The file reader and the sections never reach back into the tree that gathers them (nor the face)."""
     modules = module_files(SOURCE_ROOT, "globallocal")
-    assert {"globallocal.params_file", "globallocal.params_sections"} <= imported_modules(
-        modules["globallocal.config"], modules)
-    for name in ("globallocal.params_file", "globallocal.params_sections"):
-        assert "globallocal.config" not in imported_modules(modules[name], modules)
+    assert {"globallocal.config.reading", "globallocal.config.sections"} <= imported_modules(
+        modules["globallocal.config.params"], modules)
+    for name in ("globallocal.config.reading", "globallocal.config.sections"):
+        assert not {"globallocal.config", "globallocal.config.params"} & imported_modules(modules[name], modules)
 
 
 @pytest.mark.parametrize("folder", CHECKED_DIRS, ids=lambda folder: folder.name)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from globallocal.errors import UserError
-from globallocal.precision import autocast, check_precision, grad_scaler
-from globallocal.training import build_train_state, train_step
+from globallocal.training.precision import autocast, check_precision, grad_scaler
+from globallocal.training.loop import build_train_state, train_step
 from support.tiny_models import TinySegmenter, batches
 from support.configs import alignment_config, optim_config, train_config
 

@@ -7,7 +7,9 @@ import shutil
 import pytest
 import yaml
 
-from globallocal import config, presets
+from globallocal import config
+
+from globallocal.config import presets
 from globallocal.__main__ import main
 from globallocal.errors import UserError
 

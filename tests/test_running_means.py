@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from globallocal.running_means import NonFiniteLoss, RunningMeans
+from globallocal.training.running_means import NonFiniteLoss, RunningMeans
 
 NAN = float("nan")
 

@@ -14,7 +14,7 @@ from globallocal.checkpoints import save_checkpoint
 from globallocal.data.labels import NUM_CLASSES, SYNTHIA_16_TRAIN_IDS
 from globallocal.errors import UserError
 from globallocal.models import build_model
-from globallocal.scoring import EvaluateOptions, MultiScaleFlip, score_checkpoint
+from globallocal.evaluation.scoring import EvaluateOptions, MultiScaleFlip, score_checkpoint
 
 RESNET101_BLOCKS = (3, 4, 23, 3)
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var")

@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from globallocal.data.labels import IGNORE_INDEX
 from globallocal.errors import UserError
-from globallocal.selftraining import (
+from globallocal.training.selftraining import (
     SelfTraining,
     SelfTrainingConfig,
     apply_thresholds,
@@ -19,7 +19,7 @@ from globallocal.selftraining import (
     ema_update,
     pseudo_label_precision,
 )
-from globallocal.training import RunOptions, build_train_state, train
+from globallocal.training.loop import RunOptions, build_train_state, train
 
 from support.configs import alignment_config, optim_config, train_config
 from support.tiny_models import K, TinySegmenter
@@ -256,7 +256,7 @@ def test_an_ema_teacher_with_several_rounds_is_refused_naming_the_key():
 
 def test_the_offline_term_returns_its_weighted_loss_and_its_statistics_as_values():
     from globallocal.alignment.representations import HeadOutputs
-    from globallocal.selftraining import OfflinePseudoLabelTerm
+    from globallocal.training.selftraining import OfflinePseudoLabelTerm
 
     logits = torch.zeros(1, 3, 2, 2, requires_grad=True)  # uniform: cross-entropy log 3 at every pixel
     batch = {"pseudo_label": torch.tensor([[[0, 1], [IGN, 2]]])}  # 3 of 4 pixels labelled
@@ -274,7 +274,7 @@ def test_the_offline_term_returns_its_weighted_loss_and_its_statistics_as_values
 
 def test_the_ema_term_returns_the_confident_share_and_the_weighted_loss_as_values():
     from globallocal.alignment.representations import HeadOutputs
-    from globallocal.selftraining import EmaTeacherTerm
+    from globallocal.training.selftraining import EmaTeacherTerm
 
     class Constant(nn.Module):
         """Predicts class 0 with softmax (e^2, 1, 1) / (e^2 + 2) = 0.787 on the left column, uniform on the right."""

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from globallocal.errors import UserError
-from globallocal.shift_grid import CellResult, SelectionRule, parse_cell, select_cell
+from globallocal.experiments.shift_grid import CellResult, SelectionRule, parse_cell, select_cell
 
 RULE = SelectionRule(min_gap=5.0, min_baseline_dev=10.0, max_prepare_ratio=1.5, tie_margin=1.0)
 GRID_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "shift_grid.yaml"

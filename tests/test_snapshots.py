@@ -17,8 +17,8 @@ from support.tiny_runs import (
 from globallocal.data.loading import train_loader
 from globallocal.data.order import DataStream
 from globallocal.errors import UserError
-from globallocal.snapshots import STATE_FILE, capture
-from globallocal.training import RunOptions, train
+from globallocal.training.snapshots import STATE_FILE, capture
+from globallocal.training.loop import RunOptions, train
 
 
 def run_until_killed(snapshots, kill_before, monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from support.tiny_models import K, TinySegmenter, batches
 
-from globallocal.training import (
+from globallocal.training.loop import (
     build_train_state,
     poly_lr,
     set_poly_lr,
@@ -115,7 +115,7 @@ def test_train_runs_to_iterations_and_logs_interval_means():
 
 
 def test_gradient_norm_is_the_norm_of_the_loss_gradient_on_the_output_and_leaves_grads_alone():
-    from globallocal.training import gradient_norm
+    from globallocal.training.loop import gradient_norm
 
     weight = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
     output = weight * 1.0
@@ -126,7 +126,7 @@ def test_gradient_norm_is_the_norm_of_the_loss_gradient_on_the_output_and_leaves
 
 
 def test_a_batch_without_a_labelled_pixel_gives_zero_segmentation_loss_not_nan():
-    from globallocal.training import segmentation_loss
+    from globallocal.training.loop import segmentation_loss
 
     logits = torch.randn(1, K, 4, 4, requires_grad=True)
     loss = segmentation_loss(logits, torch.full((1, 4, 4), 255))
@@ -189,7 +189,7 @@ def stub_step(values):
 
 def test_the_logged_means_are_the_means_of_each_interval_and_a_statistic_undefined_throughout_is_not_logged(
         monkeypatch):
-    import globallocal.training as training
+    import globallocal.training.loop as training
 
     nan = float("nan")
     values = [
@@ -213,7 +213,7 @@ def test_the_logged_means_are_the_means_of_each_interval_and_a_statistic_undefin
 
 
 def test_a_non_finite_loss_between_log_steps_stops_training_naming_its_own_iteration(monkeypatch):
-    import globallocal.training as training
+    import globallocal.training.loop as training
     from globallocal.errors import UserError
 
     values = [{"loss_seg/main": 1.0}, {"loss_seg/main": float("inf")}, {"loss_seg/main": float("nan")},

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from globallocal import __version__
-from globallocal.cli import run_stage
+from globallocal.stage_runner import run_stage
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _preset(args: argparse.Namespace) -> int:
-    from globallocal import config, presets
+    from globallocal import config
+    from globallocal.config import presets
 
     if args.action == "list":
         names = presets.available_presets(args.presets_dir)
@@ -120,7 +121,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     # Every argument is checked before torch is imported (seconds): a mistake is reported at once.
     from globallocal.checkpoint_files import check_checkpoint_file
     from globallocal.errors import UserError
-    from globallocal.evaluate_options import EvaluateOptions
+    from globallocal.evaluation.options import EvaluateOptions
 
     options = EvaluateOptions.from_strings(
         target_root=args.target_root, split=args.split, out_dir=args.out, size=args.size,
@@ -131,7 +132,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not args.target_root.is_dir():
         raise UserError(f"--target-root {args.target_root} is not a folder; pass the Cityscapes-layout root "
                         "(the folder holding leftImg8bit/ and gtFine/)")
-    from globallocal.scoring import score_checkpoint
+    from globallocal.evaluation.scoring import score_checkpoint
 
     metrics = score_checkpoint(args.checkpoint, options)
     summary = ", ".join(f"{key} {value}" for key, value in metrics.items() if key.startswith("miou"))

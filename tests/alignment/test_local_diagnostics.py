@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from globallocal.alignment.local_diagnostics import FilterPrecision, local_filter_precision
+from globallocal.evaluation.local_diagnostics import FilterPrecision, local_filter_precision
 
 K = 3
 NAMES = ("road", "car", "sky")

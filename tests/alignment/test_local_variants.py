@@ -7,7 +7,7 @@ from support.tiny_models import TinySegmenter, batches
 from globallocal.alignment.discriminators import GlobalDiscriminator, LocalDiscriminator
 from globallocal.alignment.local import DROPPED, LocalAlignment
 from globallocal.alignment.representations import HeadOutputs, self_information
-from globallocal.training import build_train_state, train_step
+from globallocal.training.loop import build_train_state, train_step
 from support.configs import alignment_config, local_config, optim_config, train_config
 
 

@@ -26,10 +26,10 @@ from PIL import Image
 from support.tiny_project import REPO, tiny_params
 
 from globallocal.checkpoints import save_checkpoint
-from globallocal.cli import USER_ERROR_STATUS, run_stage
+from globallocal.stage_runner import USER_ERROR_STATUS, run_stage
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
-from globallocal.training import build_train_state
+from globallocal.training.loop import build_train_state
 from support.configs import optim_config, train_config
 
 

@@ -28,7 +28,7 @@ LOG_EVERY = 3
 #: Runs a stage script, killing itself with SIGKILL when it is about to run iteration KILL_AT.
 KILL_BEFORE_ITERATION = """
 import os, runpy, signal, sys
-import globallocal.training as training
+import globallocal.training.loop as training
 kill_at, script = int(sys.argv[1]), sys.argv[2]
 step = training.train_step
 def killing_step(state, *args, **kwargs):

@@ -7,7 +7,7 @@ local term at weight 1e-3 with the target-only filter. ``changes`` override any 
 
 from globallocal.alignment.aligners import AlignmentConfig
 from globallocal.alignment.local import LocalAlignmentConfig
-from globallocal.train_state import OptimConfig, TrainConfig
+from globallocal.training.state import OptimConfig, TrainConfig
 
 LOCAL = dict(representation="self_information", window=1, min_purity=0.5, conf_threshold=0.9,
              background_classes=(), gan_loss="vanilla", conf_filter="target", context=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from globallocal.models.aspp import ASPPClassifier
@@ -14,6 +15,11 @@ INPUT_NORMALIZATIONS = ("caffe_bgr", "imagenet")
 #: Heads start from scratch while the backbone is pretrained, so heads learn faster (DeepLab-v2).
 HEAD_LR_MULT = 10.0
 BACKBONE_LR_MULT = 1.0
+
+
+def upsample(logits: torch.Tensor, size_hw) -> torch.Tensor:
+    """Bilinear (align_corners=True) upsampling of (N, K, h, w) logits to (N, K, H, W)."""
+    return F.interpolate(logits, size=tuple(size_hw), mode="bilinear", align_corners=True)
 
 
 class SegmentationModel(nn.Module):

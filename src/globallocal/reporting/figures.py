@@ -42,7 +42,7 @@ CURVE_PANEL_WIDTH_PX = 640
 CURVE_PANEL_HEIGHT_PX = 420
 MAX_CURVE_COLUMNS = 2
 #: Panel title and y-axis label (with unit) of each logged metric group; a group not listed is titled
-#: by its name. The groups are the first parts of the keys globallocal.training logs.
+#: by its name. The groups are the first parts of the keys globallocal.training.loop logs.
 CURVE_PANELS = {
     "loss_seg": ("Segmentation loss (labelled images)", "cross-entropy (nats per pixel)"),
     "loss_adv": ("Alignment loss of the segmenter (before its weight)", "loss (nats; LSGAN: squared error)"),

@@ -32,7 +32,8 @@ from torch.utils.data import Dataset
 from globallocal.alignment.representations import HeadOutputs
 from globallocal.data.labels import IGNORE_INDEX
 from globallocal.errors import UserError
-from globallocal.training import RunOptions, TrainConfig, TrainState, segmentation_loss, train, upsample
+from globallocal.models.segmentation import upsample
+from globallocal.training.loop import RunOptions, TrainConfig, TrainState, segmentation_loss, train
 
 THRESHOLD_RULES = ("class_balanced", "global")
 TEACHERS = ("none", "ema")

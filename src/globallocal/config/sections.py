@@ -1,8 +1,8 @@
 """The sections of params.yaml, one frozen dataclass each: every field declares beside it what a valid
-value is (a choice, a bound, an integer, a path, ...: ``globallocal.param_values``).
+value is (a choice, a bound, an integer, a path, ...: ``globallocal.config.values``).
 
 ``globallocal.config.Params`` gathers these sections into the whole tree and builds the library's
-configurations from them; ``globallocal.params_file`` walks params.yaml against them. No field has a
+configurations from them; ``globallocal.config.reading`` walks params.yaml against them. No field has a
 default: params.yaml is the one source of defaults.
 """
 
@@ -18,7 +18,7 @@ from globallocal.alignment.representations import REPRESENTATIONS
 from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS
 from globallocal.errors import UserError
 from globallocal.models.normalization import BN_PROTOCOLS, NORMS
-from globallocal.param_values import (
+from globallocal.config.values import (
     adam_betas,
     choice,
     class_names,
@@ -30,8 +30,8 @@ from globallocal.param_values import (
     path,
     size,
 )
-from globallocal.precision import PRECISIONS
-from globallocal.selftraining import STARTS, TEACHERS, THRESHOLD_RULES
+from globallocal.training.precision import PRECISIONS
+from globallocal.training.selftraining import STARTS, TEACHERS, THRESHOLD_RULES
 
 SOURCE_DATASETS = ("gta5", "synthia")
 MODEL_ARCHS = ("mobilenetv3_large", "mobilenetv3_small", "deeplabv2_resnet101")
@@ -39,7 +39,7 @@ OUTPUT_STRIDES = (8, 16)
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataSection:
     source: str = choice(*SOURCE_DATASETS)
     source_root: Path = path()
     target_root: Path = path()
@@ -49,7 +49,7 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class PrepareConfig:
+class PrepareSection:
     generate: bool = flag()
     out_dir: Path = path()
     seed: int = integer()
@@ -67,7 +67,7 @@ class PrepareConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelSection:
     arch: str = choice(*MODEL_ARCHS)
     backbone_weights: Path | None = path(nullable=True)
     #: What training may change in BatchNorm: learned | reference | frozen (models/normalization.py).
@@ -101,7 +101,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class SharedTrainConfig:
+class TrainSection:
     """The ``train`` section: shared by pretrain, adapt and oracle."""
 
     batch_size: int = integer(minimum=1)
@@ -128,7 +128,7 @@ class SharedTrainConfig:
 
 
 @dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleSection:
     """A training stage's schedule: ``iterations`` is where it stops, ``max_iters`` the poly horizon."""
 
     iterations: int = integer(minimum=1)
@@ -137,7 +137,7 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
-class AdaptConfig(ScheduleConfig):
+class AdaptSection(ScheduleSection):
     global_family: str = choice(*GLOBAL_FAMILIES)
     gan_loss: str = choice(*GAN_LOSSES)
     global_d_width: int = integer(minimum=1)
@@ -181,12 +181,12 @@ class SelfTrainSection:
 
 
 @dataclass(frozen=True)
-class AdabnConfig:
+class AdabnSection:
     #: Target images per batch when AdaBN re-estimates BatchNorm statistics (batches weigh equally).
     batch_size: int = integer(minimum=1)
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateSection:
     num_qualitative: int = integer()
 

@@ -1,6 +1,6 @@
 """Scoring any checkpoint file (ours or an ADVENT-format DeepLab-v2) on a Cityscapes-layout root.
 
-The protocol is the ``evaluate`` stage's (globallocal.evaluation; docs/method.md): images resized
+The protocol is the ``evaluate`` stage's (globallocal.evaluation.metrics; docs/method.md): images resized
 to ``size``, main-head logits upsampled to the label's resolution, 19-class confusion matrix, IoU and
 mIoU (plus mIoU-16/13 for SYNTHIA-trained models). Optionally, multi-scale and flip: the softmax
 probabilities of every scale (and its mirror image) are averaged at the base size; off by default, as
@@ -24,8 +24,8 @@ from globallocal.data.file_lists import list_cityscapes
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES, SYNTHIA_16_TRAIN_IDS
 from globallocal.data.loading import target_dataset
 from globallocal.errors import UserError
-from globallocal.evaluate_options import DEFAULT_SIZE, EvaluateOptions
-from globallocal.evaluation import evaluate, official_cityscapes_evaluation
+from globallocal.evaluation.options import DEFAULT_SIZE, EvaluateOptions
+from globallocal.evaluation.metrics import evaluate, official_cityscapes_evaluation
 from globallocal.models import SegmentationModel, build_model
 from globallocal.models.advent_keys import advent_num_classes, advent_to_ours, is_advent_state_dict
 from globallocal.runtime import resolve_device

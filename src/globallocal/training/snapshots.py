@@ -37,7 +37,7 @@ from globallocal import atomic
 from globallocal.data.order import DataStream
 
 if TYPE_CHECKING:
-    from globallocal.train_state import TrainState
+    from globallocal.training.state import TrainState
 
 SNAPSHOT_ROOT = Path("snapshots")
 STATE_FILE = "state.pt"

@@ -3,7 +3,7 @@
 A key that no class of the tree declares is unknown by construction and refused, naming the closest
 known one (a typo such as ``adapt.lamda_adv_local`` must not silently train with something else); a
 renamed key gets its translation; a key a class declares but params.yaml lacks is missing; every value
-goes through its field's check (``globallocal.param_values``). Each failure is one UserError naming the
+goes through its field's check (``globallocal.config.values``). Each failure is one UserError naming the
 key or the file and what to do. The checks that span keys belong to the tree (``config.parse``).
 """
 

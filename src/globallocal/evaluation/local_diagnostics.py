@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from globallocal.alignment.local import DROPPED, source_categories, target_categories
-from globallocal.training import upsample
+from globallocal.models.segmentation import upsample
 
 
 @dataclass

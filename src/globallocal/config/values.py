@@ -1,5 +1,5 @@
 """What a valid params.yaml value is: one declaration per kind of value (a bounded number, a choice, a
-[width, height] pair, a path, ...), used beside each field of the typed tree (``globallocal.params_sections``).
+[width, height] pair, a path, ...), used beside each field of the typed tree (``globallocal.config.sections``).
 
 Each declaration is a dataclass field without a default whose metadata holds ``check(raw, key)``: it
 returns the parsed value or raises a UserError naming the key and what is allowed. Numbers must be finite.

@@ -1,6 +1,6 @@
 """What a training run is configured with (``TrainConfig``) and what changes while it runs (``TrainState``).
 
-Kept apart from the loop (``training.py``) so that snapshots, checkpoints and the configuration can
+Kept apart from the loop (``loop.py``) so that snapshots, checkpoints and the configuration can
 name these types without importing the loop.
 """
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from globallocal.acceleration import configure_backends, maybe_compile, optimizer_options
+from globallocal.training.acceleration import configure_backends, maybe_compile, optimizer_options
 from globallocal.alignment.aligners import Aligners, AlignmentConfig
-from globallocal.precision import grad_scaler
+from globallocal.training.precision import grad_scaler
 
 HEADS = ("main", "aux")
 

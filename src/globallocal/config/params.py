@@ -1,8 +1,8 @@
 """params.yaml -> one typed, frozen, validated tree (``Params``). The only place that knows the params layout.
 
-Each section of params.yaml is a frozen dataclass (``globallocal.params_sections``), and each of its
-fields declares beside it what a valid value is (``globallocal.param_values``). ``parse`` walks
-params.yaml once against ``Params`` (``globallocal.params_file``: unknown keys refused by construction,
+Each section of params.yaml is a frozen dataclass (``globallocal.config.sections``), and each of its
+fields declares beside it what a valid value is (``globallocal.config.values``). ``parse`` walks
+params.yaml once against ``Params`` (``globallocal.config.reading``: unknown keys refused by construction,
 naming the closest known one; missing keys named; every value checked with a message naming its key and
 the allowed values; numbers finite). Then the checks that span keys run (poly horizon, D_g's input size,
 the benchmark's roots). The library below takes the typed configurations the tree builds
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from globallocal import params_file
+from globallocal.config import reading
 from globallocal.alignment.aligners import AlignmentConfig
 from globallocal.alignment.discriminators import GLOBAL_MIN_INPUT
 from globallocal.alignment.global_alignment import family_representation
@@ -24,24 +24,24 @@ from globallocal.alignment.local import LocalAlignmentConfig
 from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
-from globallocal.distributed import LaunchConfig
+from globallocal.training.distributed import LaunchConfig
 from globallocal.errors import UserError
-from globallocal.param_values import device, integer, section, workers
-from globallocal.params_file import load_params
-from globallocal.params_sections import (
-    AdabnConfig,
-    AdaptConfig,
-    DataConfig,
-    EvaluateConfig,
-    ModelConfig,
-    PrepareConfig,
-    ScheduleConfig,
+from globallocal.config.values import device, integer, section, workers
+from globallocal.config.reading import load_params
+from globallocal.config.sections import (
+    AdabnSection,
+    AdaptSection,
+    DataSection,
+    EvaluateSection,
+    ModelSection,
+    PrepareSection,
+    ScheduleSection,
     SelfTrainSection,
-    SharedTrainConfig,
+    TrainSection,
 )
-from globallocal.selftraining import SelfTrainingConfig
-from globallocal.snapshots import SnapshotConfig
-from globallocal.train_state import OptimConfig, TrainConfig
+from globallocal.training.selftraining import SelfTrainingConfig
+from globallocal.training.snapshots import SnapshotConfig
+from globallocal.training.state import OptimConfig, TrainConfig
 
 TRAINING_STAGES = ("pretrain", "adapt", "oracle", "selftrain")
 
@@ -53,16 +53,16 @@ class Params:
     seed: int = integer()
     device: str = device()
     num_workers: int | str = workers()
-    data: DataConfig = section(DataConfig)
-    prepare: PrepareConfig = section(PrepareConfig)
-    model: ModelConfig = section(ModelConfig)
-    train: SharedTrainConfig = section(SharedTrainConfig)
-    pretrain: ScheduleConfig = section(ScheduleConfig)
-    adapt: AdaptConfig = section(AdaptConfig)
+    data: DataSection = section(DataSection)
+    prepare: PrepareSection = section(PrepareSection)
+    model: ModelSection = section(ModelSection)
+    train: TrainSection = section(TrainSection)
+    pretrain: ScheduleSection = section(ScheduleSection)
+    adapt: AdaptSection = section(AdaptSection)
     selftrain: SelfTrainSection = section(SelfTrainSection)
-    oracle: ScheduleConfig = section(ScheduleConfig)
-    adabn: AdabnConfig = section(AdabnConfig)
-    evaluate: EvaluateConfig = section(EvaluateConfig)
+    oracle: ScheduleSection = section(ScheduleSection)
+    adabn: AdabnSection = section(AdabnSection)
+    evaluate: EvaluateSection = section(EvaluateSection)
 
     # ---- the library's configurations, built from the tree ----
 
@@ -194,12 +194,12 @@ class Params:
 
 def known_keys() -> list[str]:
     """Every key path params.yaml declares, sections included (``adapt``, ``adapt.lr``, ...)."""
-    return params_file.known_keys(Params)
+    return reading.known_keys(Params)
 
 
 def parse(params: dict) -> Params:
     """The typed tree of a params.yaml mapping; every key and value checked, then the checks across keys."""
-    tree = params_file.build_tree(params, Params)
+    tree = reading.build_tree(params, Params)
     tree.launch_config()
     tree.model.check_norm()
     for stage in TRAINING_STAGES:

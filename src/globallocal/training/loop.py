@@ -32,11 +32,12 @@ from globallocal.alignment.representations import HeadOutputs
 from globallocal.data.labels import IGNORE_INDEX
 from globallocal.data.order import DataStream
 from globallocal.errors import UserError
-from globallocal.precision import autocast, grad_scaler
-from globallocal.running_means import NonFiniteLoss, RunningMeans
-from globallocal.snapshots import Snapshots, capture, restore
+from globallocal.models.segmentation import upsample
+from globallocal.training.precision import autocast, grad_scaler
+from globallocal.training.running_means import NonFiniteLoss, RunningMeans
+from globallocal.training.snapshots import Snapshots, capture, restore
 # Re-exported: a caller of the loop finds its configuration and state types here too.
-from globallocal.train_state import HEADS, OptimConfig, TrainConfig, TrainState, build_train_state  # noqa: F401
+from globallocal.training.state import HEADS, OptimConfig, TrainConfig, TrainState, build_train_state  # noqa: F401
 
 #: Seconds between progress-bar refreshes (keeps `dvc repro` logs short).
 PROGRESS_INTERVAL_S = 2.0
@@ -53,11 +54,6 @@ def set_poly_lr(optimizer: torch.optim.Optimizer, base_lr: float, iteration: int
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_mult", 1.0)
     return lr
-
-
-def upsample(logits: torch.Tensor, size_hw) -> torch.Tensor:
-    """Bilinear (align_corners=True) upsampling of (N, K, h, w) logits to (N, K, H, W)."""
-    return F.interpolate(logits, size=tuple(size_hw), mode="bilinear", align_corners=True)
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from globallocal.experiment_files import experiment_refs, logged_series, output_file
-from globallocal.experiment_queue import FAMILIES, finished_experiments, run_all, run_name, write_csv
+from globallocal.experiments.finished_runs import experiment_refs, logged_series, output_file
+from globallocal.experiments.queue import FAMILIES, finished_experiments, run_all, run_name, write_csv
 from globallocal.reporting import alignment_table, diagnostics_table, selftrain_table
 
 def ablation_row(result: dict, family: str, local: int, seed: int, model: str, selftrain: int,

@@ -1,6 +1,6 @@
 """A training stage end to end, as the stage scripts in ``pipeline/`` run it: params -> relaunch under
 torchrun when asked, seeding, datasets and loaders, model, resume from snapshots, the loop, the
-checkpoint and the dvclive log. No method logic here (that is ``training.py`` and ``alignment/``)."""
+checkpoint and the dvclive log. No method logic here (that is ``loop.py`` and ``alignment/``)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,19 @@ from pathlib import Path
 
 from dvclive import Live
 
-from globallocal import atomic, distributed
+from globallocal import atomic
+
+from globallocal.training import distributed
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
 from globallocal.config import Params
 from globallocal.data.file_lists import SOURCE_LIST, TARGET_TRAIN_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import resolve_num_workers, source_dataset, target_dataset
 from globallocal.models import build_model
-from globallocal.precision import check_precision
+from globallocal.training.precision import check_precision
 from globallocal.runtime import resolve_device, seed_everything
-from globallocal.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
-from globallocal.training import RunOptions, build_train_state, train
+from globallocal.training.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
+from globallocal.training.loop import RunOptions, build_train_state, train
 
 
 def open_live(log_dir: Path, resume: bool = False) -> Live:
@@ -96,7 +98,7 @@ def training_stage(
         atomic.check_writable(checkpoint_out)
     state = build_train_state(model, train_config, NUM_CLASSES)
     context.distribute(state)
-    # Snapshots live outside DVC's outputs on purpose: see globallocal.snapshots. One process only: a
+    # Snapshots live outside DVC's outputs on purpose: see globallocal.training.snapshots. One process only: a
     # data-parallel run that is killed starts over (README, Known limits).
     snapshots = None
     if not context.is_distributed and self_training is None:

@@ -13,7 +13,7 @@ run by `dvc queue start --jobs N` (each job single-threaded, so N jobs share N c
 oversubscription; the workspace stays free for other DVC commands while they run); experiments of the current commit that already have metrics are reused, and stages
 whose deps did not change (pretrain and oracle of a seed, source_only) come from DVC's run cache.
 
-`ablation` is the paper's main table (``globallocal.main_table``): every global family (adaptsegnet, advent,
+`ablation` is the paper's main table (``globallocal.experiments.main_table``): every global family (adaptsegnet, advent,
 minent) with the committed (dev-selected) local settings (`local = 1`) and with `adapt.lambda_adv_local = 0`
 (`local = 0`), the run with every alignment weight 0, plus source_only, AdaBN and oracle, over the seeds. A
 run of a family in `--selftrain-families` also self-trains its adapted model for `selftrain.max_iters`
@@ -42,8 +42,8 @@ from pathlib import Path
 
 import yaml
 
-from globallocal.experiment_queue import CODE_REF, FAMILIES, finished_experiments, run_all, run_name, write_csv
-from globallocal.main_table import ablation, local_diagnostics
+from globallocal.experiments.queue import CODE_REF, FAMILIES, finished_experiments, run_all, run_name, write_csv
+from globallocal.experiments.main_table import ablation, local_diagnostics
 from globallocal.reporting import plot_sweep, sweep_table
 
 
@@ -118,8 +118,3 @@ def main() -> None:
                  family_sets=family_sets, tag=args.tag)
     else:
         sweep(Path(args.what), args.jobs, args.no_run)
-
-
-if __name__ == "__main__":
-    Path("dvc.yaml").is_file() or sys.exit("run from the repository root")
-    main()
