@@ -250,7 +250,8 @@ def table(report: dict) -> str:
     lines = [f"GPU check {report['date']} on {report['device']} (torch {report['torch']}, "
              f"{'CPU DRY RUN: figures mean nothing' if report['dry_run'] else 'measured'})"]
     tests = report.get("tests", {"skipped_part": "not run"})
-    lines.append(f"tests -m cuda: {tests.get('passed', '?')} passed, {tests.get('failures', 0) + tests.get('errors', 0)}"
+    lines.append(f"tests -m cuda: {tests.get('passed', '?')} passed, "
+                 f"{tests.get('failures', 0) + tests.get('errors', 0)}"
                  f" failed, {tests.get('skipped', '?')} skipped {tests.get('failed') or ''}".rstrip()
                  if "skipped_part" not in tests else f"tests: {tests['skipped_part']}")
     reference = report.get("paper_step", {}).get("variants", {}).get("reference (ADVENT-style fp32)", {})
@@ -278,7 +279,8 @@ def table(report: dict) -> str:
     for part in ("tests", "paper_step", "embedded_step", "pipeline", "syncs"):
         if "skipped_part" in report.get(part, {}) and part != "tests":
             lines.append(f"{part}: {report[part]['skipped_part']}")
-    lines.append("goals (measured value; None = not measured" + (", as in every dry run):" if report["dry_run"] else "):"))
+    lines.append("goals (measured value; None = not measured"
+                 + (", as in every dry run):" if report["dry_run"] else "):"))
     lines += [f"  {goal}: {value}" for goal, value in report["goals"].items()]
     return "\n".join(lines)
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from globallocal import config
-
 from globallocal.config import presets
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model

@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 import torch
+from step_speed import ADVENT_D_WIDTH, PAPER_SIZES, Timer, batches, peak_rss_mib, reference_step
 
 from globallocal import config
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
 from globallocal.training.loop import build_train_state, train_step
-from step_speed import ADVENT_D_WIDTH, PAPER_SIZES, Timer, batches, peak_rss_mib, reference_step
 
 #: CPU dry run: sizes that keep a ResNet-101 iteration to about a second on one core.
 TINY_SIZES = {"source": (96, 54), "target": (64, 32)}
@@ -92,7 +92,7 @@ def run_variant(name: str, cfg, sizes: dict, device: torch.device, warmup: int, 
         result["peak_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
     else:
         result["peak_rss_mib"] = round(peak_rss_mib())
-    del state, data
+    state = data = None  # free this variant's memory before the next one
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -117,7 +117,8 @@ def main() -> None:
     configured = paper_config(params)
     reference = dataclasses.replace(configured, precision="fp32", channels_last=False, log_grad_norms=False,
                                     cudnn_benchmark=False, fused_optimizer=False, compile=False)
-    plan = {REFERENCE: reference, **{name: dataclasses.replace(configured, **fields) for name, fields in VARIANTS.items()}}
+    plan = {REFERENCE: reference,
+            **{name: dataclasses.replace(configured, **fields) for name, fields in VARIANTS.items()}}
     if args.only:
         plan = {name: cfg for name, cfg in plan.items() if name in args.only}
     plan = {name: cfg for name, cfg in plan.items() if name not in args.skip}

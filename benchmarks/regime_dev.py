@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 
 import yaml
-
 from selftrain_dev import SWEEPS, run_variants, score  # benchmarks/ is on sys.path when this script runs
 
 from globallocal import config
-from globallocal.training.adabn import adapt_batchnorm
 from globallocal.checkpoints import model_from_checkpoint, save_model
 from globallocal.runtime import resolve_device
+from globallocal.training.adabn import adapt_batchnorm
 from globallocal.training.stage import training_stage
 
 KINDS = ("adapt", "source_only", "adabn")

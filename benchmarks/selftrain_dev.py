@@ -24,14 +24,13 @@ from pathlib import Path
 import yaml
 
 from globallocal import config
-
-from globallocal.training import selftraining
 from globallocal.checkpoints import model_from_checkpoint
 from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import target_dataset
 from globallocal.evaluation.metrics import evaluate
 from globallocal.runtime import resolve_device
+from globallocal.training import selftraining
 from globallocal.training.stage import training_stage
 
 
@@ -61,8 +60,9 @@ def run_variant(base: dict, overrides: dict, scratch: Path) -> dict:
     method = None if control else selftraining.SelfTraining(params.selftrain_config(), held_out, NUM_CLASSES)
     out = scratch / "model.pt"
     started = time.perf_counter()
-    training_stage(params, "selftrain", out, scratch / "log", init_checkpoint=Path(f"models/{params.selftrain.start}.pt"),
-                   aligned=True, self_training=method)
+    training_stage(params, "selftrain", out, scratch / "log",
+                   init_checkpoint=Path(f"models/{params.selftrain.start}.pt"), target_stream=True,
+                   self_training=method)
     seconds = time.perf_counter() - started
     return {**score(out, params), "train_s": round(seconds, 1)}
 
@@ -113,7 +113,8 @@ def main() -> None:
     lines = ["| variant | dev mIoU | val mIoU | train s | params |", "|---|---:|---:|---:|---|"]
     for r in rows:
         mark = " **(best dev)**" if r is best else ""
-        lines.append(f"| {r['variant']}{mark} | {r['dev_miou']:.2f} | {r['val_miou']:.2f} | {r['train_s']} | `{r['params']}` |")
+        lines.append(f"| {r['variant']}{mark} | {r['dev_miou']:.2f} | {r['val_miou']:.2f} | {r['train_s']} "
+                     f"| `{r['params']}` |")
     (SWEEPS / f"{spec['name']}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

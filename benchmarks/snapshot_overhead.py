@@ -23,8 +23,8 @@ from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import train_loader
 from globallocal.data.order import DataStream
 from globallocal.models import build_model
-from globallocal.training.snapshots import SnapshotConfig, Snapshots, capture, fingerprint
 from globallocal.training.loop import build_train_state
+from globallocal.training.snapshots import SnapshotConfig, Snapshots, capture, fingerprint
 
 #: Training stages, the params section holding their schedule, and whether they align.
 STAGES = (("pretrain", "pretrain", False), ("source_only", "adapt", False), ("adapted", "adapt", True),
@@ -76,7 +76,8 @@ def main() -> None:
         count = getattr(params, section).iterations // every if every else 0
         total_s += count * seconds
         total_count += count
-        print(f"{stage:12s} {seconds:6.3f} s per snapshot, {size_mb:6.1f} MB, {count:3d} snapshots -> {count * seconds:6.2f} s")
+        print(f"{stage:12s} {seconds:6.3f} s per snapshot, {size_mb:6.1f} MB, "
+              f"{count:3d} snapshots -> {count * seconds:6.2f} s")
     print(f"default run: {total_count} snapshots, {total_s:.1f} s of snapshot writing in all")
 
 

@@ -35,15 +35,14 @@ import torch.nn.functional as F
 from globallocal import config
 from globallocal.data.labels import IGNORE_INDEX, NUM_CLASSES
 from globallocal.models import build_model
+from globallocal.models.segmentation import upsample
 from globallocal.runtime import peak_rss_mib
 from globallocal.training.loop import (
-    HEADS,
     TrainConfig,
     build_train_state,
     set_requires_grad,
     train_step,
 )
-from globallocal.models.segmentation import upsample
 
 ADVENT_D_WIDTH = 64
 #: The paper's sizes (width, height) and a CPU-sized stand-in keeping their aspect ratios.

@@ -22,13 +22,13 @@ import warnings
 from pathlib import Path
 
 import torch
+from step_speed import batches
 
 from globallocal import config
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
-from globallocal.training.running_means import RunningMeans
 from globallocal.training.loop import build_train_state, train_step
-from step_speed import batches
+from globallocal.training.running_means import RunningMeans
 
 
 def library_line() -> str:

@@ -7,10 +7,10 @@ statistics alone give. Writes models/adabn.pt, which `evaluate` scores like ever
 from pathlib import Path
 
 from globallocal import config
-from globallocal.training.adabn import adapt_batchnorm
 from globallocal.checkpoints import model_from_checkpoint, save_model
-from globallocal.stage_runner import run_stage
 from globallocal.runtime import resolve_device
+from globallocal.stage_runner import run_stage
+from globallocal.training.adabn import adapt_batchnorm
 
 SOURCE_ONLY = Path("models/source_only.pt")
 ADABN = Path("models/adabn.pt")

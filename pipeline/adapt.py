@@ -8,8 +8,8 @@ compares against has had exactly as many source-supervised iterations as the ada
 import argparse
 from pathlib import Path
 
-from globallocal.stage_runner import run_stage
 from globallocal.config import load_validated_params
+from globallocal.stage_runner import run_stage
 from globallocal.training.stage import training_stage
 
 PRETRAINED = Path("models/pretrain.pt")

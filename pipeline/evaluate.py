@@ -3,7 +3,8 @@ models on target val and on the held-out target dev split (docs/method.md, "Eval
 
 Writes reports/metrics.json (the headline mIoU of each model on val), reports/metrics_dev.json (the same
 on target dev: the numbers every choice is made on), reports/per_class_iou.json (per-class val IoU of
-each model, in percent), each model's confusion matrix and a few qualitative samples under reports/eval/, and the predictions under predictions/<model>/labelIds (labelId PNGs with
+each model, in percent), each model's confusion matrix and a few qualitative samples under reports/eval/, and the
+predictions under predictions/<model>/labelIds (labelId PNGs with
 Cityscapes result names, the official evaluation's input) and predictions/<model>/color. It then
 scores the exported labelId PNGs with cityscapesscripts and records the largest per-class difference
 to our own numbers in reports/eval/official_check.json. reports/eval/local_diagnostics.json holds, per
@@ -22,16 +23,16 @@ from pathlib import Path
 import numpy as np
 
 from globallocal import atomic, config
-from globallocal.config.sections import DataSection
-from globallocal.evaluation.local_diagnostics import local_filter_precision
 from globallocal.checkpoints import model_from_checkpoint
-from globallocal.stage_runner import run_stage
+from globallocal.config.sections import DataSection
 from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
 from globallocal.data.loading import target_dataset
 from globallocal.data.transforms import to_display_rgb
+from globallocal.evaluation.local_diagnostics import local_filter_precision
 from globallocal.evaluation.metrics import evaluate, official_cityscapes_evaluation
 from globallocal.runtime import resolve_device
+from globallocal.stage_runner import run_stage
 
 MODELS = {
     "source_only": Path("models/source_only.pt"),

@@ -9,8 +9,8 @@ fingerprint the training stages depend on). With the embedded benchmark the data
 from pathlib import Path
 
 from globallocal import atomic, config
-from globallocal.stage_runner import run_stage
 from globallocal.data.fingerprint import stat_fingerprint
+from globallocal.stage_runner import run_stage
 
 OUT = Path("data/fingerprint.json")
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from globallocal import atomic, config
-from globallocal.stage_runner import run_stage
 from globallocal.data import check
 from globallocal.data.file_lists import (
     SOURCE_LIST,
@@ -29,6 +28,7 @@ from globallocal.data.file_lists import (
     write_list,
 )
 from globallocal.data.synthetic import write_benchmark
+from globallocal.stage_runner import run_stage
 
 SOURCE_LISTERS = {"gta5": list_gta5, "synthia": list_synthia}
 DATA_REPORTS = Path("reports/data")

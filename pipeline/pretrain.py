@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from globallocal.stage_runner import run_stage
 from globallocal.config import load_validated_params
+from globallocal.stage_runner import run_stage
 from globallocal.training.stage import training_stage
 
 

@@ -7,23 +7,23 @@ from pathlib import Path
 import numpy as np
 
 from globallocal import config
-from globallocal.stage_runner import run_stage
 from globallocal.data.labels import CLASS_NAMES
 from globallocal.reporting import (
     ablation_table,
-    plot_ablation,
     class_frequency_table,
+    load_dev_samples,
+    plot_ablation,
     plot_class_frequencies,
     plot_confusion,
     plot_per_class_iou,
+    plot_pseudo_labels,
     plot_qualitative,
     plot_training_curves,
-    load_dev_samples,
-    plot_pseudo_labels,
     selftrain_note,
     selftrain_table,
     write_report,
 )
+from globallocal.stage_runner import run_stage
 
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"

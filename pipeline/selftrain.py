@@ -16,14 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from globallocal import atomic, config
-
-from globallocal.training import selftraining
 from globallocal.checkpoints import model_from_checkpoint
-from globallocal.stage_runner import run_stage
 from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
 from globallocal.data.loading import target_dataset
 from globallocal.runtime import resolve_device
+from globallocal.stage_runner import run_stage
+from globallocal.training import selftraining
 from globallocal.training.stage import training_stage
 
 DIAGNOSTICS = Path("reports/selftrain")
@@ -42,7 +41,8 @@ def write_diagnostics(params: config.Params, start: Path, st: selftraining.SelfT
 
     train_set = labelled(read_list(data.lists_dir / TARGET_TRAIN_LIST))
     labels = selftraining.label_dataset(model, train_set, device, st, NUM_CLASSES)
-    precision, share = selftraining.pseudo_label_precision(labels.labels, selftraining.labels_of(train_set), NUM_CLASSES)
+    precision, share = selftraining.pseudo_label_precision(labels.labels, selftraining.labels_of(train_set),
+                                                           NUM_CLASSES)
     dev_set = labelled(read_list(data.lists_dir / TARGET_DEV_LIST)[: params.evaluate.num_qualitative])
     confidence, prediction = selftraining.predict(model, dev_set, device)
     dev_labels = selftraining.apply_thresholds(confidence, prediction, labels.thresholds)
@@ -79,7 +79,8 @@ def main() -> None:
             shutil.copyfile(start, tmp)
         return
     method = None if args.control else selftraining.SelfTraining(st, held_out, NUM_CLASSES)
-    training_stage(params, "selftrain", out, log_dir, init_checkpoint=start, aligned=True, self_training=method)
+    training_stage(params, "selftrain", out, log_dir, init_checkpoint=start, target_stream=True,
+                   self_training=method)
 
 
 if __name__ == "__main__":

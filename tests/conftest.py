@@ -1,6 +1,7 @@
 """Shared fixtures and markers. ``tests/`` mirrors the package (``alignment/``, ``data/``, ``models/``);
 ``e2e/`` holds the end-to-end tests (``dvc repro``, stage scripts in subprocesses), marked ``e2e`` here so
-that ``pytest -m "not e2e"`` runs the fast half (test_distributed.py and reporting/test_figures_readable.py mark their subprocess tests themselves). Helpers that tests import live in ``support/``."""
+that ``pytest -m "not e2e"`` runs the fast half (test_distributed.py and reporting/test_figures_readable.py mark their
+subprocess tests themselves). Helpers that tests import live in ``support/``."""
 
 import copy
 from pathlib import Path

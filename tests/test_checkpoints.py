@@ -9,7 +9,6 @@ from globallocal.models import build_model
 from globallocal.training.loop import build_train_state
 from support.configs import optim_config, train_config
 
-
 SPEC = {"arch": "mobilenetv3_large", "num_classes": 19, "backbone_weights": None, "bn_protocol": "learned",
         "output_stride": 16}
 

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 
 from globallocal import config
-from globallocal.config import sections
 from globallocal.alignment.aligners import AlignmentConfig
 from globallocal.alignment.local import LocalAlignmentConfig
+from globallocal.config import sections
 from globallocal.errors import UserError
 from globallocal.training.state import OptimConfig, TrainConfig
-
 from support.tiny_project import REPO
 
 

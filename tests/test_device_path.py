@@ -10,6 +10,14 @@ import os
 
 import pytest
 import torch
+
+from globallocal import config
+from globallocal.data.loading import DeviceLoader, SeededBatchSampler, resolve_num_workers, train_loader
+from globallocal.data.order import DataStream
+from globallocal.training import loop as training
+from globallocal.training.distributed import DistributedContext
+from globallocal.training.loop import RunOptions, build_train_state, train
+from globallocal.training.snapshots import capture
 from support.tiny_models import K, TinySegmenter
 from support.tiny_runs import (
     ITERATIONS,
@@ -21,15 +29,6 @@ from support.tiny_runs import (
     train_until_killed,
     weights,
 )
-
-from globallocal import config
-
-from globallocal.training import loop as training
-from globallocal.data.loading import DeviceLoader, SeededBatchSampler, resolve_num_workers, train_loader
-from globallocal.data.order import DataStream
-from globallocal.training.distributed import DistributedContext
-from globallocal.training.snapshots import capture
-from globallocal.training.loop import RunOptions, build_train_state, train
 
 CPU = torch.device("cpu")
 

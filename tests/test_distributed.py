@@ -17,17 +17,15 @@ import yaml
 from torch import nn
 
 from globallocal import config
-
-from globallocal.training import distributed
 from globallocal.data.file_lists import list_cityscapes, list_gta5, write_list
-from globallocal.data.loading import DeviceLoader, MAX_AUTO_WORKERS, resolve_num_workers, train_loader
+from globallocal.data.loading import MAX_AUTO_WORKERS, DeviceLoader, resolve_num_workers, train_loader
 from globallocal.data.synthetic import generate_benchmark
-from globallocal.training.distributed import LaunchConfig, torchrun_command
 from globallocal.errors import UserError
+from globallocal.training import distributed
+from globallocal.training.distributed import torchrun_command
 from globallocal.training.loop import build_train_state, train_step
+from support.configs import alignment_config, launch_config, optim_config, train_config
 from support.tiny_project import REPO
-from support.configs import alignment_config, optim_config, train_config
-
 
 K = 3
 WORLD_SIZE = 2
@@ -137,7 +135,7 @@ def rank_main(rank: int, port: int, out: Path, params: dict) -> None:
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(WORLD_SIZE),
                        "LOCAL_WORLD_SIZE": str(WORLD_SIZE), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
-    context = distributed.start(LaunchConfig(nproc_per_node=WORLD_SIZE), CPU)
+    context = distributed.start(launch_config(nproc_per_node=WORLD_SIZE), CPU)
     for name in SCENARIOS:
         torch.save(run_scenario(name, rank, WORLD_SIZE, context), out / f"{name}.rank{rank}.pt")
 
@@ -151,7 +149,8 @@ def rank_main(rank: int, port: int, out: Path, params: dict) -> None:
     # The stage glue: each rank is handed its own output paths; only rank 0 may create them.
     from globallocal.training.stage import training_stage
 
-    training_stage(config.parse(params), "pretrain", out / f"stage_rank{rank}" / "model.pt", out / f"stage_rank{rank}" / "log")
+    training_stage(config.parse(params), "pretrain", out / f"stage_rank{rank}" / "model.pt",
+                   out / f"stage_rank{rank}" / "log")
 
 
 def free_port() -> int:
@@ -218,20 +217,20 @@ def test_only_rank_0_writes_the_checkpoint_and_the_dvclive_log(two_ranks):
 # ---- the launcher -------------------------------------------------------------------------------
 
 def test_one_node_relaunches_standalone_with_the_same_script_and_arguments():
-    command = torchrun_command(LaunchConfig(nproc_per_node=4), ["pipeline/adapt.py", "--source-only"])
+    command = torchrun_command(launch_config(nproc_per_node=4), ["pipeline/adapt.py", "--source-only"])
     assert command == [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=4", "--standalone",
                        "pipeline/adapt.py", "--source-only"]
 
 
 def test_several_nodes_meet_at_the_rendezvous_endpoint():
-    command = torchrun_command(LaunchConfig(nproc_per_node=8, nnodes=2, rdzv_endpoint="node0:29400"), ["s.py"])
+    command = torchrun_command(launch_config(nproc_per_node=8, nnodes=2, rdzv_endpoint="node0:29400"), ["s.py"])
     assert command[3:] == ["--nproc_per_node=8", "--nnodes=2", "--master_addr=node0", "--master_port=29400", "s.py"]
 
 
 def test_a_single_process_is_not_relaunched(monkeypatch):
     monkeypatch.setattr(os, "execv", lambda *args: pytest.fail("relaunched"))
-    distributed.relaunch_under_torchrun(LaunchConfig())
-    context = distributed.start(LaunchConfig(), CPU)
+    distributed.relaunch_under_torchrun(launch_config())
+    context = distributed.start(launch_config(), CPU)
     assert context.is_main and not context.is_distributed and context.rank_seed(7) == 7
 
 
@@ -339,7 +338,7 @@ def test_cuda_batches_arrive_on_the_device_with_the_same_values():
 def nccl_rank_main(rank: int, port: int, out: Path) -> None:
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(WORLD_SIZE),
                        "LOCAL_WORLD_SIZE": str(WORLD_SIZE), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-    context = distributed.start(LaunchConfig(nproc_per_node=WORLD_SIZE), torch.device("cuda"))
+    context = distributed.start(launch_config(nproc_per_node=WORLD_SIZE), torch.device("cuda"))
     assert context.device == torch.device("cuda", rank)
     param = nn.Parameter(torch.zeros(3, device=context.device))
     param.grad = torch.full((3,), float(rank + 1), device=context.device)

@@ -22,5 +22,6 @@ def test_every_stage_script_imports_the_library_and_depends_on_all_of_it():
 
 def test_the_library_variable_is_the_package_folder_and_caches_are_not_hashed():
     assert yaml.safe_load((REPO / "dvc.yaml").read_text())["vars"] == [{"lib": "src/globallocal"}]
-    assert (REPO / "src/globallocal/training/precision.py").is_file()  # imported by training.py, listed by no stage before
+    # imported by training.py, listed by no stage before
+    assert (REPO / "src/globallocal/training/precision.py").is_file()
     assert "__pycache__/" in (REPO / ".dvcignore").read_text().splitlines()

@@ -16,10 +16,9 @@ from PIL import Image
 from globallocal.__main__ import main
 from globallocal.checkpoints import save_checkpoint
 from globallocal.data.labels import NUM_CLASSES
-from globallocal.errors import UserError
 from globallocal.evaluation.options import DEFAULT_SIZE
-from globallocal.models import build_model
 from globallocal.evaluation.scoring import load_any_checkpoint
+from globallocal.models import build_model
 from globallocal.training.loop import build_train_state
 from support.configs import optim_config, train_config
 from support.real_layouts import make_cityscapes

@@ -14,8 +14,8 @@ from torch import nn
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES, label_id_to_train_id_lut
 from globallocal.errors import UserError
 from globallocal.evaluation.metrics import (
-    class_map,
     EvaluationResult,
+    class_map,
     confusion_matrix,
     entropy_map,
     evaluate,

@@ -11,12 +11,11 @@ import torch
 from torchvision.ops import FrozenBatchNorm2d as TorchvisionFrozenBatchNorm2d
 
 from globallocal import config
-
-from globallocal.training import acceleration
 from globallocal.models import build_model
 from globallocal.models.normalization import FrozenBatchNorm2d
-from globallocal.training.precision import autocast
+from globallocal.training import acceleration
 from globallocal.training.loop import build_train_state
+from globallocal.training.precision import autocast
 from support.configs import optim_config, train_config
 from support.tiny_models import K, TinySegmenter
 

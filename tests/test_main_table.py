@@ -5,9 +5,8 @@ import csv
 import pytest
 import yaml
 
-from globallocal.experiments import queue as experiment_queue
-
 from globallocal.experiments import main_table
+from globallocal.experiments import queue as experiment_queue
 
 CELL = {"prepare.shift": "scale", "prepare.shift_severity": 1}
 
@@ -79,9 +78,11 @@ def test_a_finished_experiment_with_other_params_stops_the_run_before_anything_i
     queued = []
     monkeypatch.setattr(experiment_queue, "check_no_repro_running", lambda: None)
     monkeypatch.setattr(experiment_queue, "finished_experiments",
-                        lambda: {"a-s0": {"adapted": {"miou": 1.0}, "_params": {"seed": 0, "selftrain": {"iterations": 0}}}})
+                        lambda: {"a-s0": {"adapted": {"miou": 1.0},
+                                          "_params": {"seed": 0, "selftrain": {"iterations": 0}}}})
     monkeypatch.setattr(experiment_queue.subprocess, "run", lambda *args, **kwargs: queued.append(args))
-    with pytest.raises(SystemExit, match=r"experiment a-s0 exists with other params \(selftrain.iterations: 0 -> 150\)"):
+    with pytest.raises(SystemExit,
+                       match=r"experiment a-s0 exists with other params \(selftrain.iterations: 0 -> 150\)"):
         experiment_queue.run_all({"b-s0": {"seed": 0}, "a-s0": {"seed": 0, "selftrain.iterations": 150}}, 1)
     assert queued == []
 

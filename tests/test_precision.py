@@ -6,11 +6,10 @@ import pytest
 import torch
 
 from globallocal.errors import UserError
-from globallocal.training.precision import autocast, check_precision, grad_scaler
 from globallocal.training.loop import build_train_state, train_step
-from support.tiny_models import TinySegmenter, batches
+from globallocal.training.precision import autocast, check_precision, grad_scaler
 from support.configs import alignment_config, optim_config, train_config
-
+from support.tiny_models import TinySegmenter, batches
 
 K = 4
 

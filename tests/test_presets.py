@@ -8,12 +8,11 @@ import pytest
 import yaml
 
 from globallocal import config
-
-from globallocal.config import presets
 from globallocal.__main__ import main
+from globallocal.config import presets
 from globallocal.errors import UserError
-
 from support.tiny_project import REPO
+
 PRESETS = REPO / "presets"
 
 

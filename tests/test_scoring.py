@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from support.real_layouts import CITYSCAPES_SIZE, make_cityscapes
 
 from globallocal.__main__ import main
 from globallocal.checkpoints import save_checkpoint
 from globallocal.data.labels import NUM_CLASSES, SYNTHIA_16_TRAIN_IDS
 from globallocal.errors import UserError
-from globallocal.models import build_model
 from globallocal.evaluation.scoring import EvaluateOptions, MultiScaleFlip, score_checkpoint
+from globallocal.models import build_model
+from support.real_layouts import CITYSCAPES_SIZE, make_cityscapes
 
 RESNET101_BLOCKS = (3, 4, 23, 3)
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var")

@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from globallocal.data.labels import IGNORE_INDEX
 from globallocal.errors import UserError
+from globallocal.training.loop import RunOptions, build_train_state, train
 from globallocal.training.selftraining import (
     SelfTraining,
     SelfTrainingConfig,
@@ -19,9 +20,7 @@ from globallocal.training.selftraining import (
     ema_update,
     pseudo_label_precision,
 )
-from globallocal.training.loop import RunOptions, build_train_state, train
-
-from support.configs import alignment_config, optim_config, train_config
+from support.configs import optim_config, selftraining_config, train_config
 from support.tiny_models import K, TinySegmenter
 
 IGN = IGNORE_INDEX
@@ -120,8 +119,6 @@ def loader(dataset, seed):
     return train_loader(dataset, batch_size=2, seed=seed, num_workers=0)
 
 
-#: The selftrain stage's loop: target batches forwarded in training mode, no alignment term.
-TARGET_FORWARD_ONLY = alignment_config(global_family="none", lambda_adv_local=0.0, lambda_adv_local_aux=0.0)
 
 
 def trained(self_training: SelfTrainingConfig | None, iterations=6) -> dict[str, torch.Tensor]:
@@ -130,7 +127,8 @@ def trained(self_training: SelfTrainingConfig | None, iterations=6) -> dict[str,
     model = BatchNormSegmenter()
     with torch.no_grad():  # spread the start model's logits so that it predicts every class somewhere
         model.main_head.weight.mul_(10)
-    config = train_config(optim_config(iterations, 10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
+    # The selftrain stage's loop: target batches forwarded in training mode, no alignment term.
+    config = train_config(optim_config(iterations, 10, lr=0.01))
     state = build_train_state(model, config, K)
     target = Images(TRAIN)
     device = torch.device("cpu")
@@ -138,8 +136,9 @@ def trained(self_training: SelfTrainingConfig | None, iterations=6) -> dict[str,
         train(state, config, loader(Source(), 0), loader(target, 1), device, RunOptions(progress=False))
     else:
         method = SelfTraining(self_training, held_out=DEV, num_classes=K)
-        method.run(state, config, loader(Source(), 0), loader(method.wrap_target(target), 1), device,
-                   RunOptions(progress=False))
+        target_loader = loader(method.wrap_target(target), 1)
+        method.attach(state, config, device)
+        train(state, config, loader(Source(), 0), target_loader, device, RunOptions(progress=False))
     return {key: value.clone() for key, value in model.state_dict().items()}
 
 
@@ -155,25 +154,26 @@ def assert_same(a, b):
 ], ids=["offline-2-rounds", "ema-teacher"])
 def test_with_the_pseudo_label_weight_at_zero_the_stage_is_its_control_bit_for_bit(variant):
     control = trained(None)
-    assert_same(trained(SelfTrainingConfig(lambda_pseudo=0.0, **variant)), control)
+    assert_same(trained(selftraining_config(lambda_pseudo=0.0, **variant)), control)
     with pytest.raises(AssertionError):  # the weight is what moves the model away from the control
-        assert_same(trained(SelfTrainingConfig(lambda_pseudo=1.0, **variant)), control)
+        assert_same(trained(selftraining_config(lambda_pseudo=1.0, **variant)), control)
 
 
 def test_threshold_rule_top_p_and_rounds_each_change_the_trained_model():
-    base = trained(SelfTrainingConfig(top_p=0.5))
+    base = trained(selftraining_config(top_p=0.5))
     for changed in (dict(threshold_rule="global"), dict(top_p=0.9), dict(rounds=3)):
         with pytest.raises(AssertionError):
-            assert_same(trained(SelfTrainingConfig(**{"top_p": 0.5, **changed})), base)
+            assert_same(trained(selftraining_config(**{"top_p": 0.5, **changed})), base)
 
 
 def test_rounds_relabel_target_train_at_the_start_of_each_part_of_the_schedule():
     torch.manual_seed(0)
-    config = train_config(optim_config(7, 10, lr=0.01), alignment=TARGET_FORWARD_ONLY)
+    config = train_config(optim_config(7, 10, lr=0.01))
     state = build_train_state(BatchNormSegmenter(), config, K)
-    method = SelfTraining(SelfTrainingConfig(rounds=3), held_out=DEV, num_classes=K)
+    method = SelfTraining(selftraining_config(rounds=3), held_out=DEV, num_classes=K)
     target = method.wrap_target(Images(TRAIN))
-    method.run(state, config, loader(Source(), 0), loader(target, 1), torch.device("cpu"), RunOptions(progress=False))
+    method.attach(state, config, torch.device("cpu"))
+    train(state, config, loader(Source(), 0), loader(target, 1), torch.device("cpu"), RunOptions(progress=False))
     assert [entry["from_iteration"] for entry in method.history] == [0, 2, 4]
     assert state.iteration == 7
 
@@ -182,11 +182,11 @@ def test_held_out_dev_or_val_images_are_never_pseudo_labelled():
     check_held_out(TRAIN, DEV)  # disjoint: fine
     with pytest.raises(UserError, match="held-out target dev/val"):
         check_held_out(TRAIN + DEV, DEV)
-    method = SelfTraining(SelfTrainingConfig(), held_out=DEV, num_classes=K)
+    method = SelfTraining(selftraining_config(), held_out=DEV, num_classes=K)
     with pytest.raises(UserError, match="city_000099"):
         method.wrap_target(Images(TRAIN + DEV))
     with pytest.raises(UserError, match="held-out"):
-        SelfTraining(SelfTrainingConfig(teacher="ema"), held_out=DEV, num_classes=K).wrap_target(Images(DEV))
+        SelfTraining(selftraining_config(teacher="ema"), held_out=DEV, num_classes=K).wrap_target(Images(DEV))
 
 
 # ---- the EMA teacher -----------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_the_ema_term_returns_the_confident_share_and_the_weighted_loss_as_value
             main[:, 0, :, 0] = 2.0
             return main * self.scale, main * self.scale
 
-    term = EmaTeacherTerm(Constant(), SelfTrainingConfig(lambda_pseudo=2.0, teacher="ema", ema_conf_threshold=0.7))
+    term = EmaTeacherTerm(Constant(), selftraining_config(lambda_pseudo=2.0, teacher="ema", ema_conf_threshold=0.7))
     logits = torch.zeros(1, 3, 2, 2, requires_grad=True)
     terms, stats = term.generator_terms({"image": torch.zeros(1, 3, 2, 2)}, {"main": HeadOutputs(logits)})
     assert stats["pseudo/teacher_confident_share"].item() == 0.5  # the left column only
@@ -296,3 +296,23 @@ def test_the_ema_term_returns_the_confident_share_and_the_weighted_loss_as_value
     assert stats["loss_pseudo/main"].item() == pytest.approx(0.5 * math.log(3))
     assert terms["pseudo_main"].item() == pytest.approx(2.0 * 0.5 * math.log(3))
     assert not stats["loss_pseudo/main"].requires_grad
+
+
+def test_the_loop_forwards_the_target_stream_with_no_aligners_so_batchnorm_sees_the_target():
+    """The control's loop: no aligner, no target term, yet each target batch goes through the model in
+    training mode, so only the BatchNorm running statistics differ from a run without the target stream."""
+    def run(with_target: bool) -> tuple[dict[str, torch.Tensor], object]:
+        torch.manual_seed(0)
+        model = BatchNormSegmenter()
+        config = train_config(optim_config(3, 10, lr=0.01))
+        state = build_train_state(model, config, K)
+        target = loader(Images(TRAIN), 1) if with_target else None
+        train(state, config, loader(Source(), 0), target, torch.device("cpu"), RunOptions(progress=False))
+        return {key: value.clone() for key, value in model.state_dict().items()}, state.aligners
+
+    with_target, aligners = run(True)
+    without, _ = run(False)
+    assert aligners is None
+    changed = {key for key in with_target if not torch.equal(with_target[key], without[key])}
+    statistics = {key for key in with_target if key.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert changed == statistics

@@ -4,21 +4,21 @@ import itertools
 
 import pytest
 import torch
+
+from globallocal.data.loading import train_loader
+from globallocal.data.order import DataStream
+from globallocal.errors import UserError
+from globallocal.training.loop import RunOptions, train
+from globallocal.training.snapshots import STATE_FILE, capture
 from support.tiny_runs import (
-    ITERATIONS,
     CPU,
+    ITERATIONS,
     adapt_config,
     fresh_run,
     snapshots_in,
     train_until_killed,
     weights,
 )
-
-from globallocal.data.loading import train_loader
-from globallocal.data.order import DataStream
-from globallocal.errors import UserError
-from globallocal.training.snapshots import STATE_FILE, capture
-from globallocal.training.loop import RunOptions, train
 
 
 def run_until_killed(snapshots, kill_before, monkeypatch):

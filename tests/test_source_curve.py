@@ -10,7 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from source_curve import converged_length  # noqa: E402
 
-from globallocal.data.synthetic import SyntheticConfig, generate_example, write_source_examples  # noqa: E402
+from globallocal.data.synthetic import generate_example, write_source_examples  # noqa: E402
+from support.configs import synthetic_config
 
 
 def rows(pairs):
@@ -30,7 +31,7 @@ def test_no_converged_length_when_every_doubling_gains_or_a_doubling_is_missing(
 
 
 def test_held_out_source_images_are_new_indices_written_in_the_gta5_layout(tmp_path):
-    config = SyntheticConfig(num_source=2, num_target_train=1, num_target_val=1, source_size=(96, 64),
+    config = synthetic_config(num_source=2, num_target_train=1, num_target_val=1, source_size=(96, 64),
                              target_size=(96, 48))
     names = write_source_examples(tmp_path, config, range(2, 4))
     assert names == ["00003.png", "00004.png"]  # GTA5 names count from 1: indices 2, 3 follow the 2 written

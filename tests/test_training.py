@@ -2,17 +2,17 @@
 
 import pytest
 import torch
-from support.tiny_models import K, TinySegmenter, batches
 
 from globallocal.training.loop import (
+    RunOptions,
     build_train_state,
     poly_lr,
     set_poly_lr,
-    RunOptions,
     train,
     train_step,
 )
 from support.configs import alignment_config, local_config, optim_config, train_config
+from support.tiny_models import K, TinySegmenter, batches
 
 
 def config(alignment=None, iterations=4):

@@ -16,8 +16,7 @@ from globallocal.alignment.local import (
     target_categories,
 )
 from globallocal.alignment.representations import mean_entropy, represent, self_information
-from support.configs import local_config
-
+from support.configs import alignment_config, local_config
 
 K = 4
 
@@ -288,6 +287,22 @@ def test_the_global_weight_warm_up_ramps_the_term_linearly_then_holds_it():
         terms, stats = aligners.generator_terms({"main": HeadOutputs(logits)}, iteration)
         assert torch.allclose(terms["global_main"], 0.5 * share * entropy)
         assert torch.equal(stats["loss_adv/global_main"], entropy)  # logged before its weight
-    no_warm_up = Aligners(alignment_config(global_family="minent", lambda_ent_main=0.5, lambda_adv_local=0.0), K, ("main",))
+    no_warm_up = Aligners(alignment_config(global_family="minent", lambda_ent_main=0.5, lambda_adv_local=0.0),
+                          K, ("main",))
     terms, _ = no_warm_up.generator_terms({"main": HeadOutputs(logits)}, 0)
     assert torch.equal(terms["global_main"], 0.5 * entropy)  # 0: the full weight from the first step, bit for bit
+
+
+def test_the_families_table_drives_weights_discriminators_and_representations():
+    from globallocal.alignment.global_alignment import ALIGNING_FAMILIES, FAMILIES, family_representation
+
+    assert ALIGNING_FAMILIES == ("adaptsegnet", "advent", "minent")
+    weights = dict(lambda_adv_main=0.3, lambda_adv_aux=0.2, lambda_ent_main=0.7, lambda_ent_aux=0.6)
+    assert alignment_config(global_family="advent", **weights).global_weight("aux") == 0.2
+    assert alignment_config(global_family="minent", **weights).global_weight("main") == 0.7
+    assert alignment_config(global_family="none", **weights).global_weight("main") == 0.0
+    assert [name for name, family in FAMILIES.items() if family.has_discriminator] == ["adaptsegnet", "advent"]
+    assert GlobalAlignment("minent", 4).discriminator is None
+    assert GlobalAlignment("adaptsegnet", 4).discriminator is not None
+    assert family_representation("adaptsegnet") == "softmax"
+    assert family_representation("minent") == "self_information"

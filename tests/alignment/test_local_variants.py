@@ -2,14 +2,13 @@
 
 import pytest
 import torch
-from support.tiny_models import TinySegmenter, batches
 
 from globallocal.alignment.discriminators import GlobalDiscriminator, LocalDiscriminator
 from globallocal.alignment.local import DROPPED, LocalAlignment
 from globallocal.alignment.representations import HeadOutputs, self_information
 from globallocal.training.loop import build_train_state, train_step
 from support.configs import alignment_config, local_config, optim_config, train_config
-
+from support.tiny_models import TinySegmenter, batches
 
 K = 4
 
@@ -84,7 +83,8 @@ def test_shared_head_outputs_give_the_same_losses_as_raw_logits():
     shared = HeadOutputs(target)
     shared.represent("self_information")  # computed once, reused by every term below
     assert torch.equal(local.generator_loss(shared), local.generator_loss(target))
-    assert torch.equal(local.discriminator_loss(source, labels, shared)[0], local.discriminator_loss(source, labels, target)[0])
+    assert torch.equal(local.discriminator_loss(source, labels, shared)[0],
+                       local.discriminator_loss(source, labels, target)[0])
     assert torch.equal(shared.represent("self_information"), self_information(torch.softmax(target, 1)))
 
 
@@ -100,7 +100,8 @@ def _batches():
 
 def _run(alignment, steps=2, log_every=10):
     torch.manual_seed(0)
-    cfg = train_config(optim=optim_config(iterations=steps, max_iters=10, lr=0.01), alignment=alignment, log_every=log_every)
+    cfg = train_config(optim=optim_config(iterations=steps, max_iters=10, lr=0.01), alignment=alignment,
+                       log_every=log_every)
     state = build_train_state(Tiny(), cfg, K)
     source, target = _batches()
     logs = [train_step(state, cfg, source, target, torch.device("cpu")) for _ in range(steps)]

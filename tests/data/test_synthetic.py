@@ -17,11 +17,12 @@ from globallocal.data.synthetic import (
     generate_example,
 )
 from globallocal.errors import UserError
+from support.configs import synthetic_config
 
-TINY = SyntheticConfig(seed=0, num_source=4, num_target_train=4, num_target_val=2,
+TINY = synthetic_config(seed=0, num_source=4, num_target_train=4, num_target_val=2,
                        source_size=(128, 72), target_size=(128, 64))
 #: Both domains at one size, so that layout statistics can be compared pixel for pixel.
-SAME_SIZE = SyntheticConfig(seed=0, source_size=(128, 64), target_size=(128, 64))
+SAME_SIZE = synthetic_config(seed=0, source_size=(128, 64), target_size=(128, 64))
 SAMPLE_IMAGES = 16
 #: Layout shares are compared over more images: object counts differ between domains by design.
 LAYOUT_SAMPLE_IMAGES = 48
@@ -112,7 +113,7 @@ def test_same_seed_writes_byte_identical_files(tiny_root, tmp_path):
 
 
 def test_different_seed_writes_different_images(tiny_root, tmp_path):
-    other = SyntheticConfig(seed=1, num_source=1, num_target_train=1, num_target_val=1,
+    other = synthetic_config(seed=1, num_source=1, num_target_train=1, num_target_val=1,
                             source_size=TINY.source_size, target_size=TINY.target_size)
     generate_benchmark(tmp_path, other)
     for name in ("gta5/images/00001.png", "gta5/labels/00001.png",
@@ -121,8 +122,8 @@ def test_different_seed_writes_different_images(tiny_root, tmp_path):
 
 
 def test_an_image_does_not_depend_on_how_many_are_generated():
-    fewer = SyntheticConfig(seed=0, num_source=1, source_size=(128, 64))
-    more = SyntheticConfig(seed=0, num_source=50, source_size=(128, 64))
+    fewer = synthetic_config(seed=0, num_source=1, source_size=(128, 64))
+    more = synthetic_config(seed=0, num_source=50, source_size=(128, 64))
     for left, right in zip(generate_example(fewer, SOURCE, 0), generate_example(more, SOURCE, 0)):
         np.testing.assert_array_equal(left, right)
 
@@ -177,7 +178,7 @@ def test_summary_counts_images_and_class_frequencies_of_the_written_labels(tiny_
 
 def test_rerun_replaces_a_benchmark_it_wrote(tmp_path):
     generate_benchmark(tmp_path, TINY)
-    smaller = SyntheticConfig(num_source=1, num_target_train=1, num_target_val=1,
+    smaller = synthetic_config(num_source=1, num_target_train=1, num_target_val=1,
                               source_size=TINY.source_size, target_size=TINY.target_size)
     generate_benchmark(tmp_path, smaller)
     assert sorted(path.name for path in (tmp_path / "gta5/images").iterdir()) == ["00001.png"]
@@ -191,4 +192,4 @@ def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
 
 def test_config_rejects_an_image_too_small_to_draw_a_street():
     with pytest.raises(UserError, match="target_size"):
-        SyntheticConfig(target_size=(32, 16))
+        synthetic_config(target_size=(32, 16))

@@ -4,8 +4,9 @@ single-module generator (checksums recorded from it before it was split into a p
 import hashlib
 
 from globallocal.data.synthetic import SPLITS, SyntheticConfig, generate_benchmark, generate_example
+from support.configs import synthetic_config
 
-SMALL = SyntheticConfig(seed=3, num_source=3, num_target_train=3, num_target_val=2,
+SMALL = synthetic_config(seed=3, num_source=3, num_target_train=3, num_target_val=2,
                         source_size=(96, 53), target_size=(96, 48))
 #: sha256 of every file written for SMALL by the original data/synthetic.py (commit f7420f9).
 SMALL_TREE_SHA256 = {
@@ -49,7 +50,7 @@ def test_a_generated_tree_is_byte_identical_to_the_original_generator(tmp_path):
 
 
 def test_default_size_examples_are_identical_to_the_original_generator():
-    config = SyntheticConfig()
+    config = synthetic_config()
     for split in SPLITS:
         rgb, label_ids = generate_example(config, split, 7)
         assert (sha256(rgb.tobytes()), sha256(label_ids.tobytes())) == DEFAULT_EXAMPLE_7_SHA256[split], split

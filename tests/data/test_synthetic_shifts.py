@@ -24,8 +24,9 @@ from globallocal.data.synthetic.shifts import (
     rotate_hue,
 )
 from globallocal.errors import UserError
+from support.configs import synthetic_config
 
-SMALL = SyntheticConfig(seed=0, source_size=(128, 64), target_size=(128, 64))
+SMALL = synthetic_config(seed=0, source_size=(128, 64), target_size=(128, 64))
 SHIFTED = [name for name in SHIFTS if name != "none"]
 TRAIN_ID = label_id_to_train_id_lut()
 
@@ -229,7 +230,7 @@ def test_committed_default_is_the_unshifted_benchmark():
 
 
 def test_the_marker_records_a_shift_and_omits_none(tmp_path):
-    tiny = SyntheticConfig(seed=0, num_source=1, num_target_train=1, num_target_val=1,
+    tiny = synthetic_config(seed=0, num_source=1, num_target_train=1, num_target_val=1,
                            source_size=(96, 53), target_size=(96, 48), shift="lowlight", shift_severity=2)
     generate_benchmark(tmp_path / "shifted", tiny)
     generate_benchmark(tmp_path / "plain", replace(tiny, shift="none"))

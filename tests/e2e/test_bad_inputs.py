@@ -13,9 +13,9 @@ import pathlib
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -23,15 +23,14 @@ import torch
 import torchvision
 import yaml
 from PIL import Image
-from support.tiny_project import REPO, tiny_params
 
 from globallocal.checkpoints import save_checkpoint
-from globallocal.stage_runner import USER_ERROR_STATUS, run_stage
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
+from globallocal.stage_runner import USER_ERROR_STATUS, run_stage
 from globallocal.training.loop import build_train_state
 from support.configs import optim_config, train_config
-
+from support.tiny_project import REPO, tiny_params
 
 SPEC = {"arch": "mobilenetv3_large", "num_classes": NUM_CLASSES, "backbone_weights": None,
         "bn_protocol": "learned", "output_stride": 16}
@@ -62,7 +61,8 @@ def base(tmp_path_factory):
     finally:
         os.chdir(cwd)
     torch.manual_seed(0)
-    state = build_train_state(build_model(**SPEC), train_config(optim=optim_config(iterations=1, max_iters=1)), NUM_CLASSES)
+    state = build_train_state(build_model(**SPEC), train_config(optim=optim_config(iterations=1, max_iters=1)),
+                              NUM_CLASSES)
     for name in ("pretrain", "source_only", "adapted", "oracle"):
         save_checkpoint(root / f"models/{name}.pt", state.model, SPEC, state.checkpoint_parts())
     (root / "models/pretrain.pt").rename(root / "pretrain_valid.pt")  # the pretrain stage's own output
@@ -288,7 +288,8 @@ CATALOGUE = [
           "gta5/labels/NNNNN.png: label image has PIL mode 'RGB', expected an 8-bit palette ('P') or grey ('L') PNG"),
     Entry("label ids out of range", "pretrain", out_of_range_source_labels,
           "gta5/labels/NNNNN.png: pixel value 200 is not a Cityscapes labelId (0..33)"),
-    Entry("label of the wrong size", "evaluate", wrong_size_val_label, "_gtFine_labelIds.png: label is 48x24 but its image"),
+    Entry("label of the wrong size", "evaluate", wrong_size_val_label,
+          "_gtFine_labelIds.png: label is 48x24 but its image"),
     # weights and checkpoints
     Entry("backbone weights missing", "pretrain", set_param("model.backbone_weights", "nowhere.pth"),
           "Backbone weights not found at nowhere.pth"),

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import yaml
+
 from support.tiny_project import REPO
 
 #: The widest a terminal shows without wrapping, as the README promises for `dvc metrics show`.

@@ -1,10 +1,8 @@
 """End to end: every DVC stage on a tiny setting, in a fresh git + DVC repo, through `dvc repro`."""
 
 import json
-import os
 import random
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -53,14 +51,16 @@ def test_adabn_differs_from_source_only_in_batchnorm_statistics_only(project):
     adabn = torch.load(project / "models/adabn.pt", weights_only=True)
     assert adabn["model_spec"] == source["model_spec"] and adabn["model_spec"]["bn_protocol"] == "learned"
     changed = {key for key in source["model"] if not torch.equal(source["model"][key], adabn["model"][key])}
-    statistics = {key for key in source["model"] if key.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    statistics = {key for key in source["model"]
+                  if key.endswith(("running_mean", "running_var", "num_batches_tracked"))}
     assert changed == statistics
 
 
 def test_local_diagnostics_cover_every_model_on_the_dev_images(project):
     diagnostics = json.loads((project / "reports/eval/local_diagnostics.json").read_text())
     assert (diagnostics["split"], diagnostics["window"], diagnostics["conf_threshold"]) == ("dev", 4, 0.9)
-    assert list(diagnostics["models"]) == ["source_only", "adabn", "adapted", "oracle", "selftrained", "selftrain_control"]
+    assert list(diagnostics["models"]) == ["source_only", "adabn", "adapted", "oracle", "selftrained",
+                                           "selftrain_control"]
     for row in diagnostics["models"].values():
         assert row["cells"] == 2 * (32 // 4) * (64 // 4)  # 2 dev images at 64x32, 4x4 windows
         assert row["kept"] == sum(c["kept"] for c in row["per_class"].values())
@@ -69,7 +69,10 @@ def test_local_diagnostics_cover_every_model_on_the_dev_images(project):
 
 def test_target_dev_is_disjoint_from_val_and_from_the_adaptation_stream(project):
     lists = project / "data/lists"
-    read = lambda name: (lists / name).read_text().split()
+
+    def read(name):
+        return (lists / name).read_text().split()
+
     train, dev, val = read("target_train.txt"), read("target_dev.txt"), read("target_val.txt")
     assert len(dev) == 2 and len(train) == 4  # 6 target train images: 2 held out, 4 adapted on
     assert not set(dev) & set(train) and not set(dev) & set(val)
@@ -134,7 +137,8 @@ def test_evaluate_command_on_a_pipeline_checkpoint_gives_the_evaluate_stages_num
     run([sys.executable, "-m", "globallocal", "evaluate", "models/adapted.pt", "--target-root",
          "data/synthetic/cityscapes", "--split", "val", "--out", str(out), "--size", "64x32",
          "--device", "cpu", "--no-official-check"], project)
-    np.testing.assert_array_equal(np.load(out / "confusion.npy"), np.load(project / "reports/eval/confusion_adapted.npy"))
+    np.testing.assert_array_equal(np.load(out / "confusion.npy"),
+                                  np.load(project / "reports/eval/confusion_adapted.npy"))
     stage_metrics = json.loads((project / "reports/metrics.json").read_text())["adapted"]
     assert json.loads((out / "metrics.json").read_text())["miou"] == stage_metrics["miou"]
 

@@ -7,15 +7,14 @@ swap's two renames (the live folder renamed aside, the new one not yet in). A ti
 the whole file to about half a minute.
 """
 
-import shutil
 import signal
 import sys
 
 import pytest
-import yaml
-from support.tiny_project import REPO, copy_project, run
 
 from globallocal.atomic import OLD_SUFFIX, TMP_SUFFIX
+from support.configs import synthetic_config
+from support.tiny_project import copy_project, run
 
 BENCHMARK = "data/synthetic"
 #: The outputs of prepare; the benchmark first.
@@ -145,12 +144,12 @@ def test_the_next_run_after_a_kill_completes_and_removes_the_staging_folder(proj
 
 def test_a_refused_folder_is_reported_before_anything_is_removed(tmp_path):
     """The foreign-folder check only looks: a dataset folder without the marker stays as it was."""
-    from globallocal.data.synthetic import SyntheticConfig, write_benchmark
+    from globallocal.data.synthetic import write_benchmark
     from globallocal.errors import UserError
 
     out = tmp_path / "out"
     (out / "gta5" / "images").mkdir(parents=True)
     (out / "gta5" / "images" / "00001.png").write_bytes(b"user data")
     with pytest.raises(UserError, match="did not write"):
-        write_benchmark(out, SyntheticConfig(num_source=1, num_target_train=1, num_target_val=1))
+        write_benchmark(out, synthetic_config(num_source=1, num_target_train=1, num_target_val=1))
     assert (out / "gta5" / "images" / "00001.png").read_bytes() == b"user data"

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.real_layouts import make_cityscapes, make_gta5, make_synthia
 
+from support.real_layouts import make_cityscapes, make_gta5, make_synthia
 from support.tiny_project import REPO
+
 PROJECT_FILES = ("dvc.yaml", "params.yaml", "pipeline", "src", "presets", ".gitignore")
 #: Random initialisation (no weights can be downloaded here; BN learned, since a frozen-BN ResNet-101 from
 #: random weights overflows to NaN, which training now stops on), one iteration per stage, tiny sizes.
@@ -31,7 +32,8 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(f"{command} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
 

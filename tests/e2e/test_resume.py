@@ -8,16 +8,14 @@ The snapshot folder's other behaviours (damaged newest, other fingerprint, keep)
 test_snapshots.py.
 """
 
-import os
 import random
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
+
 from support.tiny_project import REPO, run, tiny_params
 
 ITERATIONS = 5
@@ -108,7 +106,8 @@ def assert_same_as_uninterrupted(project):
         assert torch.equal(ours["discriminators"][key], value), key
     # dvclive: every logged step once, with the uninterrupted run's values
     for tsv in sorted((project / "reference/log/plots/metrics").rglob("*.tsv")):
-        resumed = project / "reports/train/adapted/plots/metrics" / tsv.relative_to(project / "reference/log/plots/metrics")
+        resumed = (project / "reports/train/adapted/plots/metrics"
+                   / tsv.relative_to(project / "reference/log/plots/metrics"))
         assert resumed.read_text() == tsv.read_text(), tsv.name
     assert not (project / "snapshots/adapted").exists()  # removed once the final checkpoint is written
 

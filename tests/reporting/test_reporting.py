@@ -349,8 +349,8 @@ def test_sweep_table_marks_the_best_mean_dev_variant_not_the_best_val():
         {"variant": "b", "seed": 0, "dev_miou": 20.0, "val_miou": 40.0, "params": "x=2"},
     ]
     lines = sweep_table(rows).splitlines()
-    assert "(best dev)" in next(l for l in lines if l.startswith("| a"))
-    assert "(best dev)" not in next(l for l in lines if l.startswith("| b"))
+    assert "(best dev)" in next(line for line in lines if line.startswith("| a"))
+    assert "(best dev)" not in next(line for line in lines if line.startswith("| b"))
 
 
 def test_ablation_figure_is_written_at_its_fixed_size(tmp_path):

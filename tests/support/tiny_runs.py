@@ -4,10 +4,10 @@ resume and loader-path tests: its data, configuration, snapshots and final weigh
 import pytest
 import torch
 
-from globallocal.training import loop as training
 from globallocal.data.loading import train_loader
-from globallocal.training.snapshots import SnapshotConfig, Snapshots, fingerprint
+from globallocal.training import loop as training
 from globallocal.training.loop import RunOptions, build_train_state, train
+from globallocal.training.snapshots import SnapshotConfig, Snapshots, fingerprint
 from support.configs import alignment_config, local_config, optim_config, train_config
 from support.tiny_models import K, TinySegmenter
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from globallocal.alignment.global_alignment import GlobalAlignment
+from globallocal.alignment.global_alignment import FAMILIES, GlobalAlignment
 from globallocal.alignment.local import LocalAlignment, LocalAlignmentConfig
 from globallocal.alignment.representations import HeadOutputs
 
@@ -51,11 +51,9 @@ class AlignmentConfig:
     local: LocalAlignmentConfig
 
     def global_weight(self, head: str) -> float:
-        """The weight of the global term on ``head``: lambda_ent for MinEnt, lambda_adv otherwise."""
-        if self.global_family == "none":
-            return 0.0
-        prefix = "lambda_ent" if self.global_family == "minent" else "lambda_adv"
-        return getattr(self, f"{prefix}_{head}")
+        """The weight of the global term on ``head``: the family's ``<weight_prefix>_<head>`` (0 for ``none``)."""
+        prefix = FAMILIES[self.global_family].weight_prefix
+        return 0.0 if prefix is None else getattr(self, f"{prefix}_{head}")
 
     def global_ramp(self, iteration: int) -> float:
         """The share of the global weights applied at 0-based ``iteration``: (iteration + 1) / warm-up, at most 1."""

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,13 +24,34 @@ from globallocal.alignment.gan_losses import (
 )
 from globallocal.alignment.representations import HeadOutputs, as_outputs, mean_entropy
 
-GLOBAL_FAMILIES = ("adaptsegnet", "advent", "minent", "none")
-_DISCRIMINATOR_INPUT = {"adaptsegnet": "softmax", "advent": "self_information"}
+
+@dataclass(frozen=True)
+class GlobalFamily:
+    """What one global family is, read by the aligners, the config checks and the experiment runner."""
+
+    #: The output representation it aligns (what D_g sees; the local term follows it under ``auto``).
+    representation: str
+    #: Whether it trains a discriminator D_g (adversarial) or acts on the target outputs alone.
+    has_discriminator: bool
+    #: The params prefix of its per-head weights (``<prefix>_main``, ``<prefix>_aux``); None: no global term.
+    weight_prefix: str | None
+
+
+#: The one table of global families: a new family is one row here plus its loss in ``GlobalAlignment``.
+FAMILIES = {
+    "adaptsegnet": GlobalFamily(representation="softmax", has_discriminator=True, weight_prefix="lambda_adv"),
+    "advent": GlobalFamily(representation="self_information", has_discriminator=True, weight_prefix="lambda_adv"),
+    "minent": GlobalFamily(representation="self_information", has_discriminator=False, weight_prefix="lambda_ent"),
+    "none": GlobalFamily(representation="self_information", has_discriminator=False, weight_prefix=None),
+}
+GLOBAL_FAMILIES = tuple(FAMILIES)
+#: The families that add a global term (every one but ``none``): the main table's rows.
+ALIGNING_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.weight_prefix is not None)
 
 
 def family_representation(family: str) -> str:
     """The output representation a family aligns: softmax for AdaptSegNet, self-information otherwise."""
-    return _DISCRIMINATOR_INPUT.get(family, "self_information")
+    return FAMILIES[family].representation
 
 
 class GlobalAlignment(nn.Module):
@@ -50,7 +73,7 @@ class GlobalAlignment(nn.Module):
         self.gan_loss_kind = gan_loss_kind
         self.d_pool = d_pool
         self.discriminator = (
-            GlobalDiscriminator(num_classes, d_width) if family in _DISCRIMINATOR_INPUT else None
+            GlobalDiscriminator(num_classes, d_width) if FAMILIES[family].has_discriminator else None
         )
 
     @property
@@ -59,7 +82,7 @@ class GlobalAlignment(nn.Module):
 
     def _discriminate(self, outputs: HeadOutputs) -> torch.Tensor:
         """D_g's logits in float32 (the convolutions may run in a lower precision under autocast)."""
-        seen = outputs.represent(_DISCRIMINATOR_INPUT[self.family])
+        seen = outputs.represent(FAMILIES[self.family].representation)
         if self.d_pool > 1:
             seen = F.avg_pool2d(seen, self.d_pool, ceil_mode=True)
         return self.discriminator(seen).float()
@@ -70,7 +93,7 @@ class GlobalAlignment(nn.Module):
         target = as_outputs(target)
         if self.family == "minent":
             return mean_entropy(target.prob())
-        if self.family == "none":
+        if FAMILIES[self.family].weight_prefix is None:
             return target.logits.new_zeros((), dtype=torch.float32)
         return gan_loss(self._discriminate(target), SOURCE_LABEL, self.gan_loss_kind)
 

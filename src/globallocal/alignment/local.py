@@ -13,7 +13,8 @@ one position of the output map, average-pooled over non-overlapping ``window x w
 
 The class-aware local discriminator D_l gives, per position, one source(0)/target(1) logit per
 category; only the logit of the output's own category is used. With ``context > 1`` its first layer
-sees a ``context x context`` neighbourhood of local outputs instead of a lone 1x1xK vector. Losses average over the positions of
+sees a ``context x context`` neighbourhood of local outputs instead of a lone 1x1xK vector. Losses average
+over the positions of
 each category, then over the categories present, so frequent classes do not drown rare ones.
 """
 

@@ -11,22 +11,15 @@ the benchmark's roots). The library below takes the typed configurations the tre
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from globallocal.config import reading
 from globallocal.alignment.aligners import AlignmentConfig
 from globallocal.alignment.discriminators import GLOBAL_MIN_INPUT
-from globallocal.alignment.global_alignment import family_representation
+from globallocal.alignment.global_alignment import FAMILIES, family_representation
 from globallocal.alignment.local import LocalAlignmentConfig
-from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
-from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
-from globallocal.data.synthetic import SyntheticConfig
-from globallocal.training.distributed import LaunchConfig
-from globallocal.errors import UserError
-from globallocal.config.values import device, integer, section, workers
+from globallocal.config import reading
 from globallocal.config.reading import load_params
 from globallocal.config.sections import (
     AdabnSection,
@@ -39,6 +32,12 @@ from globallocal.config.sections import (
     SelfTrainSection,
     TrainSection,
 )
+from globallocal.config.values import device, integer, section, workers
+from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
+from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
+from globallocal.data.synthetic import SyntheticConfig
+from globallocal.errors import UserError
+from globallocal.training.distributed import LaunchConfig
 from globallocal.training.selftraining import SelfTrainingConfig
 from globallocal.training.snapshots import SnapshotConfig
 from globallocal.training.state import OptimConfig, TrainConfig
@@ -109,22 +108,15 @@ class Params:
             global_d_pool=a.global_d_pool, lambda_adv_main=a.lambda_adv_main, lambda_adv_aux=a.lambda_adv_aux,
             lambda_ent_main=a.lambda_ent_main, lambda_ent_aux=a.lambda_ent_aux,
             lambda_adv_local=a.lambda_adv_local, lambda_adv_local_aux=a.lambda_adv_local_aux,
-            global_warmup_iters=a.global_warmup_iters, local_start_iter=a.local_start_iter, local_warmup_iters=a.local_warmup_iters,
+            global_warmup_iters=a.global_warmup_iters, local_start_iter=a.local_start_iter,
+            local_warmup_iters=a.local_warmup_iters,
             lr_d_local=a.lr_d_local, local=local,
         )
 
     def train_config(self, stage: str, aligned: bool) -> TrainConfig:
-        """The full configuration of a training stage; ``aligned`` switches the adapt terms on (for
-        ``selftrain``: the target stream, without alignment terms)."""
+        """The full configuration of a training stage; ``aligned`` switches the adapt stage's alignment terms on."""
         train = self.train
-        alignment = None
-        if aligned:
-            alignment = self.alignment_config()
-            if stage == "selftrain":
-                # Target batches are forwarded in training mode with no alignment term: the target term is
-                # the pseudo-label loss (selftraining.SelfTraining attaches it; its control has none).
-                alignment = dataclasses.replace(alignment, global_family="none", lambda_adv_local=0.0,
-                                                lambda_adv_local_aux=0.0)
+        alignment = self.alignment_config() if aligned else None
         return TrainConfig(
             optim=self.optim_config(stage), lambda_seg_aux=train.lambda_seg_aux, multi_level=train.multi_level,
             alignment=alignment, log_every=train.log_every,
@@ -176,7 +168,7 @@ class Params:
 
     def check_global_discriminator_fits(self) -> None:
         """D_g must see a map of at least GLOBAL_MIN_INPUT x GLOBAL_MIN_INPUT positions in both domains."""
-        if self.adapt.global_family not in ("advent", "adaptsegnet"):
+        if not FAMILIES[self.adapt.global_family].has_discriminator:
             return
         pool = self.adapt.global_d_pool
         for key, (width, height) in (("data.source_size", self.data.source_size),
@@ -203,7 +195,7 @@ def parse(params: dict) -> Params:
     tree.launch_config()
     tree.model.check_norm()
     for stage in TRAINING_STAGES:
-        tree.train_config(stage, aligned=stage in ("adapt", "selftrain"))
+        tree.train_config(stage, aligned=stage == "adapt")
     tree.selftrain_config()
     tree.check_global_discriminator_fits()
     tree.synthetic_config()

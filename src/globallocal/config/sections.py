@@ -15,9 +15,6 @@ from globallocal.alignment.gan_losses import GAN_LOSSES
 from globallocal.alignment.global_alignment import GLOBAL_FAMILIES
 from globallocal.alignment.local import CONF_FILTERS
 from globallocal.alignment.representations import REPRESENTATIONS
-from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS
-from globallocal.errors import UserError
-from globallocal.models.normalization import BN_PROTOCOLS, NORMS
 from globallocal.config.values import (
     adam_betas,
     choice,
@@ -30,6 +27,9 @@ from globallocal.config.values import (
     path,
     size,
 )
+from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS
+from globallocal.errors import UserError
+from globallocal.models.normalization import BN_PROTOCOLS, NORMS
 from globallocal.training.precision import PRECISIONS
 from globallocal.training.selftraining import STARTS, TEACHERS, THRESHOLD_RULES
 
@@ -97,7 +97,8 @@ class ModelSection:
         if self.arch == "deeplabv2_resnet101":
             raise UserError("params key 'model.norm' is group, which needs a mobilenetv3 arch (model.arch)")
         if self.bn_protocol != "learned":
-            raise UserError("params key 'model.norm' is group: GroupNorm has no statistics, set model.bn_protocol: learned")
+            raise UserError("params key 'model.norm' is group: GroupNorm has no statistics, "
+                            "set model.bn_protocol: learned")
 
 
 @dataclass(frozen=True)

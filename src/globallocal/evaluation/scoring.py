@@ -24,8 +24,8 @@ from globallocal.data.file_lists import list_cityscapes
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES, SYNTHIA_16_TRAIN_IDS
 from globallocal.data.loading import target_dataset
 from globallocal.errors import UserError
-from globallocal.evaluation.options import DEFAULT_SIZE, EvaluateOptions
 from globallocal.evaluation.metrics import evaluate, official_cityscapes_evaluation
+from globallocal.evaluation.options import DEFAULT_SIZE, EvaluateOptions
 from globallocal.models import SegmentationModel, build_model
 from globallocal.models.advent_keys import advent_num_classes, advent_to_ours, is_advent_state_dict
 from globallocal.runtime import resolve_device

@@ -18,8 +18,7 @@ from pathlib import Path
 import yaml
 
 
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_root(cwd: str) -> Path:
     """The DVC cache's md5 folder as the repository's config sets it (``dvc cache dir``), else the default."""
     try:

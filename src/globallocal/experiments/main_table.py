@@ -10,9 +10,11 @@ from pathlib import Path
 
 import yaml
 
+from globallocal.alignment.global_alignment import ALIGNING_FAMILIES as FAMILIES
 from globallocal.experiments.finished_runs import experiment_refs, logged_series, output_file
-from globallocal.experiments.queue import FAMILIES, finished_experiments, run_all, run_name, write_csv
+from globallocal.experiments.queue import finished_experiments, run_all, run_name, write_csv
 from globallocal.reporting import alignment_table, diagnostics_table, selftrain_table
+
 
 def ablation_row(result: dict, family: str, local: int, seed: int, model: str, selftrain: int,
                  cell: dict) -> dict:

@@ -27,10 +27,10 @@ ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.envir
 METRICS_FILE = "reports/metrics.json"
 #: Target dev mIoU; experiments of older commits hold it under "dev" in METRICS_FILE instead.
 METRICS_DEV_FILE = "reports/metrics_dev.json"
-FAMILIES = ("adaptsegnet", "advent", "minent")
 #: The code an experiment's metrics depend on besides its params: everything the stages up to
 #: `evaluate` run (the report's drawing code does not change a number).
-CODE_PATHS = ("src", "pipeline", ":(exclude)src/globallocal/reporting", ":(exclude)src/globallocal/experiments/runner.py",
+CODE_PATHS = ("src", "pipeline", ":(exclude)src/globallocal/reporting",
+              ":(exclude)src/globallocal/experiments/runner.py",
               ":(exclude)src/globallocal/experiments/queue.py", ":(exclude)src/globallocal/experiments/main_table.py",
               ":(exclude)pipeline/report.py")
 POLL_S = 20

@@ -10,7 +10,8 @@ library (``python -m globallocal.experiments``), not among the speed benchmarks.
 A sweep file names variants (params overrides on top of the committed params.yaml) and seeds. Every
 (variant, seed) becomes one queued experiment, `dvc exp run --queue -n <sweep>-<variant>-s<seed> -S ...`,
 run by `dvc queue start --jobs N` (each job single-threaded, so N jobs share N cores without
-oversubscription; the workspace stays free for other DVC commands while they run); experiments of the current commit that already have metrics are reused, and stages
+oversubscription; the workspace stays free for other DVC commands while they run); experiments of the
+current commit that already have metrics are reused, and stages
 whose deps did not change (pretrain and oracle of a seed, source_only) come from DVC's run cache.
 
 `ablation` is the paper's main table (``globallocal.experiments.main_table``): every global family (adaptsegnet, advent,
@@ -30,20 +31,21 @@ reports/ablation_<shift>_<bn>[_<tag>].md; the `report` stage draws reports/figur
 cell's committed rows and puts the table in reports/report.md.
 
 A finished experiment is reused under its name only if it ran the params the run asks for; one that did not
-stops the runner before anything is queued, with the keys that differ. A sweep file writes reports/sweeps/<name>.{csv,md,png}; the variant with
+stops the runner before anything is queued, with the keys that differ. A sweep file writes
+reports/sweeps/<name>.{csv,md,png}; the variant with
 the best mean **dev** mIoU is marked (val is printed beside it, never used to choose).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import yaml
 
-from globallocal.experiments.queue import CODE_REF, FAMILIES, finished_experiments, run_all, run_name, write_csv
+from globallocal.alignment.global_alignment import ALIGNING_FAMILIES as FAMILIES
 from globallocal.experiments.main_table import ablation, local_diagnostics
+from globallocal.experiments.queue import CODE_REF, finished_experiments, run_all, run_name, write_csv
 from globallocal.reporting import plot_sweep, sweep_table
 
 

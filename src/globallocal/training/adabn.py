@@ -24,7 +24,8 @@ def target_train_images(data: DataSection, normalization: str, batch_size: int):
         yield batch["image"]
 
 
-def adapt_batchnorm(model: torch.nn.Module, data: DataSection, batch_size: int, device: torch.device | str = "cpu") -> int:
+def adapt_batchnorm(model: torch.nn.Module, data: DataSection, batch_size: int,
+                    device: torch.device | str = "cpu") -> int:
     """Re-estimate every BatchNorm's statistics of ``model`` on target train (reestimate_batchnorm);
     returns the number of batches used. Parameters are untouched; the model ends in eval mode.
 

@@ -63,9 +63,9 @@ class LaunchConfig:
     with ``torchrun --standalone`` (a free port, so runs side by side do not collide).
     """
 
-    nproc_per_node: int = 1
-    nnodes: int = 1
-    rdzv_endpoint: str = "localhost:29500"
+    nproc_per_node: int
+    nnodes: int
+    rdzv_endpoint: str
 
     @property
     def world_size(self) -> int:

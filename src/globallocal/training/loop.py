@@ -36,6 +36,7 @@ from globallocal.models.segmentation import upsample
 from globallocal.training.precision import autocast, grad_scaler
 from globallocal.training.running_means import NonFiniteLoss, RunningMeans
 from globallocal.training.snapshots import Snapshots, capture, restore
+
 # Re-exported: a caller of the loop finds its configuration and state types here too.
 from globallocal.training.state import HEADS, OptimConfig, TrainConfig, TrainState, build_train_state  # noqa: F401
 
@@ -130,18 +131,22 @@ def train_step(
     # Backward now so the source graph is freed before the target forward (ADVENT does the same).
     scaler.scale(loss_seg).backward()
 
-    if aligners is not None and target is not None:
-        set_requires_grad(aligners, False)
+    if target is not None:
+        if aligners is not None:
+            set_requires_grad(aligners, False)
         target_images = _to_device(target["image"], device, config.channels_last)
         tgt_logits = _forward(model, target_images, config.multi_level, device, config.precision)
         tgt = {head: HeadOutputs(logits) for head, logits in tgt_logits.items()}
+        terms = {}
         with autocast(device, config.precision):
-            terms, term_stats = aligners.generator_terms(tgt, state.iteration)
+            if aligners is not None:
+                align_terms, align_stats = aligners.generator_terms(tgt, state.iteration)
+                terms.update(align_terms)
+                log.update(align_stats)
             for term in state.target_terms:
                 extra_terms, extra_stats = term.generator_terms(target, tgt)
                 terms.update(extra_terms)
                 log.update(extra_stats)
-        log.update(term_stats)
         if measure:
             for name, loss in terms.items():
                 log[f"grad_norm/{name}"] = gradient_norm(loss, tgt[name.rsplit("_", 1)[1]].logits)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from globallocal.alignment.representations import HeadOutputs
 from globallocal.data.labels import IGNORE_INDEX
 from globallocal.errors import UserError
 from globallocal.models.segmentation import upsample
-from globallocal.training.loop import RunOptions, TrainConfig, TrainState, segmentation_loss, train
+from globallocal.training.loop import TrainConfig, TrainState, segmentation_loss
 
 THRESHOLD_RULES = ("class_balanced", "global")
 TEACHERS = ("none", "ema")
@@ -44,19 +44,20 @@ LABEL_BATCH = 8
 
 @dataclass(frozen=True)
 class SelfTrainingConfig:
-    """How the target is pseudo-labelled and how much its loss weighs (params section ``selftrain``)."""
+    """How the target is pseudo-labelled and how much its loss weighs (params section ``selftrain``; no
+    defaults: params.yaml is the one source of them)."""
 
-    lambda_pseudo: float = 1.0
-    threshold_rule: str = "class_balanced"
+    lambda_pseudo: float
+    threshold_rule: str
     #: Share of the most confident pixels kept: per predicted class (class_balanced) or overall (global).
-    top_p: float = 0.5
+    top_p: float
     #: Offline labelling rounds over the schedule; 1 = label once, as IntraDA.
-    rounds: int = 1
-    teacher: str = "none"
+    rounds: int
+    teacher: str
     #: EMA teacher: teacher = m * teacher + (1 - m) * student after every step (m warmed up as DAFormer).
-    ema_momentum: float = 0.99
+    ema_momentum: float
     #: EMA teacher: a pixel counts as confident at this softmax probability (DAFormer: 0.968).
-    ema_conf_threshold: float = 0.968
+    ema_conf_threshold: float
 
 
 # ---- the threshold rule --------------------------------------------------------------------------
@@ -246,7 +247,8 @@ class EmaTeacherTerm:
         self.teacher = copy.deepcopy(model).eval()
         for param in self.teacher.parameters():
             param.requires_grad_(False)
-        self.weight, self.momentum, self.conf_threshold = config.lambda_pseudo, config.ema_momentum, config.ema_conf_threshold
+        self.weight, self.momentum = config.lambda_pseudo, config.ema_momentum
+        self.conf_threshold = config.ema_conf_threshold
 
     @torch.no_grad()
     def teacher_labels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,7 +282,7 @@ class EmaTeacherTerm:
 # ---- the rounds around the one loop --------------------------------------------------------------
 
 class SelfTraining:
-    """Self-training as the stage runs it: wraps the target set, attaches the term, runs the rounds."""
+    """Self-training as the stage runs it: wraps the target set and attaches the term that runs the rounds."""
 
     def __init__(self, config: SelfTrainingConfig, held_out: Sequence[str], num_classes: int):
         self.config, self.held_out, self.num_classes = config, list(held_out), num_classes
@@ -295,24 +297,19 @@ class SelfTraining:
         self.target = PseudoLabelledTarget(images, self.held_out)
         return self.target
 
-    def run(
-        self, state: TrainState, config: TrainConfig, source_loader, target_loader, device: torch.device,
-        run: RunOptions = RunOptions(),
-    ) -> dict[str, float]:
-        """The one loop with the pseudo-label term attached: offline, target train is labelled before the
-        first step and again at the start of each later round (the schedule split into ``rounds`` equal
+    def attach(self, state: TrainState, config: TrainConfig, device: torch.device) -> None:
+        """Add the pseudo-label term to ``state`` before the one ``train`` call: offline, target train is
+        labelled now and again at the start of each later round (the schedule split into ``rounds`` equal
         parts; the poly schedule and the data streams run on); with ``teacher: ema``, labelled online."""
         if self.config.teacher == "ema":
             state.target_terms.append(EmaTeacherTerm(state.model, self.config))
-            return train(state, config, source_loader, target_loader, device, run)
+            return
         total, rounds = config.optim.iterations, self.config.rounds
         boundaries = [total * r // rounds for r in range(1, rounds)]
         self._relabel(state.model, state.iteration, device)
-        term = OfflinePseudoLabelTerm(
+        state.target_terms.append(OfflinePseudoLabelTerm(
             self.config.lambda_pseudo, boundaries, lambda model, iteration: self._relabel(model, iteration, device)
-        )
-        state.target_terms.append(term)
-        return train(state, config, source_loader, target_loader, device, run)
+        ))
 
     def _relabel(self, model: nn.Module, iteration: int, device: torch.device) -> None:
         labelled = label_dataset(model, self.target.images, device, self.config, self.num_classes)

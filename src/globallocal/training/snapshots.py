@@ -96,7 +96,8 @@ def code_digest(package_dir: Path = Path(__file__).parent) -> str:
 def changed_entries(old: dict[str, str], new: dict[str, str]) -> list[str]:
     """The fingerprint keys whose values differ, e.g. ``["optim.lr: 0.005 -> 0.0025"]``."""
     keys = sorted(set(old) | set(new))
-    return [f"{key}: {old.get(key, 'absent')} -> {new.get(key, 'absent')}" for key in keys if old.get(key) != new.get(key)]
+    return [f"{key}: {old.get(key, 'absent')} -> {new.get(key, 'absent')}"
+            for key in keys if old.get(key) != new.get(key)]
 
 
 # ---- random number generators -------------------------------------------------------------------

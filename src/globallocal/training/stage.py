@@ -12,18 +12,17 @@ from pathlib import Path
 from dvclive import Live
 
 from globallocal import atomic
-
-from globallocal.training import distributed
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
 from globallocal.config import Params
 from globallocal.data.file_lists import SOURCE_LIST, TARGET_TRAIN_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import resolve_num_workers, source_dataset, target_dataset
 from globallocal.models import build_model
-from globallocal.training.precision import check_precision
 from globallocal.runtime import resolve_device, seed_everything
-from globallocal.training.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
+from globallocal.training import distributed
 from globallocal.training.loop import RunOptions, build_train_state, train
+from globallocal.training.precision import check_precision
+from globallocal.training.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
 
 
 def open_live(log_dir: Path, resume: bool = False) -> Live:
@@ -43,16 +42,19 @@ def training_stage(
     log_dir: Path,
     init_checkpoint: Path | None = None,
     aligned: bool = False,
+    target_stream: bool = False,
     supervise_on_target: bool = False,
     self_training=None,
 ) -> dict:
     """Train one model as ``stage``'s params say and write its checkpoint and dvclive log.
 
     supervise_on_target: the oracle — target train labels take the source's place, no target stream.
-    aligned: the adapt stage — global + local alignment on the target train images (selftrain: the target
-    stream without alignment terms).
-    self_training: a ``selftraining.SelfTraining`` that pseudo-labels the target stream and runs the loop
-    (no snapshots: its labels and teacher are not in them; the stage is short).
+    aligned: the adapt stage — global + local alignment on the target train images (implies target_stream).
+    target_stream: forward unlabelled target train batches in training mode (BatchNorm sees them; the
+    aligners and the self-training term act on them); selftrain and its control.
+    self_training: a ``selftraining.SelfTraining`` that pseudo-labels the target stream: it wraps the target
+    set and attaches its term before the one ``train`` call (no snapshots: its labels and teacher are not in
+    them; the stage is short).
     """
     launch = params.launch_config()
     distributed.relaunch_under_torchrun(launch)  # returns in each torchrun worker, or at once for one process
@@ -86,7 +88,7 @@ def training_stage(
     workers = resolve_num_workers(params.num_workers, launch.nproc_per_node, device)
     source_loader = context.loader(supervised, batch, seed, workers)
     target_loader = None
-    if aligned:
+    if aligned or target_stream:
         unlabelled = target_dataset(
             data.target_root, "train", read_list(lists / TARGET_TRAIN_LIST), data.target_size, norm, with_labels=False
         )
@@ -116,8 +118,9 @@ def training_stage(
     resume = snapshots.load(log_dir.name) if snapshots is not None else None
     try:
         with open_live(log_dir, resume=resume is not None) if context.is_main else nullcontext() as live:
-            run = train if self_training is None else self_training.run
-            last = run(
+            if self_training is not None:
+                self_training.attach(state, train_config, device)
+            last = train(
                 state, train_config, source_loader, target_loader, device,
                 RunOptions(live=live, progress=context.is_main, description=stage, snapshots=snapshots, resume=resume),
             )

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from globallocal.training.acceleration import configure_backends, maybe_compile, optimizer_options
 from globallocal.alignment.aligners import Aligners, AlignmentConfig
+from globallocal.training.acceleration import configure_backends, maybe_compile, optimizer_options
 from globallocal.training.precision import grad_scaler
 
 HEADS = ("main", "aux")

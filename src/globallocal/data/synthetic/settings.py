@@ -26,14 +26,14 @@ class SyntheticConfig:
     "none" is the benchmark as it was before shifts existed.
     """
 
-    seed: int = 0
-    num_source: int = 300
-    num_target_train: int = 300
-    num_target_val: int = 100
-    source_size: tuple[int, int] = (384, 212)  # GTA5-like aspect (1914x1052)
-    target_size: tuple[int, int] = (512, 256)  # Cityscapes 2:1
-    shift: str = "none"
-    shift_severity: int = 1
+    seed: int
+    num_source: int
+    num_target_train: int
+    num_target_val: int
+    source_size: tuple[int, int]  # GTA5-like aspect (1914x1052)
+    target_size: tuple[int, int]  # Cityscapes 2:1
+    shift: str
+    shift_severity: int
 
     def __post_init__(self) -> None:
         if self.shift not in SHIFTS:
