@@ -122,23 +122,18 @@ def test_the_table_takes_baselines_from_the_weight_0_run_and_keeps_other_setting
 def test_rows_written_before_the_setting_column_read_as_the_committed_setting(tmp_path):
     path = tmp_path / "ablation.csv"
     path.write_text("family,local,seed,val_miou,dev_miou\nadvent,1,0,15.0,16.0\n")
-    assert main_table.read_rows(path)[0]["setting"] == "committed"
+    from globallocal.reporting.ablation import read_ablation
+
+    assert read_ablation(path)[0]["setting"] == "committed"
 
 
 def test_the_report_shows_only_the_committed_setting_of_its_own_cell(tmp_path):
-    import importlib.util
-    from pathlib import Path
-    from types import SimpleNamespace
+    from globallocal.reporting.ablation import read_ablation, rows_of_cell
 
-    spec = importlib.util.spec_from_file_location("stage_report", Path(__file__).parents[1] / "pipeline" / "report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
     path = tmp_path / "ablation.csv"
     path.write_text("family,local,seed,val_miou,dev_miou,bn,shift,setting\n"
                     "advent,1,0,15.0,16.0,learned,none,\n"          # written before the setting column
                     "advent,1,0,17.0,18.0,learned,none,x100\n"
                     "advent,1,0,13.0,14.0,learned,scale-1,committed\n")
-    params = SimpleNamespace(prepare=SimpleNamespace(shift="none", shift_severity=1),
-                             model=SimpleNamespace(bn_protocol="learned"))
-    shown = report.rows_of_this_cell(report.read_ablation(path), params)
+    shown = rows_of_cell(read_ablation(path), "none", "learned")
     assert [(row["val_miou"], row["setting"]) for row in shown] == [(15.0, "committed")]

@@ -4,7 +4,6 @@ term's diagnostics of its runs: which runs, under which names, and the rows of r
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from globallocal.alignment.global_alignment import ALIGNING_FAMILIES as FAMILIES
 from globallocal.experiments.finished_runs import experiment_refs, logged_series, output_file
 from globallocal.experiments.queue import finished_experiments, run_all, run_name, write_csv
 from globallocal.reporting import alignment_table, diagnostics_table, selftrain_table
+from globallocal.reporting.ablation import ABLATION_FILE, COMMITTED_SETTING, cell_name, read_ablation
 
 
 def ablation_row(result: dict, family: str, local: int, seed: int, model: str, selftrain: int,
@@ -39,7 +39,7 @@ def cell_of(overrides: dict) -> dict:
         return overrides.get(key, committed[section][name])
     shift = value("prepare.shift")
     return {"bn": value("model.bn_protocol"),
-            "shift": "none" if shift == "none" else f"{shift}-{value('prepare.shift_severity')}"}
+            "shift": cell_name(shift, value("prepare.shift_severity"))}
 
 
 def ablation_prefix(sets: dict) -> str:
@@ -48,8 +48,6 @@ def ablation_prefix(sets: dict) -> str:
     return "ablation" if cell == cell_of({}) and not sets else f"ablation-{cell['shift']}-{cell['bn']}"
 
 
-#: The ``setting`` column of rows run at the committed alignment weights (no ``--family-set``).
-COMMITTED_SETTING = "committed"
 
 
 def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_families: tuple[str, ...],
@@ -130,10 +128,9 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
         for (family, local, seed), name in names.items():
             if name in metrics and family in selftrain_families + ("source_only",) and "selftrained" in metrics[name]:
                 rows.append(ablation_row(metrics[name], family, local, seed, "selftrained", 1, cell))
-    path = Path("reports/ablation.csv")
-    kept = [row for row in read_rows(path) if (row["shift"], row["bn"], row["setting"])
+    kept = [row for row in read_ablation(ABLATION_FILE) if (row["shift"], row["bn"], row["setting"])
             != (cell["shift"], cell["bn"], setting)]
-    write_csv(path, kept + rows)
+    write_csv(ABLATION_FILE, kept + rows)
     table = alignment_table([row for row in rows if not row["selftrain"]], FAMILIES)
     if selftrain:
         table += "\n\n" + selftrain_table(rows)
@@ -186,20 +183,3 @@ def local_diagnostics(seeds: list[int], sets: dict | None = None) -> None:
     write_csv(stem.with_suffix(".csv"), rows)
     stem.with_suffix(".md").write_text(diagnostics_table(rows, cell) + "\n")
     print(diagnostics_table(rows, cell))
-
-
-def read_rows(path: Path) -> list[dict]:
-    """reports/ablation.csv as written (strings); rows of files older than the bn/shift columns get
-    today's cell (learned BatchNorm, no shift)."""
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
-        row.setdefault("selftrain", "0")
-        row.setdefault("control_val_miou", "")
-        row.setdefault("control_dev_miou", "")
-        row["bn"] = row.get("bn") or "learned"
-        row["shift"] = row.get("shift") or "none"
-        row["setting"] = row.get("setting") or COMMITTED_SETTING
-    return rows

@@ -1,13 +1,21 @@
-"""The report and the sweep tables: ``figures`` (PNG figures), ``markdown`` (the report's text and
-tables), ``sweeps`` (seed-sweep and ablation tables and figures), ``selftrain`` (the report's
-self-training section: the pseudo-label figure, precision table and control comparison, and the
-self-training rows of the ablation), ``inputs`` (reading the metrics all use). The names below are
-the public API."""
+"""The report and the sweep tables: ``figures`` (PNG figures), ``curves`` (the training curves),
+``markdown`` (the report's layout and its IoU tables), ``prose`` (the report's notes, speaking of what
+ran), ``tables`` (the one Markdown table renderer and ``mean ± std``), ``ablation`` (the one reader of
+reports/ablation.csv), ``sweeps`` (seed-sweep and ablation tables and figures), ``selftrain`` (the
+report's self-training section), ``inputs`` (reading the metrics all use). The names below are the
+public API."""
 
-from globallocal.reporting.figures import (
-    CONFUSION_FIGURE_PX,
+from globallocal.reporting.curves import (
     CURVE_PANEL_HEIGHT_PX,
     CURVE_PANEL_WIDTH_PX,
+    metric_group,
+    moving_average,
+    plot_training_curves,
+    read_dvclive_metrics,
+    training_curves_figure,
+)
+from globallocal.reporting.figures import (
+    CONFUSION_FIGURE_PX,
     ENTROPY_BAR_LABEL,
     FIGURE_DPI,
     PER_CLASS_FIGURE_PX,
@@ -15,18 +23,13 @@ from globallocal.reporting.figures import (
     QUALITATIVE_PANEL_WIDTH_PX,
     QUALITATIVE_ROW_MARGIN_PX,
     entropy_to_rgb,
-    metric_group,
-    moving_average,
     plot_class_frequencies,
     plot_confusion,
     plot_per_class_iou,
     plot_qualitative,
-    plot_training_curves,
     qualitative_figure,
     qualitative_panels,
-    read_dvclive_metrics,
     row_normalized_confusion,
-    training_curves_figure,
 )
 from globallocal.reporting.inputs import MISSING_VALUE
 from globallocal.reporting.markdown import class_frequency_table, iou_table, write_report
@@ -41,18 +44,19 @@ from globallocal.reporting.sweeps import (
     ablation_table,
     alignment_table,
     diagnostics_table,
-    mean_std,
     plot_ablation,
     plot_sweep,
     sweep_table,
 )
+from globallocal.reporting.tables import markdown_table, mean_std, pm
 
 __all__ = [
     "CONFUSION_FIGURE_PX", "CURVE_PANEL_HEIGHT_PX", "CURVE_PANEL_WIDTH_PX", "PER_CLASS_FIGURE_PX",
     "ENTROPY_BAR_LABEL", "FIGURE_DPI", "MISSING_VALUE", "QUALITATIVE_KEY_HEIGHT_PX",
     "QUALITATIVE_PANEL_WIDTH_PX", "QUALITATIVE_ROW_MARGIN_PX", "ablation_table", "class_frequency_table",
     "alignment_table", "diagnostics_table",
-    "entropy_to_rgb", "iou_table", "load_dev_samples", "mean_std", "metric_group", "moving_average",
+    "entropy_to_rgb", "iou_table", "markdown_table", "pm", "load_dev_samples", "mean_std", "metric_group",
+    "moving_average",
     "plot_ablation", "plot_class_frequencies", "plot_confusion", "plot_per_class_iou", "plot_pseudo_labels",
     "plot_qualitative", "plot_sweep", "plot_training_curves", "precision_table", "qualitative_figure",
     "qualitative_panels", "read_dvclive_metrics", "row_normalized_confusion", "selftrain_note", "selftrain_table",

@@ -1,4 +1,4 @@
-"""The report's figures: training curves, per-class IoU bars, confusion maps, qualitative grids, class frequencies.
+"""The report's figures: per-class IoU bars, confusion maps, qualitative grids, class frequencies.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects rendered by the Agg canvas directly,
 never through ``pyplot``: no global backend switch, no open-figure bookkeeping, and the code
@@ -9,19 +9,16 @@ Inputs (see ``pipeline/report.py``):
 
 * metrics: ``{model: {"miou": float, "per_class_iou": {class_name: float | None}, ...}}``,
   IoU in percent, ``None`` when undefined (class absent from ground truth and predictions).
-* dvclive logs: ``<run_dir>/plots/metrics/<group>/<name>.tsv`` with columns ``step`` and ``<name>``.
 * qualitative samples: dicts with ``name``, ``image`` (H, W, 3) uint8 RGB, ``label`` (H, W) uint8
   trainIds, ``preds[model]`` (H, W) uint8 trainIds, ``entropy[model]`` (H, W) float in [0, 1].
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
@@ -30,29 +27,10 @@ from matplotlib.patches import Patch
 
 from globallocal import atomic
 from globallocal.data.labels import CLASS_NAMES, TRAIN_COLORS, colorize
-from globallocal.errors import UserError
 from globallocal.reporting.inputs import FREQUENCY_DOMAINS, PERCENT, as_float, check_models, format_iou
 
 FIGURE_DPI = 100
 LEGEND_FONT_SIZE_PT = 9
-
-#: Curve groups whose values span orders of magnitude (each term's gradient norm on its output).
-LOG_SCALE_GROUPS = ("grad_norm",)
-CURVE_PANEL_WIDTH_PX = 640
-CURVE_PANEL_HEIGHT_PX = 420
-MAX_CURVE_COLUMNS = 2
-#: Panel title and y-axis label (with unit) of each logged metric group; a group not listed is titled
-#: by its name. The groups are the first parts of the keys globallocal.training.loop logs.
-CURVE_PANELS = {
-    "loss_seg": ("Segmentation loss (labelled images)", "cross-entropy (nats per pixel)"),
-    "loss_adv": ("Alignment loss of the segmenter (before its weight)", "loss (nats; LSGAN: squared error)"),
-    "loss_d": ("Discriminator loss", "loss (nats; LSGAN: squared error)"),
-    "d_out": ("Discriminator output", "mean P(target)"),
-    "d_acc": ("Discriminator accuracy", "share of correct decisions (0-1)"),
-    "local_kept": ("Local alignment: windows kept", "share of windows (0-1)"),
-    "lr": ("Learning rate (poly schedule)", "learning rate"),
-    "grad_norm": ("Gradient norm of each loss term on its output", "L2 norm (log scale)"),
-}
 
 PER_CLASS_FIGURE_PX = (1400, 560)
 #: Fraction of one class slot the group of bars fills; the rest separates neighbouring classes.
@@ -78,105 +56,6 @@ ENTROPY_BAR_LABEL = f"entropy / log({len(CLASS_NAMES)}): 0 = certain, 1 = unifor
 #: Ground-truth pixels outside the 19 classes (colorize paints them black).
 IGNORED_COLOR = (0, 0, 0)
 
-TSV_SUBDIR = Path("plots") / "metrics"
-
-
-# --- training curves ---------------------------------------------------------------------------
-
-
-def read_dvclive_metrics(log_dir: Path) -> dict[str, pd.DataFrame]:
-    """Read every scalar a dvclive run logged.
-
-    Returns ``{"loss/seg": DataFrame(step, value), ...}``, keyed by the name given to
-    ``Live.log_metric`` and sorted by name; each frame holds int ``step`` and float ``value``.
-    """
-    metrics_dir = Path(log_dir) / TSV_SUBDIR
-    tsv_paths = sorted(metrics_dir.rglob("*.tsv"))
-    if not tsv_paths:
-        raise UserError(
-            f"{metrics_dir}: no dvclive metric files (*.tsv) found; "
-            "run the training stage that writes this log first"
-        )
-    return {_metric_name(path, metrics_dir): _read_metric_tsv(path) for path in tsv_paths}
-
-
-def _metric_name(tsv_path: Path, metrics_dir: Path) -> str:
-    return tsv_path.relative_to(metrics_dir).with_suffix("").as_posix()
-
-
-def _read_metric_tsv(tsv_path: Path) -> pd.DataFrame:
-    # dvclive names the value column after the last part of the metric name ("loss/seg" -> "seg").
-    table = pd.read_csv(tsv_path, sep="\t")
-    value_column = tsv_path.stem
-    if "step" not in table.columns or value_column not in table.columns:
-        raise UserError(
-            f"{tsv_path}: expected dvclive columns 'step' and '{value_column}', "
-            f"found {list(table.columns)}; delete the file and rerun the training stage"
-        )
-    return pd.DataFrame(
-        {"step": table["step"].astype(int), "value": table[value_column].astype(float)}
-    )
-
-
-def metric_group(metric_name: str) -> str:
-    """The subplot a metric goes to: its first name part ("loss/seg" -> "loss"; "top" -> "top")."""
-    return metric_name.split("/", 1)[0]
-
-
-def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean over the last ``window`` values; the first values average what exists.
-
-    ``moving_average([1, 2, 3, 4], 2) == [1, 1.5, 2.5, 3.5]``; ``window=1`` returns the input.
-    """
-    if window < 1:
-        raise UserError(f"curve smoothing window must be an integer >= 1, got {window}")
-    series = pd.Series(np.asarray(values, dtype=float))
-    return series.rolling(window, min_periods=1).mean().to_numpy()
-
-
-def plot_training_curves(log_dirs: dict[str, Path], out_path: Path, smoothing: int = 1) -> None:
-    """One subplot per metric group (loss, d_out, lr, ...), one line per run and metric.
-
-    ``log_dirs`` maps a run name (legend label) to its dvclive folder; x is the training step,
-    y the logged value smoothed by a trailing ``smoothing``-step moving average. Each panel is titled
-    in words with its unit on the y axis (CURVE_PANELS).
-    """
-    save_png(training_curves_figure(log_dirs, smoothing), out_path)
-
-
-def training_curves_figure(log_dirs: dict[str, Path], smoothing: int = 1) -> Figure:
-    """The figure plot_training_curves writes."""
-    if not log_dirs:
-        raise UserError("no training logs given for the curves figure; list at least one run")
-    lines_by_group: dict[str, list[tuple[str, pd.DataFrame]]] = {}
-    for run_name, log_dir in log_dirs.items():
-        for metric_name, frame in read_dvclive_metrics(log_dir).items():
-            label = f"{run_name}: {metric_name}"
-            lines_by_group.setdefault(metric_group(metric_name), []).append((label, frame))
-
-    # Losses first, in CURVE_PANELS' order; groups it does not describe after them, by name.
-    order = list(CURVE_PANELS)
-    groups = sorted(lines_by_group, key=lambda g: (order.index(g) if g in order else len(order), g))
-    num_columns = min(MAX_CURVE_COLUMNS, len(groups))
-    num_rows = math.ceil(len(groups) / num_columns)
-    figure = new_figure(num_columns * CURVE_PANEL_WIDTH_PX, num_rows * CURVE_PANEL_HEIGHT_PX)
-    axes = figure.subplots(num_rows, num_columns, squeeze=False).ravel()
-    for axis, group in zip(axes, groups):
-        for label, frame in lines_by_group[group]:
-            axis.plot(frame["step"], moving_average(frame["value"], smoothing), label=label)
-        title, unit = CURVE_PANELS.get(group, (group, "value"))
-        axis.set_title(title)
-        axis.set_ylabel(unit)
-        if group in LOG_SCALE_GROUPS:
-            axis.set_yscale("log")
-        axis.set_xlabel("iteration")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=LEGEND_FONT_SIZE_PT)
-    for unused_axis in axes[len(groups):]:
-        unused_axis.set_visible(False)
-    if smoothing > 1:
-        figure.suptitle(f"moving average over {smoothing} steps")
-    return figure
 
 
 # --- per-class IoU -----------------------------------------------------------------------------
@@ -186,8 +65,9 @@ def plot_per_class_iou(
     metrics: dict,
     out_path: Path,
     models: Sequence[str] = ("source_only", "adapted", "oracle"),
+    title: str = "Per-class IoU on target val",
 ) -> None:
-    """Grouped bars: per class (x axis) one bar per model, mIoU in the legend.
+    """Grouped bars: per class (x axis) one bar per model, mIoU in the legend, ``title`` above.
 
     Undefined IoUs (``None``) get no bar but an "n/a" mark.
     """
@@ -205,6 +85,7 @@ def plot_per_class_iou(
     axis.set_xlim(-0.5, len(CLASS_NAMES) - 0.5)
     axis.set_ylim(0, 100)
     axis.set_ylabel("IoU (%)")
+    axis.set_title(title)
     axis.grid(axis="y", alpha=0.3)
     axis.legend()
     save_png(figure, out_path)
@@ -237,7 +118,8 @@ def row_normalized_confusion(confusion: np.ndarray) -> np.ndarray:
 def plot_confusion(
     confusion: np.ndarray, class_names: Sequence[str], out_path: Path, title: str
 ) -> None:
-    """Heat map of the row-normalised (recall) confusion matrix, class names on both axes.
+    """Heat map of the row-normalised (recall) confusion matrix in percent, class names on both axes;
+    ``title`` names the model and the split.
 
     ``confusion`` is (K, K) int counts, rows = ground truth, columns = prediction.
     """
@@ -251,7 +133,7 @@ def plot_confusion(
     figure = new_figure(*CONFUSION_FIGURE_PX)
     axis = figure.subplots()
     cmap = colormaps[CONFUSION_CMAP].with_extremes(bad=UNDEFINED_CELL_COLOR)
-    image = axis.imshow(recall, cmap=cmap, vmin=0.0, vmax=1.0)
+    image = axis.imshow(PERCENT * recall, cmap=cmap, vmin=0.0, vmax=PERCENT)
     _annotate_cells(axis, recall)
     positions = np.arange(num_classes)
     axis.set_xticks(positions, class_names, rotation=CLASS_LABEL_ROTATION_DEG, ha="right")
@@ -259,7 +141,7 @@ def plot_confusion(
     axis.set_xlabel("prediction")
     axis.set_ylabel("ground truth")
     axis.set_title(title)
-    figure.colorbar(image, ax=axis, label="share of ground-truth pixels", shrink=0.8)
+    figure.colorbar(image, ax=axis, label="% of the ground-truth class's pixels", shrink=0.8)
     save_png(figure, out_path)
 
 
@@ -394,6 +276,7 @@ def plot_class_frequencies(records: Sequence[Mapping], out_path: Path) -> None:
                     rotation=CLASS_LABEL_ROTATION_DEG, ha="right")
     axis.set_yscale("log")
     axis.set_ylabel("share of labelled pixels (%)")
+    axis.set_title("Class pixel shares of the source and target train labels")
     axis.grid(axis="y", alpha=0.3)
     axis.legend()
     save_png(figure, out_path)

@@ -11,6 +11,7 @@ from pathlib import Path
 from globallocal import atomic
 from globallocal.data.labels import CLASS_NAMES
 from globallocal.reporting.inputs import FREQUENCY_DOMAINS, MISSING_VALUE, PERCENT, check_models, format_iou
+from globallocal.reporting.tables import markdown_table
 
 #: Optional subset mIoU keys (SYNTHIA protocols) and their row names in the table.
 SUBSET_MIOU_ROWS = (("miou_16", "mIoU-16"), ("miou_13", "mIoU-13"))
@@ -29,19 +30,13 @@ def iou_table(metrics: dict) -> str:
     """
     models = list(metrics)
     check_models(metrics, models)
-    lines = [
-        "| class | " + " | ".join(models) + " |",
-        "|---|" + "---:|" * len(models),
-    ]
-    for name in CLASS_NAMES:
-        cells = [format_iou(metrics[model]["per_class_iou"].get(name)) for model in models]
-        lines.append(table_row(name, cells))
-    lines.append(table_row("mIoU", [format_iou(metrics[model]["miou"]) for model in models]))
+    body = [[name, *(format_iou(metrics[model]["per_class_iou"].get(name)) for model in models)]
+            for name in CLASS_NAMES]
+    body.append(["mIoU", *(format_iou(metrics[model]["miou"]) for model in models)])
     for key, row_name in SUBSET_MIOU_ROWS:
         if any(key in metrics[model] for model in models):
-            cells = [format_iou(metrics[model].get(key)) for model in models]
-            lines.append(table_row(row_name, cells))
-    return "\n".join(lines)
+            body.append([row_name, *(format_iou(metrics[model].get(key)) for model in models)])
+    return markdown_table(["class", *models], "l" + "r" * len(models), body)
 
 
 def write_report(
@@ -89,14 +84,8 @@ def _relative_link(target: Path, report_dir: Path) -> str:
     return Path(relative).as_posix()
 
 
-def table_row(first_cell: str, cells: Sequence[str]) -> str:
-    return f"| {first_cell} | " + " | ".join(cells) + " |"
-
-
 def class_frequency_table(records: Sequence[Mapping]) -> str:
     """Markdown table: class, then each domain's share of labelled pixels in percent."""
-    lines = [table_row("class", [f"{domain} (%)" for domain in FREQUENCY_DOMAINS]),
-             table_row("---", ["---:"] * len(FREQUENCY_DOMAINS))]
-    for record in records:
-        lines.append(table_row(record["class"], [f"{PERCENT * record[d]:.2f}" for d in FREQUENCY_DOMAINS]))
-    return "\n".join(lines)
+    body = [[record["class"], *(f"{PERCENT * record[d]:.2f}" for d in FREQUENCY_DOMAINS)] for record in records]
+    return markdown_table(["class", *(f"{domain} (%)" for domain in FREQUENCY_DOMAINS)],
+                          "l" + "r" * len(FREQUENCY_DOMAINS), body)

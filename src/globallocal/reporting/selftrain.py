@@ -18,7 +18,7 @@ from globallocal import atomic
 from globallocal.data.labels import IGNORE_INDEX, colorize
 from globallocal.reporting.figures import FIGURE_DPI
 from globallocal.reporting.inputs import MISSING_VALUE
-from globallocal.reporting.sweeps import mean_std
+from globallocal.reporting.tables import markdown_table, pm, signed
 
 PANEL_WIDTH_PX = 320
 ROW_MARGIN_PX = 40
@@ -36,8 +36,8 @@ def plot_pseudo_labels(samples: list[dict], out_path: Path) -> None:
     (red: a kept pixel whose class differs from the truth; grey: kept and right)."""
     height_px, width_px = samples[0]["label"].shape
     panel_height_px = round(PANEL_WIDTH_PX * height_px / width_px)
-    figure = Figure(figsize=(3 * PANEL_WIDTH_PX / FIGURE_DPI, len(samples) * (panel_height_px + ROW_MARGIN_PX) / FIGURE_DPI),
-                    dpi=FIGURE_DPI, layout="constrained")
+    height_in = len(samples) * (panel_height_px + ROW_MARGIN_PX) / FIGURE_DPI
+    figure = Figure(figsize=(3 * PANEL_WIDTH_PX / FIGURE_DPI, height_in), dpi=FIGURE_DPI, layout="constrained")
     axes = figure.subplots(len(samples), 3, squeeze=False)
     for row, sample in zip(axes, samples):
         label, pseudo = sample["label"], sample["pseudo"]
@@ -60,12 +60,12 @@ def plot_pseudo_labels(samples: list[dict], out_path: Path) -> None:
 
 def precision_table(diagnostics: Mapping) -> str:
     """Markdown: per class, the pseudo-labels' precision (%), share of the kept pixels (%) and threshold."""
-    lines = ["| class | precision | share of kept | threshold |", "|---|---:|---:|---:|"]
+    body = []
     for name, row in diagnostics["per_class"].items():
         precision = MISSING_VALUE if row["precision"] is None else f"{row['precision']:.1f}"
         threshold = MISSING_VALUE if row["threshold"] == float("inf") else f"{row['threshold']:.3f}"
-        lines.append(f"| {name} | {precision} | {row['share_of_kept']:.1f} | {threshold} |")
-    return "\n".join(lines)
+        body.append([name, precision, f"{row['share_of_kept']:.1f}", threshold])
+    return markdown_table(["class", "precision", "share of kept", "threshold"], "lrrr", body)
 
 
 def selftrain_note(metrics: Mapping, diagnostics: Mapping, iterations: int) -> str:
@@ -74,29 +74,25 @@ def selftrain_note(metrics: Mapping, diagnostics: Mapping, iterations: int) -> s
     scored = [row for row in diagnostics["per_class"].values() if row["precision"] is not None]
     overall = sum(row["precision"] * row["share_of_kept"] for row in scored) / 100.0
 
-    def line(split: str, scores: Mapping) -> str:
+    def line(split: str, scores: Mapping) -> list[str]:
         st, control = scores["selftrained"]["miou"], scores["selftrain_control"]["miou"]
-        return f"| {split} | {scores[start]['miou']:.2f} | {control:.2f} | {st:.2f} | {st - control:+.2f} |"
+        return [split, f"{scores[start]['miou']:.2f}", f"{control:.2f}", f"{st:.2f}", f"{st - control:+.2f}"]
+
+    comparison = markdown_table(["split", f"start ({start})", "control", "selftrained", "selftrained - control"],
+                                "lrrrr", [line("val", metrics), line("dev", metrics["dev"])])
 
     return (
         f"`selftrained` starts from `{start}` and trains {iterations} more iterations on "
         "source labels + pseudo-labelled target train; `selftrain_control` runs the same iterations from the "
         "same start without the pseudo-label loss (the target batches still forwarded, so BatchNorm statistics "
         "follow the same protocol). The difference is the pseudo-labels' effect (one seed).\n\n"
-        f"| split | start ({start}) | control | selftrained | selftrained - control |\n|---|---:|---:|---:|---:|\n"
-        + line("val", metrics) + "\n" + line("dev", metrics["dev"]) + "\n\n"
+        + comparison + "\n\n"
         f"Pseudo-labels of the start model on target train ({diagnostics['threshold_rule']} thresholds, top "
-        f"{100 * diagnostics['top_p']:.0f}%): {diagnostics['kept_share']:.1f}% of the pixels kept, {overall:.1f}% of them "
-        "right. Precision against the target-train ground truth (computed for this report only, never used in training):\n\n"
+        f"{100 * diagnostics['top_p']:.0f}%): {diagnostics['kept_share']:.1f}% of the pixels kept, "
+        f"{overall:.1f}% of them right. Precision against the target-train ground truth (computed for this report "
+        "only, never used in training):\n\n"
         + precision_table(diagnostics)
     )
-
-
-def _pm(values) -> str:
-    if not values:
-        return MISSING_VALUE
-    mean, std = mean_std(values)
-    return f"{mean:.2f} ± {std:.2f}"
 
 
 def selftrain_table(rows: list[dict]) -> str:
@@ -104,16 +100,14 @@ def selftrain_table(rows: list[dict]) -> str:
     control val mIoU (mean ± std over seeds), the per-seed paired difference on val and dev."""
     rows = [row for row in rows if int(row["selftrain"]) == 1]
     seeds = sorted({row["seed"] for row in rows})
-    lines = ["| start model | local | val: control | val: selftrained | val paired diff per seed ("
-             + ", ".join(f"s{s}" for s in seeds) + ") | val diff mean ± std | dev diff mean ± std |",
-             "|---|---:|---:|---:|---|---:|---:|"]
+    header = ["start model", "local", "val: control", "val: selftrained",
+              "val paired diff per seed (" + ", ".join(f"s{s}" for s in seeds) + ")", "val diff mean ± std",
+              "dev diff mean ± std"]
+    body = []
     for family, local in dict.fromkeys((row["family"], int(row["local"])) for row in rows):
         group = sorted((r for r in rows if r["family"] == family and int(r["local"]) == local), key=lambda r: r["seed"])
         val_diff = [float(r["val_miou"]) - float(r["control_val_miou"]) for r in group]
         dev_diff = [float(r["dev_miou"]) - float(r["control_dev_miou"]) for r in group]
-        lines.append(
-            f"| {family} | {local} | {_pm([float(r['control_val_miou']) for r in group])} | "
-            f"{_pm([float(r['val_miou']) for r in group])} | {', '.join(f'{d:+.2f}' for d in val_diff)} | "
-            f"{_pm(val_diff)} | {_pm(dev_diff)} |"
-        )
-    return "\n".join(lines)
+        body.append([family, local, pm([float(r["control_val_miou"]) for r in group]),
+                     pm([float(r["val_miou"]) for r in group]), signed(val_diff), pm(val_diff), pm(dev_diff)])
+    return markdown_table(header, "lrrrlrr", body)

@@ -16,26 +16,13 @@ from globallocal.reporting.figures import (
     save_png,
 )
 from globallocal.reporting.inputs import MISSING_VALUE
-from globallocal.reporting.markdown import table_row
+from globallocal.reporting.tables import markdown_table, mean_std, pm, signed
 
 SWEEP_FIGURE_PX = (1100, 520)
 ABLATION_FIGURE_PX = (900, 500)
 #: The ablation's bars: global-only (local = 0) and joint global + local (local = 1).
 LOCAL_ARMS = ((0, "global only"), (1, "global + local"))
 REFERENCE_MODELS = ("source_only", "oracle")
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
-
-def _pm(values: Sequence[float]) -> str:
-    if len(values) == 0:
-        return MISSING_VALUE
-    mean, std = mean_std(values)
-    return f"{mean:.2f} ± {std:.2f}"
 
 
 def sweep_table(rows: Sequence[dict]) -> str:
@@ -45,12 +32,12 @@ def sweep_table(rows: Sequence[dict]) -> str:
     dev = {v: [r["dev_miou"] for r in rows if r["variant"] == v] for v in variants}
     val = {v: [r["val_miou"] for r in rows if r["variant"] == v] for v in variants}
     best = max(variants, key=lambda v: mean_std(dev[v])[0])
-    lines = ["| variant | seeds | dev mIoU | val mIoU | params |", "|---|---:|---:|---:|---|"]
+    body = []
     for v in variants:
         params = next(r["params"] for r in rows if r["variant"] == v)
         mark = " **(best dev)**" if v == best else ""
-        lines.append(f"| {v}{mark} | {len(dev[v])} | {_pm(dev[v])} | {_pm(val[v])} | `{params}` |")
-    return "\n".join(lines)
+        body.append([f"{v}{mark}", len(dev[v]), pm(dev[v]), pm(val[v]), f"`{params}`"])
+    return markdown_table(["variant", "seeds", "dev mIoU", "val mIoU", "params"], "lrrrl", body)
 
 
 def plot_sweep(rows: Sequence[dict], out_path: Path, title: str) -> None:
@@ -81,40 +68,52 @@ def ablation_table(rows: Sequence[dict]) -> str:
     source-only and oracle rows."""
     families = [f for f in dict.fromkeys(r["family"] for r in rows) if f not in REFERENCE_MODELS]
     seeds = sorted({r["seed"] for r in rows})
-    lines = [
-        "| family | val: global only | val: global + local | paired diff per seed ("
-        + ", ".join(f"s{s}" for s in seeds) + ") | paired diff mean ± std | dev: global only | dev: global + local |",
-        "|---|---:|---:|---|---:|---:|---:|",
-    ]
+    header = ["family", "val: global only", "val: global + local",
+              "paired diff per seed (" + ", ".join(f"s{s}" for s in seeds) + ")", "paired diff mean ± std",
+              "dev: global only", "dev: global + local"]
+    body = []
     for family in families:
         off, on = _by(rows, family, 0, "val_miou"), _by(rows, family, 1, "val_miou")
         paired = [on[s] - off[s] for s in seeds if s in on and s in off]
-        cells = [
-            _pm(list(off.values())), _pm(list(on.values())),
-            ", ".join(f"{d:+.2f}" for d in paired), _pm(paired) if paired else MISSING_VALUE,
-            _pm(list(_by(rows, family, 0, "dev_miou").values())), _pm(list(_by(rows, family, 1, "dev_miou").values())),
-        ]
-        lines.append(table_row(family, cells))
+        body.append([family, pm(list(off.values())), pm(list(on.values())), signed(paired), pm(paired),
+                     pm(list(_by(rows, family, 0, "dev_miou").values())),
+                     pm(list(_by(rows, family, 1, "dev_miou").values()))])
     for model in REFERENCE_MODELS:
         val = list(_by(rows, model, 0, "val_miou").values())
         if val:
             dev = list(_by(rows, model, 0, "dev_miou").values())
-            lines.append(table_row(model, [_pm(val), MISSING_VALUE, MISSING_VALUE, MISSING_VALUE, _pm(dev), MISSING_VALUE]))
-    return "\n".join(lines)
+            body.append([model, pm(val), MISSING_VALUE, MISSING_VALUE, MISSING_VALUE, pm(dev), MISSING_VALUE])
+    return markdown_table(header, "lrrlrrr", body)
 
 
 def plot_ablation(rows: Sequence[dict], out_path: Path) -> None:
-    """Val mIoU bars per family, global-only vs global + local, error bars one std over seeds; source-only
-    and oracle as horizontal reference lines."""
+    """Val mIoU bars per family, global-only vs global + local, error bars one std over seeds, each seed's
+    value a dot; source-only and oracle as horizontal reference lines. Without a row of this cell the
+    figure says so (the pipeline declares it, so it always exists)."""
     families = [f for f in dict.fromkeys(r["family"] for r in rows) if f not in REFERENCE_MODELS]
     figure = new_figure(*ABLATION_FIGURE_PX)
     axis = figure.subplots()
+    if not families:
+        axis.text(0.5, 0.5, "No run of this benchmark cell in reports/ablation.csv yet:\n"
+                  "python -m globallocal.experiments ablation --seeds 0 1 2", ha="center", va="center",
+                  transform=axis.transAxes)
+        axis.set_axis_off()
+        save_png(figure, out_path)
+        return
     x = np.arange(len(families))
     width = BAR_GROUP_WIDTH / len(LOCAL_ARMS)
     for index, (local, label) in enumerate(LOCAL_ARMS):
-        stats = [mean_std(list(_by(rows, f, local, "val_miou").values()) or [np.nan]) for f in families]
         offset = (index - (len(LOCAL_ARMS) - 1) / 2) * width
-        axis.bar(x + offset, [m for m, _ in stats], width, yerr=[s for _, s in stats], capsize=4, label=label)
+        legend_label = label  # on the arm's first bar only
+        for position, family in zip(x + offset, families):
+            values = list(_by(rows, family, local, "val_miou").values())
+            if not values:  # an arm that was not run: said, not drawn as a bar of height 0
+                axis.text(position, 0, "not run", rotation=90, ha="center", va="bottom", fontsize="small")
+                continue
+            mean, std = mean_std(values)
+            axis.bar(position, mean, width, yerr=std, capsize=4, color=f"C{index}", label=legend_label)
+            legend_label = None
+            axis.plot([position] * len(values), values, "k.", markersize=4)
     for model, style in zip(REFERENCE_MODELS, ("--", ":")):
         values = list(_by(rows, model, 0, "val_miou").values())
         if values:
@@ -122,7 +121,9 @@ def plot_ablation(rows: Sequence[dict], out_path: Path) -> None:
     axis.set_xticks(x, families)
     axis.set_ylabel("target val mIoU (%)")
     seeds = sorted({r["seed"] for r in rows})
-    axis.set_title(f"Global families with and without local alignment (mean ± std over seeds {seeds})")
+    spread = "mean ± std, dots: seeds" if len(seeds) > 1 else "one seed: no spread"
+    axis.set_title(f"Global families with and without local alignment ({spread}; "
+                   f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})")
     axis.legend(fontsize=LEGEND_FONT_SIZE_PT)
     axis.grid(axis="y", alpha=0.3)
     save_png(figure, out_path)
@@ -137,26 +138,18 @@ def diagnostics_table(rows: list[dict], cell: dict) -> str:
     def pct(value) -> str:
         return "—" if value in ("", None) else f"{100 * float(value):.1f}"
 
-    lines = [f"Local term diagnostics, cell shift {cell['shift']}, bn {cell['bn']} (%). Dev: share of the target "
+    intro = (f"Local term diagnostics, cell shift {cell['shift']}, bn {cell['bn']} (%). Dev: share of the target "
              "dev local outputs the filter keeps, and how often their pseudo-class is the majority ground-truth "
              "class. Training: share kept per domain and D_l's accuracy per domain, mean over the adapt run's log "
-             "intervals (last interval in brackets).", "",
-             "| family + local | seed | dev kept: start -> adapted | dev precision: start -> adapted | "
-             "train kept source | train kept target | D_l acc source | D_l acc target |",
-             "|---|---:|---|---|---:|---:|---:|---:|"]
+             "intervals (last interval in brackets).")
+    header = ["family + local", "seed", "dev kept: start -> adapted", "dev precision: start -> adapted",
+              "train kept source", "train kept target", "D_l acc source", "D_l acc target"]
+    body = []
     for r in rows:
         train = [f"{pct(r[f'train_{key}_mean'])} ({pct(r[f'train_{key}_last'])})" for key in LOCAL_TRAIN_KEYS]
-        lines.append(f"| {r['family']} | {r['seed']} | {pct(r['dev_kept_source_only'])} -> {pct(r['dev_kept_adapted'])} | "
-                     f"{pct(r['dev_precision_source_only'])} -> {pct(r['dev_precision_adapted'])} | " + " | ".join(train) + " |")
-    return "\n".join(lines)
-
-
-def _pm(values: list[float]) -> str:
-    if not values:
-        return "—"
-    mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
+        body.append([r["family"], r["seed"], f"{pct(r['dev_kept_source_only'])} -> {pct(r['dev_kept_adapted'])}",
+                     f"{pct(r['dev_precision_source_only'])} -> {pct(r['dev_precision_adapted'])}", *train])
+    return intro + "\n\n" + markdown_table(header, "lrllrrrr", body)
 
 
 def alignment_table(rows: list[dict], families: tuple[str, ...]) -> str:
@@ -167,8 +160,9 @@ def alignment_table(rows: list[dict], families: tuple[str, ...]) -> str:
 
     seeds = sorted({int(r["seed"]) for r in rows})
     head = ", ".join(f"s{s}" for s in seeds)
-    lines = [f"| model | val mIoU | dev mIoU | compared with | val paired diff ({head}) | val diff mean ± std | dev diff mean ± std |",
-             "|---|---:|---:|---|---|---:|---:|"]
+    header = ["model", "val mIoU", "dev mIoU", "compared with", f"val paired diff ({head})", "val diff mean ± std",
+              "dev diff mean ± std"]
+    body = []
     zero_val, zero_dev = scores("none", 0, "val_miou"), scores("none", 0, "dev_miou")
     labels = {"source_only": "source-only", "adabn": "AdaBN (source-only + target statistics)",
               "none": "adapt, every alignment weight 0", "oracle": "oracle (target labels)"}
@@ -186,7 +180,6 @@ def alignment_table(rows: list[dict], families: tuple[str, ...]) -> str:
             base_dev = scores(family, 0, "dev_miou") if local else zero_dev
         diff = [val[s] - base_val[s] for s in seeds if s in val and s in base_val]
         diff_dev = [dev[s] - base_dev[s] for s in seeds if s in dev and s in base_dev]
-        lines.append(f"| {name} | {_pm(list(val.values()))} | {_pm(list(dev.values()))} | {against} | "
-                     f"{', '.join(f'{d:+.2f}' for d in diff)} | {_pm(diff) if diff else '—'} | "
-                     f"{_pm(diff_dev) if diff_dev else '—'} |")
-    return "\n".join(lines)
+        body.append([name, pm(list(val.values())), pm(list(dev.values())), against, signed(diff), pm(diff),
+                     pm(diff_dev)])
+    return markdown_table(header, "lrrllrr", body)
