@@ -1,4 +1,5 @@
 # Two commands for a newcomer:  make repro  (set up + run the pipeline)  and  make test  (set up + tests).
+# make lint: ruff over the tree (make test runs it first).
 # make test-fast: the unit tests only (pytest -m "not e2e": no dvc repro, no stage subprocesses), for a quick
 # check while editing; under a minute on two cores (44-52 s on a busy 2-core machine).
 VENV   ?= .venv
@@ -6,7 +7,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test test-fast clean-venv
+.PHONY: setup repro lint test test-fast clean-venv
 
 setup: $(STAMP)
 
@@ -21,7 +22,11 @@ $(STAMP): requirements.txt pyproject.toml
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-test: $(STAMP)
+# ruff (configured in pyproject.toml): mistakes and import order, not taste; CI runs it first.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
