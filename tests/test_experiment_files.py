@@ -98,3 +98,42 @@ def test_queued_stages_import_the_library_of_their_own_copy_of_the_repository(tm
     out = subprocess.run([sys.executable, "-c", "import globallocal; print(globallocal.WHERE)"], cwd=copy,
                          env=ENV, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "the copy"
+
+
+def test_a_sweep_that_names_models_tabulates_their_dev_and_val_scores_per_variant():
+    from globallocal.experiments.runner import sweep_rows
+
+    def metrics(source_only, oracle):
+        return {"source_only": {"miou": source_only}, "oracle": {"miou": oracle}, "adapted": {"miou": 0.0},
+                "dev": {"source_only": {"miou": source_only + 1}, "oracle": {"miou": oracle + 1},
+                        "adapted": {"miou": 0.0}}}
+
+    finished = {"demo-a-s0": metrics(10.0, 20.0), "demo-b-s0": metrics(18.0, 35.0)}
+    rows = sweep_rows("demo", [0, 1], {"a": {}, "b": {"model.arch": "efficientnet_lite0"}},
+                      ("source_only", "oracle"), finished)
+    assert [(r["model"], r["variant"], r["dev_miou"], r["val_miou"]) for r in rows] == [
+        ("source_only", "a", 11.0, 10.0), ("source_only", "b", 19.0, 18.0),
+        ("oracle", "a", 21.0, 20.0), ("oracle", "b", 36.0, 35.0)]
+    assert rows[1]["params"] == "model.arch=efficientnet_lite0"
+    default = sweep_rows("demo", [0], {"a": {}}, ("adapted",), finished)
+    assert default == [{"variant": "a", "seed": 0, "val_miou": 0.0, "dev_miou": 0.0, "params": ""}]
+
+
+def test_the_backbone_sweep_names_valid_params_and_the_models_its_rule_reads():
+    from pathlib import Path
+
+    from globallocal import config
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "sweeps/backbone_dev.yaml").read_text())
+    assert spec["models"] == ["source_only", "oracle"] and spec["variants"]["mobilenet_default"] == {}
+    base = config.load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    for name, overrides in spec["variants"].items():
+        params = yaml.safe_load(yaml.safe_dump(base))
+        for key, value in overrides.items():
+            *parents, leaf = key.split(".")
+            node = params
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        tree = config.parse(params)
+        assert (tree.model.arch == "efficientnet_lite0") == (name != "mobilenet_default"), name

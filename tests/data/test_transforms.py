@@ -29,7 +29,12 @@ def test_imagenet_scales_to_unit_range_then_standardises():
     np.testing.assert_allclose(tensor[:, 0, 0].numpy(), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("normalization", ["caffe_bgr", "imagenet"])
+def test_tf_lite_subtracts_127_and_divides_by_128_per_channel():
+    tensor = to_input_tensor(_solid_rgb(1, 1, (255, 0, 127)), "tf_lite")
+    np.testing.assert_allclose(tensor[:, 0, 0].numpy(), [128 / 128, -127 / 128, 0.0], atol=1e-7)
+
+
+@pytest.mark.parametrize("normalization", ["caffe_bgr", "imagenet", "tf_lite"])
 def test_display_rgb_inverts_input_tensor_exactly(normalization):
     rgb = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     back = to_display_rgb(to_input_tensor(rgb, normalization), normalization)

@@ -194,6 +194,7 @@ def parse(params: dict) -> Params:
     tree = reading.build_tree(params, Params)
     tree.launch_config()
     tree.model.check_norm()
+    tree.model.check_backbone_weights()
     for stage in TRAINING_STAGES:
         tree.train_config(stage, aligned=stage == "adapt")
     tree.selftrain_config()

@@ -29,12 +29,13 @@ from globallocal.config.values import (
 )
 from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS
 from globallocal.errors import UserError
+from globallocal.models.efficientnet_weights import PACKAGED_WEIGHTS
 from globallocal.models.normalization import BN_PROTOCOLS, NORMS
 from globallocal.training.precision import PRECISIONS
 from globallocal.training.selftraining import STARTS, TEACHERS, THRESHOLD_RULES
 
 SOURCE_DATASETS = ("gta5", "synthia")
-MODEL_ARCHS = ("mobilenetv3_large", "mobilenetv3_small", "deeplabv2_resnet101")
+MODEL_ARCHS = ("mobilenetv3_large", "mobilenetv3_small", "deeplabv2_resnet101", "efficientnet_lite0")
 OUTPUT_STRIDES = (8, 16)
 
 
@@ -94,11 +95,19 @@ class ModelSection:
         """``model.norm: group`` only on MobileNetV3, and only with bn_protocol learned (nothing else applies)."""
         if self.norm != "group":
             return
-        if self.arch == "deeplabv2_resnet101":
+        if not self.arch.startswith("mobilenetv3"):
             raise UserError("params key 'model.norm' is group, which needs a mobilenetv3 arch (model.arch)")
         if self.bn_protocol != "learned":
             raise UserError("params key 'model.norm' is group: GroupNorm has no statistics, "
                             "set model.bn_protocol: learned")
+
+    def check_backbone_weights(self) -> None:
+        """``model.backbone_weights: imagenet`` names efficientnet_lite0's packaged weights, no other arch's."""
+        if str(self.backbone_weights) == PACKAGED_WEIGHTS and self.arch != "efficientnet_lite0":
+            raise UserError(
+                f"params key 'model.backbone_weights' is {PACKAGED_WEIGHTS}, the packaged weights of "
+                f"efficientnet_lite0, but model.arch is {self.arch}: give a local weights file, or null"
+            )
 
 
 @dataclass(frozen=True)

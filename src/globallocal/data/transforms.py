@@ -16,9 +16,12 @@ CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
 #: torchvision ImageNet statistics, applied to RGB scaled to [0, 1].
 IMAGENET_RGB_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_RGB_STD = (0.229, 0.224, 0.225)
+#: TensorFlow EfficientNet-Lite's preprocessing (its MEAN_RGB / STDDEV_RGB), in pixel units: about [-1, 1].
+TF_LITE_MEAN = 127.0
+TF_LITE_STD = 128.0
 MAX_PIXEL_VALUE = 255.0
 
-NORMALIZATIONS = ("caffe_bgr", "imagenet")
+NORMALIZATIONS = ("caffe_bgr", "imagenet", "tf_lite")
 
 
 def check_normalization(normalization: str) -> None:
@@ -34,11 +37,14 @@ def to_input_tensor(rgb: np.ndarray, normalization: str) -> torch.Tensor:
 
     ``caffe_bgr``: channels reordered to BGR, Caffe mean subtracted, values stay in pixel units.
     ``imagenet``: RGB in [0, 1], ImageNet mean subtracted and divided by the std.
+    ``tf_lite``: RGB minus 127, divided by 128 (EfficientNet-Lite's TensorFlow-trained weights).
     """
     check_normalization(normalization)
     pixels = np.asarray(rgb, dtype=np.float32)
     if normalization == "caffe_bgr":
         normalized = pixels[:, :, ::-1] - np.asarray(CAFFE_BGR_MEAN, dtype=np.float32)
+    elif normalization == "tf_lite":
+        normalized = (pixels - TF_LITE_MEAN) / TF_LITE_STD
     else:
         mean = np.asarray(IMAGENET_RGB_MEAN, dtype=np.float32)
         std = np.asarray(IMAGENET_RGB_STD, dtype=np.float32)
@@ -52,6 +58,8 @@ def to_display_rgb(image: torch.Tensor, normalization: str) -> np.ndarray:
     pixels = image.detach().to("cpu", torch.float32).numpy().transpose(1, 2, 0)
     if normalization == "caffe_bgr":
         rgb = (pixels + np.asarray(CAFFE_BGR_MEAN, dtype=np.float32))[:, :, ::-1]
+    elif normalization == "tf_lite":
+        rgb = pixels * TF_LITE_STD + TF_LITE_MEAN
     else:
         mean = np.asarray(IMAGENET_RGB_MEAN, dtype=np.float32)
         std = np.asarray(IMAGENET_RGB_STD, dtype=np.float32)

@@ -7,7 +7,9 @@ library (``python -m globallocal.experiments``), not among the speed benchmarks.
     python -m globallocal.experiments ablation --seeds 0 1 2 --jobs 2       # the main table
     python -m globallocal.experiments ablation --seeds 0 1 2 --no-run       # tables only
 
-A sweep file names variants (params overrides on top of the committed params.yaml) and seeds. Every
+A sweep file names variants (params overrides on top of the committed params.yaml) and seeds, and may name
+`models` (keys of reports/metrics.json: source_only, oracle, ...; default the adapted model): whose dev and
+val mIoU it tabulates, one table each. Every
 (variant, seed) becomes one queued experiment, `dvc exp run --queue -n <sweep>-<variant>-s<seed> -S ...`,
 run by `dvc queue start --jobs N` (each job single-threaded, so N jobs share N cores without
 oversubscription; the workspace stays free for other DVC commands while they run); experiments of the
@@ -48,28 +50,56 @@ from globallocal.experiments.main_table import ablation, local_diagnostics
 from globallocal.experiments.queue import CODE_REF, finished_experiments, run_all, run_name, write_csv
 from globallocal.reporting import plot_sweep, sweep_table
 
+#: The model whose scores a sweep tabulates unless its file names others under ``models``.
+DEFAULT_SWEEP_MODELS = ("adapted",)
+
+
+def sweep_rows(name: str, seeds: list[int], variants: dict, models: tuple[str, ...], metrics: dict) -> list[dict]:
+    """One row per (model, variant, seed) that has metrics: dev and val mIoU of ``model`` (a key of
+    reports/metrics.json: adapted, source_only, adabn, oracle, ...). Rows carry ``model`` only when the
+    sweep names models (its CSV then has that column)."""
+    rows = []
+    for model in models:
+        for variant, overrides in variants.items():
+            for seed in seeds:
+                result = metrics.get(run_name(name, variant, seed))
+                if result is None:
+                    continue
+                row = {"variant": variant, "seed": seed, "val_miou": result[model]["miou"],
+                       "dev_miou": result["dev"][model]["miou"],
+                       "params": " ".join(f"{k}={v}" for k, v in overrides.items())}
+                rows.append(row if models == DEFAULT_SWEEP_MODELS else {"model": model, **row})
+    return rows
+
 
 def sweep(spec_path: Path, jobs: int, no_run: bool) -> None:
+    """Run a sweep file's variants over its seeds; tabulate the dev and val mIoU of its ``models`` (default:
+    the adapted model), one table each, the best mean dev variant marked."""
     spec = yaml.safe_load(spec_path.read_text())
     name, seeds, variants = spec["name"], spec["seeds"], spec["variants"]
+    models = tuple(spec.get("models", DEFAULT_SWEEP_MODELS))
     runs = {
         run_name(name, variant, seed): {**overrides, "seed": seed}
         for variant, overrides in variants.items() for seed in seeds
     }
     metrics = finished_experiments() if no_run else run_all(runs, jobs)
-    rows = []
-    for variant, overrides in variants.items():
-        for seed in seeds:
-            result = metrics.get(run_name(name, variant, seed))
-            if result is not None:
-                rows.append({"variant": variant, "seed": seed, "val_miou": result["adapted"]["miou"],
-                             "dev_miou": result["dev"]["adapted"]["miou"],
-                             "params": " ".join(f"{k}={v}" for k, v in overrides.items())})
+    rows = sweep_rows(name, seeds, variants, models, metrics)
     out = Path("reports/sweeps")
     write_csv(out / f"{name}.csv", rows)
-    table = sweep_table(rows)
+    if models == DEFAULT_SWEEP_MODELS:
+        table = sweep_table(rows)
+        plot_sweep(rows, out / f"{name}.png", title=f"{name}: adapted mIoU by variant (mean over seeds {seeds})")
+    else:
+        sections = []
+        for model in models:
+            model_rows = [row for row in rows if row["model"] == model]
+            if not model_rows:
+                continue
+            sections.append(f"### {model}\n\n{sweep_table(model_rows)}")
+            plot_sweep(model_rows, out / f"{name}_{model}.png",
+                       title=f"{name}: {model} mIoU by variant (mean over seeds {seeds})")
+        table = "\n\n".join(sections)
     (out / f"{name}.md").write_text(table + "\n")
-    plot_sweep(rows, out / f"{name}.png", title=f"{name}: adapted mIoU by variant (mean over seeds {seeds})")
     print(table)
 
 

@@ -10,8 +10,10 @@ from globallocal.models.aspp import ASPPClassifier
 
 #: How input images must be normalised for a backbone's weights:
 #: "caffe_bgr" = BGR minus the Caffe ImageNet mean, no std scaling (DeepLab-v2 Caffe weights);
-#: "imagenet" = RGB in [0, 1] minus torchvision's ImageNet mean, divided by its std.
-INPUT_NORMALIZATIONS = ("caffe_bgr", "imagenet")
+#: "imagenet" = RGB in [0, 1] minus torchvision's ImageNet mean, divided by its std;
+#: "tf_lite" = RGB minus 127, divided by 128 (TensorFlow EfficientNet-Lite's weights, models/efficientnet.py).
+#: data/transforms.py applies them.
+INPUT_NORMALIZATIONS = ("caffe_bgr", "imagenet", "tf_lite")
 #: Heads start from scratch while the backbone is pretrained, so heads learn faster (DeepLab-v2).
 HEAD_LR_MULT = 10.0
 BACKBONE_LR_MULT = 1.0
