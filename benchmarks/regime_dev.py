@@ -43,10 +43,10 @@ def run_variant(base: dict, overrides: dict, init: Path, scratch: Path) -> dict:
     params = config.parse(params)
     out = scratch / "model.pt"
     started = time.perf_counter()
-    training_stage(params, "adapt", out, scratch / "log", init_checkpoint=init, aligned=kind == "adapt")
+    training_stage(params.stage_config("adapt", aligned=kind == "adapt"), out, scratch / "log", init_checkpoint=init)
     if kind == "adabn":
         model, checkpoint = model_from_checkpoint(out)
-        adapt_batchnorm(model, params.data, params.adabn.batch_size, resolve_device(params.device))
+        adapt_batchnorm(model, params.data_config(), params.adabn.batch_size, resolve_device(params.device))
         save_model(out, model.cpu(), checkpoint["model_spec"], checkpoint.get("iteration", 0))
     seconds = time.perf_counter() - started
     return {**score(out, params), "train_s": round(seconds, 1)}

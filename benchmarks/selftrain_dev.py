@@ -60,7 +60,7 @@ def run_variant(base: dict, overrides: dict, scratch: Path) -> dict:
     method = None if control else selftraining.SelfTraining(params.selftrain_config(), held_out, NUM_CLASSES)
     out = scratch / "model.pt"
     started = time.perf_counter()
-    training_stage(params, "selftrain", out, scratch / "log",
+    training_stage(params.stage_config("selftrain"), out, scratch / "log",
                    init_checkpoint=Path(f"models/{params.selftrain.start}.pt"), target_stream=True,
                    self_training=method)
     seconds = time.perf_counter() - started

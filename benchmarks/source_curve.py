@@ -84,7 +84,7 @@ def main() -> None:
         run = config.parse(overrides)
         checkpoint = scratch / f"pretrain-{length}.pt"
         started = time.perf_counter()
-        training_stage(run, "pretrain", checkpoint, scratch / f"source-curve-{length}")
+        training_stage(run.stage_config("pretrain"), checkpoint, scratch / f"source-curve-{length}")
         seconds = time.perf_counter() - started
         model, _ = model_from_checkpoint(checkpoint)
         norm = model.input_normalization

@@ -20,7 +20,7 @@ def main() -> None:
     params = config.load_validated_params()
     model, checkpoint = model_from_checkpoint(SOURCE_ONLY)
     batches = adapt_batchnorm(
-        model, params.data, params.adabn.batch_size, resolve_device(params.device)
+        model, params.data_config(), params.adabn.batch_size, resolve_device(params.device)
     )
     save_model(ADABN, model.cpu(), checkpoint["model_spec"], checkpoint.get("iteration", 0))
     if batches:

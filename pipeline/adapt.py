@@ -22,12 +22,10 @@ def main() -> None:
     params = load_validated_params()
     name = "source_only" if args.source_only else "adapted"
     training_stage(
-        params,
-        "adapt",
+        params.stage_config("adapt", aligned=not args.source_only),
         Path(f"models/{name}.pt"),
         Path(f"reports/train/{name}"),
         init_checkpoint=PRETRAINED,
-        aligned=not args.source_only,
     )
 
 

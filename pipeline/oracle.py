@@ -10,7 +10,7 @@ from globallocal.training.stage import training_stage
 def main() -> None:
     params = load_validated_params()
     training_stage(
-        params, "oracle", Path("models/oracle.pt"), Path("reports/train/oracle"), supervise_on_target=True
+        params.stage_config("oracle"), Path("models/oracle.pt"), Path("reports/train/oracle"), supervise_on_target=True
     )
 
 

@@ -9,7 +9,7 @@ from globallocal.training.stage import training_stage
 
 def main() -> None:
     params = load_validated_params()
-    training_stage(params, "pretrain", Path("models/pretrain.pt"), Path("reports/train/pretrain"))
+    training_stage(params.stage_config("pretrain"), Path("models/pretrain.pt"), Path("reports/train/pretrain"))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def main() -> None:
             shutil.copyfile(start, tmp)
         return
     method = None if args.control else selftraining.SelfTraining(st, held_out, NUM_CLASSES)
-    training_stage(params, "selftrain", out, log_dir, init_checkpoint=start, target_stream=True,
+    training_stage(params.stage_config("selftrain"), out, log_dir, init_checkpoint=start, target_stream=True,
                    self_training=method)
 
 

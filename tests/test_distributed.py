@@ -149,7 +149,7 @@ def rank_main(rank: int, port: int, out: Path, params: dict) -> None:
     # The stage glue: each rank is handed its own output paths; only rank 0 may create them.
     from globallocal.training.stage import training_stage
 
-    training_stage(config.parse(params), "pretrain", out / f"stage_rank{rank}" / "model.pt",
+    training_stage(config.parse(params).stage_config("pretrain"), out / f"stage_rank{rank}" / "model.pt",
                    out / f"stage_rank{rank}" / "log")
 
 

@@ -33,6 +33,8 @@ from globallocal.config.sections import (
     TrainSection,
 )
 from globallocal.config.values import device, integer, section, workers
+from globallocal.data.labels import NUM_CLASSES
+from globallocal.data.loading import DataConfig
 from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
@@ -40,6 +42,7 @@ from globallocal.errors import UserError
 from globallocal.training.distributed import LaunchConfig
 from globallocal.training.selftraining import SelfTrainingConfig
 from globallocal.training.snapshots import SnapshotConfig
+from globallocal.training.stage import StageConfig
 from globallocal.training.state import OptimConfig, TrainConfig
 
 TRAINING_STAGES = ("pretrain", "adapt", "oracle", "selftrain")
@@ -122,6 +125,21 @@ class Params:
             alignment=alignment, log_every=train.log_every,
             precision=train.precision, channels_last=train.channels_last, log_grad_norms=train.log_grad_norms,
             cudnn_benchmark=train.cudnn_benchmark, fused_optimizer=train.fused_optimizer, compile=train.compile,
+        )
+
+    def data_config(self) -> DataConfig:
+        """Where the datasets are and the sizes their images are resized to for training."""
+        d = self.data
+        return DataConfig(source=d.source, source_root=d.source_root, target_root=d.target_root,
+                          lists_dir=d.lists_dir, source_size=d.source_size, target_size=d.target_size)
+
+    def stage_config(self, stage: str, aligned: bool = False) -> StageConfig:
+        """Everything a training stage runs with (``training_stage``'s input), built here once."""
+        return StageConfig(
+            stage=stage, launch=self.launch_config(), device=self.device, seed=self.seed,
+            num_workers=self.num_workers, batch_size=self.train.batch_size,
+            train=self.train_config(stage, aligned=aligned), model_spec=self.model.spec(NUM_CLASSES),
+            data=self.data_config(), snapshots=self.snapshot_config(),
         )
 
     def selftrain_config(self) -> SelfTrainingConfig:

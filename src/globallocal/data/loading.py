@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +17,19 @@ from globallocal.data.synthia import SynthiaDataset
 from globallocal.errors import UserError
 
 _SOURCE_DATASETS = {"gta5": GTA5Dataset, "synthia": SynthiaDataset}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the datasets are and the (width, height) their images are resized to for training; no defaults
+    (params.yaml's ``data`` section is the one source, ``Params.data_config`` builds this)."""
+
+    source: str
+    source_root: Path
+    target_root: Path
+    lists_dir: Path
+    source_size: tuple[int, int]
+    target_size: tuple[int, int]
 
 
 def source_dataset(

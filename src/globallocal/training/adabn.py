@@ -10,13 +10,12 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from globallocal.config.sections import DataSection
 from globallocal.data.file_lists import TARGET_TRAIN_LIST, read_list
-from globallocal.data.loading import target_dataset
+from globallocal.data.loading import DataConfig, target_dataset
 from globallocal.models.normalization import batchnorm_layers, reestimate_batchnorm
 
 
-def target_train_images(data: DataSection, normalization: str, batch_size: int):
+def target_train_images(data: DataConfig, normalization: str, batch_size: int):
     """Batches of (N, 3, H, W) target train images at ``data.target_size`` (as training sees them), in list order."""
     names = read_list(data.lists_dir / TARGET_TRAIN_LIST)
     dataset = target_dataset(data.target_root, "train", names, data.target_size, normalization, with_labels=False)
@@ -24,7 +23,7 @@ def target_train_images(data: DataSection, normalization: str, batch_size: int):
         yield batch["image"]
 
 
-def adapt_batchnorm(model: torch.nn.Module, data: DataSection, batch_size: int,
+def adapt_batchnorm(model: torch.nn.Module, data: DataConfig, batch_size: int,
                     device: torch.device | str = "cpu") -> int:
     """Re-estimate every BatchNorm's statistics of ``model`` on target train (reestimate_batchnorm);
     returns the number of batches used. Parameters are untouched; the model ends in eval mode.

@@ -1,28 +1,58 @@
-"""A training stage end to end, as the stage scripts in ``pipeline/`` run it: params -> relaunch under
-torchrun when asked, seeding, datasets and loaders, model, resume from snapshots, the loop, the
-checkpoint and the dvclive log. No method logic here (that is ``loop.py`` and ``alignment/``)."""
+"""A training stage end to end, as the stage scripts in ``pipeline/`` run it: its ``StageConfig`` (built
+once from params.yaml by ``Params.stage_config``) -> relaunch under torchrun when asked, seeding, datasets
+and loaders, model, resume from snapshots, the loop, the checkpoint and the dvclive log. No method logic
+here (that is ``loop.py`` and ``alignment/``)."""
 
 from __future__ import annotations
 
 import shutil
 import sys
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from dvclive import Live
 
 from globallocal import atomic
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
-from globallocal.config import Params
 from globallocal.data.file_lists import SOURCE_LIST, TARGET_TRAIN_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
-from globallocal.data.loading import resolve_num_workers, source_dataset, target_dataset
+from globallocal.data.loading import DataConfig, resolve_num_workers, source_dataset, target_dataset
 from globallocal.models import build_model
 from globallocal.runtime import resolve_device, seed_everything
 from globallocal.training import distributed
+from globallocal.training.distributed import LaunchConfig
 from globallocal.training.loop import RunOptions, build_train_state, train
 from globallocal.training.precision import check_precision
-from globallocal.training.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
+from globallocal.training.snapshots import (
+    SNAPSHOT_ROOT,
+    SnapshotConfig,
+    Snapshots,
+    code_digest,
+    file_digest,
+    fingerprint,
+)
+from globallocal.training.state import TrainConfig
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Everything one training stage runs with; no defaults (``Params.stage_config`` builds it from params.yaml).
+
+    ``train.alignment`` is set for the adapt stage's aligned run only; ``model_spec`` holds
+    ``build_model``'s arguments (a stage that starts from a checkpoint takes the checkpoint's instead).
+    """
+
+    stage: str
+    launch: LaunchConfig
+    device: str
+    seed: int
+    num_workers: int | str
+    batch_size: int
+    train: TrainConfig
+    model_spec: dict
+    data: DataConfig
+    snapshots: SnapshotConfig
 
 
 def open_live(log_dir: Path, resume: bool = False) -> Live:
@@ -36,36 +66,33 @@ def open_live(log_dir: Path, resume: bool = False) -> Live:
 
 
 def training_stage(
-    params: Params,
-    stage: str,
+    config: StageConfig,
     checkpoint_out: Path,
     log_dir: Path,
     init_checkpoint: Path | None = None,
-    aligned: bool = False,
     target_stream: bool = False,
     supervise_on_target: bool = False,
     self_training=None,
 ) -> dict:
-    """Train one model as ``stage``'s params say and write its checkpoint and dvclive log.
+    """Train one model as ``config`` says and write its checkpoint and dvclive log.
 
     supervise_on_target: the oracle — target train labels take the source's place, no target stream.
-    aligned: the adapt stage — global + local alignment on the target train images (implies target_stream).
+    ``config.train.alignment`` set: the adapt stage — global + local alignment on the target train images
+    (implies target_stream).
     target_stream: forward unlabelled target train batches in training mode (BatchNorm sees them; the
     aligners and the self-training term act on them); selftrain and its control.
     self_training: a ``selftraining.SelfTraining`` that pseudo-labels the target stream: it wraps the target
     set and attaches its term before the one ``train`` call (no snapshots: its labels and teacher are not in
     them; the stage is short).
     """
-    launch = params.launch_config()
+    launch, stage = config.launch, config.stage
     distributed.relaunch_under_torchrun(launch)  # returns in each torchrun worker, or at once for one process
-    context = distributed.start(launch, resolve_device(params.device))
-    data = params.data
-    seed = params.seed
+    context = distributed.start(launch, resolve_device(config.device))
+    data, seed, train_config, model_spec = config.data, config.seed, config.train, config.model_spec
+    aligned = train_config.alignment is not None
     seed_everything(context.rank_seed(seed))
     device = context.device
-    train_config = params.train_config(stage, aligned=aligned)
     check_precision(train_config.precision, device)
-    model_spec = params.model.spec(NUM_CLASSES)
 
     if init_checkpoint is None:
         model = build_model(**model_spec)
@@ -84,8 +111,8 @@ def training_stage(
         supervised = source_dataset(
             data.source, data.source_root, read_list(lists / SOURCE_LIST), data.source_size, norm
         )
-    batch = params.train.batch_size
-    workers = resolve_num_workers(params.num_workers, launch.nproc_per_node, device)
+    batch = config.batch_size
+    workers = resolve_num_workers(config.num_workers, launch.nproc_per_node, device)
     source_loader = context.loader(supervised, batch, seed, workers)
     target_loader = None
     if aligned or target_stream:
@@ -112,7 +139,7 @@ def training_stage(
                 lists={path.name: file_digest(path) for path in sorted(lists.glob("*.txt"))},
                 init=file_digest(init_checkpoint) if init_checkpoint is not None else None,
             ),
-            params.snapshot_config(),
+            config.snapshots,
             attachments={"live": log_dir},
         )
     resume = snapshots.load(log_dir.name) if snapshots is not None else None
