@@ -65,7 +65,8 @@ def _evaluate_parser(commands) -> None:
                      help="writes metrics.json, per_class_iou.json, labelIds/ and color/ predictions")
     sub.add_argument("--size", default=None,
                      help="input WIDTHxHEIGHT the images are resized to (default: the size the checkpoint was "
-                          "trained at; 1024x512 for a checkpoint that does not record it)")
+                          "trained at; required for one of ours that does not record it; 1024x512, announced, "
+                          "for an ADVENT .pth, which cannot)")
     sub.add_argument("--synthia", action="store_true",
                      help="also report mIoU-16 and mIoU-13 (implied by a 16-class ADVENT checkpoint)")
     sub.add_argument("--scales", default="1.0",

@@ -12,7 +12,7 @@ from pathlib import Path
 from dvclive import Live
 
 from globallocal import atomic
-from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
+from globallocal.checkpoints import CheckpointDescription, model_from_checkpoint, save_checkpoint
 from globallocal.config import Params
 from globallocal.data.file_lists import SOURCE_LIST, TARGET_TRAIN_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
@@ -131,7 +131,8 @@ def training_stage(
         raise
     context.finish(state.model)
     if context.is_main:
-        save_checkpoint(checkpoint_out, state.model, model_spec, state.checkpoint_parts(), data.target_size)
+        save_checkpoint(checkpoint_out, state.model, model_spec, state.checkpoint_parts(),
+                        description=CheckpointDescription.of_data(data))
     if snapshots is not None:
         snapshots.clear()
     return last
