@@ -46,3 +46,25 @@ def check_fast(params: Params) -> None:
     problems = fast_problems(params)
     if problems:
         raise UserError("; and ".join(problems))
+
+
+#: Training iterations above which a CPU run is worth a warning (the paper's 120k take weeks there).
+CPU_ITERATION_WARNING = 10_000
+#: The stages whose ``iterations`` count towards it.
+TRAINED_STAGES = ("pretrain", "adapt", "oracle", "selftrain")
+
+
+def long_cpu_run(params: Params) -> list[str]:
+    """A warning line when the schedule is long and the run would be on the CPU (torch imported only then)."""
+    longest = max(TRAINED_STAGES, key=lambda stage: getattr(params, stage).iterations)
+    iterations = getattr(params, longest).iterations
+    if iterations <= CPU_ITERATION_WARNING or params.device.startswith("cuda"):
+        return []
+    if params.device == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            return []
+    return [f"{longest}.iterations is {iterations} and the run would be on the CPU (device '{params.device}', no "
+            "CUDA device here): at these sizes that takes weeks; run it on a GPU machine, or lower the iterations "
+            f"(--set {longest}.iterations=...)"]
