@@ -33,12 +33,13 @@ class StopRequest:
 
 
 @contextmanager
-def deferred_stop() -> Iterator[StopRequest]:
+def deferred_stop(enabled: bool = True) -> Iterator[StopRequest]:
     """While inside, SIGINT / SIGTERM set the yielded request instead of stopping the process (a second one
-    stops at once); the previous handlers come back on exit. Outside the main thread signals cannot be
-    handled, and the request stays unset."""
+    stops at once); the previous handlers come back on exit. Not ``enabled`` (a data-parallel rank: the
+    ranks would stop at different iterations and wait on each other), or outside the main thread (where
+    signals cannot be handled), the signals keep their usual effect and the request stays unset."""
     request = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield request
         return
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
@@ -65,3 +66,4 @@ def interrupted(description: str, signum: int, iteration: int, total: int, snaps
              "this run keeps no snapshots (train.snapshot_every 0, self-training or data-parallel); "
              f"`dvc repro` starts {description} over")
     return Interrupted(f"{description}: stopped by {name} after iteration {iteration} of {total}; {where}", signum)
+

@@ -265,7 +265,7 @@ def train(
         total=total, initial=state.iteration, desc=run.description, disable=not run.progress, dynamic_ncols=True,
         mininterval=PROGRESS_INTERVAL_S,
     )
-    with deferred_stop() as stop:
+    with deferred_stop(enabled=not torch.distributed.is_initialized()) as stop:
         while state.iteration < total:
             stats = train_step(state, config, next(sources), next(targets) if targets else None, device)
             running.add(stats, state.iteration)
