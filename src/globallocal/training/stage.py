@@ -122,7 +122,9 @@ def training_stage(
                 self_training.attach(state, train_config, device)
             last = train(
                 state, train_config, source_loader, target_loader, device,
-                RunOptions(live=live, progress=context.is_main, description=stage, snapshots=snapshots, resume=resume),
+                # Titled by the run (adapted, source_only, ...), as the resume and Ctrl-C lines are.
+                RunOptions(live=live, progress=context.is_main, description=log_dir.name, snapshots=snapshots,
+                           resume=resume),
             )
     except BaseException:
         if context.is_main:
