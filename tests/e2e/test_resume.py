@@ -158,7 +158,7 @@ runpy.run_path(script, run_name="__main__")
 def test_ctrl_c_or_sigterm_prints_one_line_keeps_every_iteration_and_the_rerun_resumes_bit_identical(
         project, signum):
     at = 3  # between the periodic snapshots at 2 and 4: only the stop's own snapshot keeps iteration 3
-    (project / "models/adapted.pt").unlink()  # as DVC removes a stage's outputs before running it
+    (project / "models/adapted.pt").unlink(missing_ok=True)  # as DVC removes a stage's outputs before running it
     result = python(["-c", SIGNAL_DURING_ITERATION, str(int(signum)), str(at), "pipeline/adapt.py"], project,
                     check=False)
 
