@@ -24,7 +24,7 @@ import yaml
 from selftrain_dev import SWEEPS, run_variants, score  # benchmarks/ is on sys.path when this script runs
 
 from globallocal import config
-from globallocal.checkpoints import model_from_checkpoint, save_model
+from globallocal.checkpoints import CheckpointDescription, model_from_checkpoint, save_checkpoint
 from globallocal.runtime import resolve_device
 from globallocal.training.adabn import adapt_batchnorm
 from globallocal.training.stage import training_stage
@@ -47,7 +47,8 @@ def run_variant(base: dict, overrides: dict, init: Path, scratch: Path) -> dict:
     if kind == "adabn":
         model, checkpoint = model_from_checkpoint(out)
         adapt_batchnorm(model, params.data_config(), params.adabn.batch_size, resolve_device(params.device))
-        save_model(out, model.cpu(), checkpoint["model_spec"], checkpoint.get("iteration", 0))
+        save_checkpoint(out, model.cpu(), checkpoint["model_spec"], {"iteration": checkpoint.get("iteration", 0)},
+                        description=CheckpointDescription.of_data(params.data_config()))
     seconds = time.perf_counter() - started
     return {**score(out, params), "train_s": round(seconds, 1)}
 

@@ -7,7 +7,7 @@ statistics alone give. Writes models/adabn.pt, which `evaluate` scores like ever
 from pathlib import Path
 
 from globallocal import config
-from globallocal.checkpoints import model_from_checkpoint, save_model
+from globallocal.checkpoints import CheckpointDescription, model_from_checkpoint, save_checkpoint
 from globallocal.runtime import resolve_device
 from globallocal.stage_runner import run_stage
 from globallocal.training.adabn import adapt_batchnorm
@@ -22,7 +22,8 @@ def main() -> None:
     batches = adapt_batchnorm(
         model, params.data_config(), params.adabn.batch_size, resolve_device(params.device)
     )
-    save_model(ADABN, model.cpu(), checkpoint["model_spec"], checkpoint.get("iteration", 0))
+    save_checkpoint(ADABN, model.cpu(), checkpoint["model_spec"], {"iteration": checkpoint.get("iteration", 0)},
+                    description=CheckpointDescription.of_data(params.data))
     if batches:
         print(f"adabn: BatchNorm statistics of {SOURCE_ONLY} re-estimated on {batches} target train batches -> {ADABN}")
     else:

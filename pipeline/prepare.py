@@ -4,7 +4,8 @@ With ``prepare.generate: true`` the seeded two-domain benchmark is written in th
 (``prepare.out_dir``/gta5) and the Cityscapes layout (``prepare.out_dir``/cityscapes). With false, the
 roots in ``data`` must hold the real datasets; ``prepare.out_dir`` then only gets a note saying so.
 Either way the data is then checked in one pass (layout, labels, decoding, id ranges; see
-globallocal.data.check), its statistics written to reports/data/, and the lists of source train,
+globallocal.data.check), its statistics written to data/statistics/ (the `data_report` stage copies them to
+reports/data/, so that a failed prepare never deletes the committed ones), and the lists of source train,
 target train, target dev and target val files written to ``data.lists_dir``, which every later stage
 reads. Target dev (``prepare.dev_size`` images drawn with ``prepare.dev_seed``) is a labelled subset of
 target train that is removed from the unlabelled adaptation stream (and from the oracle's training
@@ -31,7 +32,7 @@ from globallocal.data.synthetic import write_benchmark
 from globallocal.stage_runner import run_stage
 
 SOURCE_LISTERS = {"gta5": list_gta5, "synthia": list_synthia}
-DATA_REPORTS = Path("reports/data")
+DATA_STATISTICS = Path("data/statistics")
 
 
 def main() -> None:
@@ -51,7 +52,7 @@ def main() -> None:
         )
     report = check.check_datasets(data.source, data.source_root, data.target_root)
     print(check.describe(report))
-    check.write_reports(report, DATA_REPORTS, data.lists_dir)
+    check.write_reports(report, DATA_STATISTICS, data.lists_dir)
     lists = data.lists_dir
     write_list(lists / SOURCE_LIST, SOURCE_LISTERS[data.source](data.source_root))
     target_train, target_dev = split_dev(

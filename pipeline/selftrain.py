@@ -6,7 +6,8 @@ reports/selftrain/: the pseudo-label precision per class against target-train gr
 images' pseudo-labels (for the report only; no ground truth reaches training). `--control` runs the very
 same schedule from the same start without the pseudo-label loss (the target batches still forwarded, so
 BatchNorm sees the same data), so the gain is the pseudo-labels' and not the extra iterations'.
-`selftrain.iterations: 0` writes a copy of the start model.
+`selftrain.iterations: 0` writes a copy of the start model (its weights and training state, described as
+every checkpoint is: globallocal.checkpoints).
 """
 
 import argparse
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from globallocal import atomic, config
-from globallocal.checkpoints import model_from_checkpoint
+from globallocal.checkpoints import CheckpointDescription, copy_checkpoint, model_from_checkpoint
 from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
 from globallocal.data.loading import target_dataset
@@ -58,6 +59,19 @@ def write_diagnostics(params: config.Params, start: Path, st: selftraining.SelfT
     atomic.replace_dir(staging, DIAGNOSTICS)
 
 
+#: The one file of a self-training log folder when nothing was trained (an empty folder makes every dvc
+#: command warn "'reports/train/selftrained' is empty").
+COPY_NOTE = "NOT_TRAINED.txt"
+
+
+def write_copy_note(log_dir: Path, start: Path, out: Path) -> None:
+    """The log folder of a stage that copies its start model: a note saying so, in place of a training log."""
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log_dir.mkdir(parents=True)
+    atomic.write_text(log_dir / COPY_NOTE, f"selftrain.iterations is 0: {out} is a copy of {start}; nothing was "
+                                           "trained, so there is no training log.\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--control", action="store_true", help="same schedule, no pseudo-label loss")
@@ -73,10 +87,8 @@ def main() -> None:
     if not args.control:
         write_diagnostics(params, start, st)
     if params.selftrain.iterations == 0:
-        shutil.rmtree(log_dir, ignore_errors=True)
-        log_dir.mkdir(parents=True)
-        with atomic.atomic_path(out) as tmp:
-            shutil.copyfile(start, tmp)
+        write_copy_note(log_dir, start, out)
+        copy_checkpoint(start, out, CheckpointDescription.of_data(data))
         return
     method = None if args.control else selftraining.SelfTraining(st, held_out, NUM_CLASSES)
     training_stage(params.stage_config("selftrain"), out, log_dir, init_checkpoint=start, target_stream=True,

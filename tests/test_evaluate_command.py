@@ -1,6 +1,7 @@
 """`python -m globallocal evaluate`: a file that is not a checkpoint, an empty one and one of another
 architecture are told apart, each with advice that fits a file the user supplied (never to delete it);
-arguments are checked before torch is imported; --size defaults to the size the checkpoint was trained at."""
+arguments are checked before torch is imported; --size defaults to the size the checkpoint was trained at, and a
+checkpoint of ours that does not record it is refused with the --size to pass, never scored at a guess."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import torch
 from PIL import Image
 
 from globallocal.__main__ import main
-from globallocal.checkpoints import save_checkpoint
+from globallocal.checkpoints import CheckpointDescription, save_checkpoint
 from globallocal.data.labels import NUM_CLASSES
-from globallocal.evaluation.options import DEFAULT_SIZE
 from globallocal.evaluation.scoring import load_any_checkpoint
 from globallocal.models import build_model
 from globallocal.training.loop import build_train_state
@@ -28,11 +28,20 @@ SPEC = {"arch": "mobilenetv3_small", "num_classes": NUM_CLASSES, "backbone_weigh
 USER_ADVICE = "pass a checkpoint written by this pipeline's training stages (models/*.pt)"
 
 
-def save_ours(path, spec=SPEC, target_size=None):
+def save_ours(path, spec=SPEC, target_size=(192, 96), source="gta5"):
     torch.manual_seed(0)
     state = build_train_state(build_model(**spec), train_config(optim_config(1, 1)),
                               NUM_CLASSES)
-    save_checkpoint(path, state.model, spec, state.checkpoint_parts(), target_size)
+    description = CheckpointDescription(target_size=target_size, source_size=(192, 108), source=source)
+    save_checkpoint(path, state.model, spec, state.checkpoint_parts(), description=description)
+
+
+def save_old(path):
+    """A checkpoint as written before checkpoints described themselves: weights, spec, normalisation only."""
+    save_ours(path)
+    checkpoint = torch.load(path, weights_only=True)
+    torch.save({key: checkpoint[key] for key in ("model", "optimizer", "iteration", "model_spec",
+                                                 "input_normalization")}, path)
 
 
 def refusal(checkpoint, tmp_path, capsys) -> str:
@@ -116,19 +125,44 @@ def test_bad_arguments_are_reported_before_torch_is_imported(tmp_path, arguments
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_size_defaults_to_the_size_the_checkpoint_was_trained_at(tmp_path, capsys):
+def evaluate_args(checkpoint, root, out, *extra):
+    return ["evaluate", str(checkpoint), "--target-root", str(root), "--out", str(out), "--device", "cpu",
+            "--no-official-check", *extra]
+
+
+def test_size_defaults_to_the_size_the_checkpoint_was_trained_at_and_says_so_first(tmp_path, capsys):
     root = make_cityscapes(tmp_path / "Cityscapes", train=1, val=1)
     save_ours(tmp_path / "model.pt", target_size=(40, 20))
-    main(["evaluate", str(tmp_path / "model.pt"), "--target-root", str(root), "--out", str(tmp_path / "out"),
-          "--device", "cpu", "--no-official-check"])
+    main(evaluate_args(tmp_path / "model.pt", root, tmp_path / "out"))
     assert json.loads((tmp_path / "out/metrics.json").read_text())["size"] == [40, 20]
-    assert "note: scored at 40x20, the size it was trained at" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "note: scored at 40x20, the size it was trained at (--size to change)"
 
 
-def test_an_older_checkpoint_without_its_size_falls_back_to_1024x512_with_a_note(tmp_path):
-    save_ours(tmp_path / "old.pt")  # no target_size: as written before sizes were recorded
-    *_, trained_size = load_any_checkpoint(tmp_path / "old.pt")
-    assert trained_size is None and DEFAULT_SIZE == (1024, 512)
-    save_ours(tmp_path / "new.pt", target_size=(192, 96))
-    *_, trained_size = load_any_checkpoint(tmp_path / "new.pt")
-    assert trained_size == (192, 96)
+def test_an_older_checkpoint_of_ours_without_its_size_is_refused_with_the_size_to_pass(tmp_path, capsys):
+    root = make_cityscapes(tmp_path / "Cityscapes", train=1, val=1)
+    save_old(tmp_path / "old.pt")
+    assert load_any_checkpoint(tmp_path / "old.pt").size is None  # it still loads
+    with pytest.raises(SystemExit) as stopped:
+        main(evaluate_args(tmp_path / "old.pt", root, tmp_path / "out"))
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: checkpoint {tmp_path / 'old.pt'} does not record the size it was trained at")
+    assert "pass --size WIDTHxHEIGHT, the data.target_size of the run that wrote it" in error
+    assert not (tmp_path / "out/metrics.json").exists()  # nothing scored at a guess
+
+    main(evaluate_args(tmp_path / "old.pt", root, tmp_path / "out", "--size", "40x20"))
+    assert json.loads((tmp_path / "out/metrics.json").read_text())["size"] == [40, 20]
+    assert "note:" not in capsys.readouterr().out  # an explicit size needs no note
+
+
+def test_a_checkpoint_trained_on_synthia_reports_miou_16_and_13_without_being_told(tmp_path):
+    root = make_cityscapes(tmp_path / "Cityscapes", train=1, val=1)
+    save_ours(tmp_path / "synthia.pt", target_size=(40, 20), source="synthia")
+    main(evaluate_args(tmp_path / "synthia.pt", root, tmp_path / "synthia"))
+    save_ours(tmp_path / "gta5.pt", target_size=(40, 20), source="gta5")
+    main(evaluate_args(tmp_path / "gta5.pt", root, tmp_path / "gta5"))
+    synthia = json.loads((tmp_path / "synthia/metrics.json").read_text())
+    gta5 = json.loads((tmp_path / "gta5/metrics.json").read_text())
+    assert {"miou_16", "miou_13"} <= set(synthia) and not {"miou_16", "miou_13"} & set(gta5)
+    assert synthia["miou"] == gta5["miou"]  # the same weights, the same 19-class score

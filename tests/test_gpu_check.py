@@ -61,7 +61,7 @@ def test_the_table_shows_each_variant_with_its_ratio_and_memory():
 
 def test_the_stages_run_in_the_order_dvc_yaml_lists_them():
     names = [name for name, _ in gpu_check.stage_commands()]
-    assert names[:3] == ["fingerprint", "prepare", "pretrain"] and names[-1] == "report"
+    assert names[:4] == ["fingerprint", "prepare", "data_report", "pretrain"] and names[-1] == "report"
     assert dict(gpu_check.stage_commands())["source_only"] == "python pipeline/adapt.py --source-only"
 
 

@@ -121,3 +121,69 @@ def test_command_line_exp_run_dry_run_prints_the_dvc_command(monkeypatch, capsys
     line = capsys.readouterr().out.strip()
     assert line.startswith("dvc exp run -S ") and line.endswith("-n paper-gta5")
     assert "-S model.arch=deeplabv2_resnet101" in line
+
+
+def apply_command(params_file, capsys, *sets) -> list[str]:
+    main(["preset", "apply", "paper_gta5", "--presets-dir", str(PRESETS), "--params", str(params_file),
+          *(f"--set={assignment}" for assignment in sets)])
+    return capsys.readouterr().out.splitlines()
+
+
+def test_apply_prints_every_change_old_to_new(params_file, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    lines = apply_command(params_file, capsys, "data.source_root=/datasets/GTA5")
+    assert lines[0] == f"{params_file}: preset 'paper_gta5' applied, 24 keys changed:"
+    assert "  data.source_root: data/synthetic/gta5 -> /datasets/GTA5" in lines
+    assert "  pretrain.iterations: 300 -> 120000" in lines
+    assert not any("reverts" in line for line in lines)  # a first apply undoes no --set
+
+
+def test_re_applying_warns_about_each_earlier_set_it_reverts_and_gives_the_command_that_keeps_them(
+        params_file, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    apply_command(params_file, capsys, "data.source_root=/datasets/GTA5", "pretrain.iterations=1000")
+    lines = apply_command(params_file, capsys, "adapt.lr=0.001")
+    assert lines[:4] == [f"{params_file}: preset 'paper_gta5' applied, 3 keys changed:",
+                         "  data.source_root: /datasets/GTA5 -> data/GTA5",
+                         "  pretrain.iterations: 1000 -> 120000",
+                         "  adapt.lr: 0.00025 -> 0.001"]
+    assert lines[4:7] == [
+        "warning: data.source_root: /datasets/GTA5 -> data/GTA5 reverts a value no preset sets (an earlier --set or "
+        "edit)",
+        "warning: pretrain.iterations: 1000 -> 120000 reverts a value no preset sets (an earlier --set or edit)",
+        "warning: to keep them: python -m globallocal preset apply paper_gta5 --set adapt.lr=0.001 "
+        "--set data.source_root=/datasets/GTA5 --set pretrain.iterations=1000"]
+
+
+def test_switching_between_presets_is_not_a_revert(params_file, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    apply_command(params_file, capsys)
+    main(["preset", "apply", "paper_synthia", "--presets-dir", str(PRESETS), "--params", str(params_file)])
+    assert not any("reverts" in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_after_applying_missing_weights_and_roots_and_a_long_cpu_schedule_are_warned(
+        params_file, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    warnings = [line for line in apply_command(params_file, capsys) if line.startswith("warning: ")]
+    assert [line.split("'")[1] for line in warnings[:3]] == ["model.backbone_weights", "data.source_root",
+                                                             "data.target_root"]
+    assert warnings[3].startswith("warning: pretrain.iterations is 120000 and the run would be on the CPU")
+    for root in ("data/GTA5", "data/Cityscapes", "weights"):
+        (tmp_path / root).mkdir(parents=True)
+    (tmp_path / "weights/DeepLab_resnet_pretrained_imagenet.pth").write_bytes(b"x")
+    warnings = [line for line in apply_command(params_file, capsys, "pretrain.iterations=5000",
+                                               "adapt.iterations=5000", "oracle.iterations=5000")
+                if line.startswith("warning: ")]
+    assert warnings == []
+
+
+def test_a_misspelt_set_key_is_blamed_on_the_set_with_the_key_meant(params_file, capsys):
+    before = params_file.read_text()
+    with pytest.raises(SystemExit):
+        apply_command(params_file, capsys, "data.source_sise=[64, 36]")
+    assert capsys.readouterr().err == (
+        "error: --set data.source_sise=... sets 'data.source_sise', which params.yaml does not have, did you mean "
+        "'data.source_size'?; only keys params.yaml has can be set (check the spelling against params.yaml)\n")
+    assert params_file.read_text() == before

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from globallocal.__main__ import main
-from globallocal.checkpoints import save_checkpoint
+from globallocal.checkpoints import CheckpointDescription, save_checkpoint
 from globallocal.data.labels import NUM_CLASSES, SYNTHIA_16_TRAIN_IDS
 from globallocal.errors import UserError
+from globallocal.evaluation import scoring
 from globallocal.evaluation.scoring import EvaluateOptions, MultiScaleFlip, score_checkpoint
 from globallocal.models import build_model
 from support.real_layouts import CITYSCAPES_SIZE, make_cityscapes
@@ -72,7 +74,8 @@ def options(target_root, out_dir, **changes) -> EvaluateOptions:
 
 
 def save_ours(model, path, spec):
-    save_checkpoint(path, model, spec)
+    save_checkpoint(path, model, spec, description=CheckpointDescription(
+        target_size=CITYSCAPES_SIZE, source_size=CITYSCAPES_SIZE, source="gta5"))
 
 
 def test_an_advent_state_dict_scores_exactly_like_the_same_weights_in_our_checkpoint(deeplab, target_root, tmp_path):
@@ -153,3 +156,29 @@ def test_command_line_evaluate_with_multi_scale_and_flip_writes_metrics(target_r
     check = json.loads((tmp_path / "out/official_check.json").read_text())
     assert check["max_abs_per_class_iou_difference"] < 1e-6
     assert f"{tmp_path / 'model.pt'}: miou {metrics['miou']}" in capsys.readouterr().out
+
+
+def test_an_advent_state_dict_falls_back_to_the_papers_size_announced_on_the_first_line(
+        deeplab, target_root, tmp_path, capsys, monkeypatch):
+    advent = tmp_path / "GTA2Cityscapes_advent.pth"
+    torch.save(as_advent(deeplab), advent)
+    monkeypatch.setattr(scoring, "DEFAULT_SIZE", CITYSCAPES_SIZE)  # 1024x512 in use; small here for speed
+    main(["evaluate", str(advent), "--target-root", str(target_root), "--out", str(tmp_path / "out"),
+          "--device", "cpu", "--no-official-check"])
+    lines = capsys.readouterr().out.splitlines()
+    width, height = CITYSCAPES_SIZE
+    assert lines[0] == (f"note: {advent} is an ADVENT-layout state dict, which cannot record the size it was trained "
+                        f"at: scored at {width}x{height}, the paper's Cityscapes input (pass --size WIDTHxHEIGHT to "
+                        "choose another)")
+    assert lines[1].startswith("note: ADVENT-format DeepLab-v2 checkpoint (19 classes)")
+    assert json.loads((tmp_path / "out/metrics.json").read_text())["size"] == [width, height]
+
+
+def test_the_advent_fallback_size_is_the_papers_cityscapes_input():
+    loaded = scoring.LoadedCheckpoint(model=None, trained_classes=19, notes=[], size=None, advent=True)
+    size, note = scoring.scoring_size(Path("x.pth"), loaded, None)
+    assert size == (1024, 512) and "scored at 1024x512" in note
+    ours = scoring.LoadedCheckpoint(model=None, trained_classes=19, notes=[], size=None)
+    with pytest.raises(UserError, match=r"checkpoint x.pt does not record the size .* pass --size WIDTHxHEIGHT"):
+        scoring.scoring_size(Path("x.pt"), ours, None)
+    assert scoring.scoring_size(Path("x.pt"), ours, (64, 32)) == ((64, 32), None)

@@ -1,13 +1,16 @@
 """Snapshots and the data order's position: exact resume, damaged snapshots, fingerprints, NaN losses."""
 
 import itertools
+import os
+import signal
 
 import pytest
 import torch
 
 from globallocal.data.loading import train_loader
 from globallocal.data.order import DataStream
-from globallocal.errors import UserError
+from globallocal.errors import Interrupted, UserError
+from globallocal.training import loop as training
 from globallocal.training.loop import RunOptions, train
 from globallocal.training.snapshots import STATE_FILE, capture
 from support.tiny_runs import (
@@ -156,3 +159,48 @@ def test_a_run_resumed_mid_interval_logs_the_same_means_in_the_same_order_as_an_
           resume=snapshots.load("adapted")))
     assert [step["step"] for step in whole.steps[:-1]] == [4, 6]
     assert [list(step.items()) for step in resumed.steps] == [list(step.items()) for step in whole.steps]
+
+
+def signalling_step(signum, during):
+    """``training.train_step`` that sends ``signum`` to this process in the middle of iteration ``during``."""
+    step = training.train_step
+
+    def step_then_signal(state, *args):
+        stats = step(state, *args)
+        if state.iteration == during:
+            os.kill(os.getpid(), signum)
+        return stats
+
+    return step_then_signal
+
+
+@pytest.mark.parametrize("signum, during", [(signal.SIGINT, 3), (signal.SIGTERM, 5), (signal.SIGINT, 4)])
+def test_a_signal_during_training_snapshots_that_iteration_and_a_rerun_resumes_bit_identical(
+    signum, during, uninterrupted_adapt_weights, tmp_path, monkeypatch, capsys
+):
+    snapshots = snapshots_in(tmp_path)  # every 2 iterations: 4 is also a periodic snapshot
+    state, (source, target) = fresh_run()
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "train_step", signalling_step(signum, during))
+        with pytest.raises(Interrupted) as stopped:
+            train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, snapshots=snapshots,
+                                                                           description="adapted"))
+    name = signal.Signals(signum).name
+    assert str(stopped.value) == (f"adapted: stopped by {name} after iteration {during} of {ITERATIONS}; snapshot "
+                                  f"{tmp_path}/iter_{during:08d} written; `dvc repro` resumes adapted from iteration "
+                                  f"{during}")
+    assert stopped.value.signum == signum
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # handlers restored
+    assert snapshots.existing()[0].name == f"iter_{during:08d}"
+    result = resumed_weights(snapshots)
+    assert f"resuming from snapshot {tmp_path}/iter_{during:08d}" in capsys.readouterr().out
+    assert all(torch.equal(result[key], uninterrupted_adapt_weights[key]) for key in uninterrupted_adapt_weights)
+
+
+def test_a_signal_in_a_run_without_snapshots_says_the_stage_starts_over(tmp_path, monkeypatch):
+    state, (source, target) = fresh_run()
+    monkeypatch.setattr(training, "train_step", signalling_step(signal.SIGINT, 2))
+    with pytest.raises(Interrupted, match=r"^selftrain: stopped by SIGINT after iteration 2 of 6; this run keeps no "
+                                          r"snapshots .* `dvc repro` starts selftrain over$"):
+        train(state, adapt_config(), source, target, CPU, RunOptions(progress=False, description="selftrain"))

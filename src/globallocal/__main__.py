@@ -65,7 +65,8 @@ def _evaluate_parser(commands) -> None:
                      help="writes metrics.json, per_class_iou.json, labelIds/ and color/ predictions")
     sub.add_argument("--size", default=None,
                      help="input WIDTHxHEIGHT the images are resized to (default: the size the checkpoint was "
-                          "trained at; 1024x512 for a checkpoint that does not record it)")
+                          "trained at; required for one of ours that does not record it; 1024x512, announced, "
+                          "for an ADVENT .pth, which cannot)")
     sub.add_argument("--synthia", action="store_true",
                      help="also report mIoU-16 and mIoU-13 (implied by a 16-class ADVENT checkpoint)")
     sub.add_argument("--scales", default="1.0",
@@ -104,10 +105,7 @@ def _preset(args: argparse.Namespace) -> int:
             print(f"  {line}")
         return 0
     if args.action == "apply":
-        changed = presets.apply_settings(args.params, settings, origin=f"preset '{args.name}'")
-        print(f"{args.params}: preset '{args.name}' applied, {len(changed)} keys changed"
-              + (f" ({', '.join(changed)})" if changed else ""))
-        return 0
+        return _apply(args, settings)
     # Only what differs from params.yaml, so the command (and `dvc exp show`) stays readable.
     settings = presets.changed_settings(config.load_params(PARAMS_FILE), settings)
     command = presets.exp_run_command(settings, args.dvc_args)
@@ -115,6 +113,26 @@ def _preset(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     return subprocess.call(command)
+
+
+def _apply(args: argparse.Namespace, settings: dict) -> int:
+    """Write the preset; print each change (old -> new), warn about reverted values, then check the result
+    against this machine (weights file, data roots, CUDA, a long schedule on the CPU)."""
+    from globallocal import config
+    from globallocal.config import fast_checks, presets
+
+    override_keys = presets.parse_overrides(args.overrides).keys()
+    changes = presets.apply_settings(args.params, settings, origin=f"preset '{args.name}'",
+                                     override_keys=override_keys)
+    print(f"{args.params}: preset '{args.name}' applied, {len(changes)} keys changed" + (":" if changes else ""))
+    for change in changes:
+        print(f"  {change}")
+    warnings = presets.revert_warnings(changes, args.name, args.overrides, args.presets_dir)
+    params = config.load_validated_params(args.params)
+    warnings += [f"warning: {line}" for line in fast_checks.fast_problems(params) + fast_checks.long_cpu_run(params)]
+    for line in warnings:
+        print(line)
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -1,35 +1,82 @@
-"""Checkpoints as plain dicts (they load with ``torch.load(weights_only=True)``)."""
+"""Checkpoints as plain dicts (they load with ``torch.load(weights_only=True)``), written by one writer.
+
+Every checkpoint this pipeline writes (the training stages, adabn, the self-training copies, the
+benchmarks' scratch models) goes through ``save_checkpoint``, which requires a ``CheckpointDescription``:
+besides the weights, the ``build_model`` arguments (architecture, number of classes) and the input
+normalisation, the file records the class names, the source dataset and the sizes it was trained at,
+so that ``python -m globallocal evaluate`` scores it exactly as the ``evaluate`` stage does without
+being told anything. Checkpoints written before the description existed still load; ``evaluate`` then
+asks for ``--size`` instead of guessing.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from globallocal.atomic import atomic_path
+from globallocal.data.labels import CLASS_NAMES
 from globallocal.errors import UserError
 from globallocal.models import SegmentationModel, build_model
 from globallocal.models.normalization import upgrade_model_spec
 
-#: What every checkpoint written by save_checkpoint holds.
+#: What every checkpoint written by save_checkpoint holds (and all that older ones are required to hold).
 REQUIRED_KEYS = ("model", "model_spec", "input_normalization")
 #: What to do about a damaged checkpoint the pipeline wrote itself (a stage's output, rebuilt by DVC).
 PIPELINE_REMEDY = "delete it and re-run the stage that writes it (dvc repro)"
-#: Key of the target input (width, height) the checkpoint was trained at (absent in older checkpoints).
+#: Key of the target input [width, height] the checkpoint was trained and is scored at (absent in older checkpoints).
 INPUT_SIZE_KEY = "target_size"
+#: Key of the source input [width, height] it was trained at.
+SOURCE_SIZE_KEY = "source_size"
+#: Key of the source dataset (gta5 | synthia): a SYNTHIA model is also scored as mIoU-16 / mIoU-13.
+SOURCE_KEY = "source"
+#: Key of the class names, in output-channel order.
+CLASSES_KEY = "classes"
+#: What a finished training run keeps beside the weights (TrainState.checkpoint_parts), in file order.
+TRAINING_KEYS = ("optimizer", "iteration", "discriminators", "optimizer_d")
 #: Pickled Python objects (anything but tensors and plain containers) are refused by weights-only loading.
 _REFUSED_PICKLE_HINT = "it holds pickled Python objects, which weights-only loading refuses"
 
 
-def save_checkpoint(path: Path, model: SegmentationModel, model_spec: dict, training: dict | None = None,
-                    target_size: tuple[int, int] | None = None) -> None:
-    """Write the weights and the ``build_model`` arguments; atomic (temp file, rename).
+@dataclass(frozen=True)
+class CheckpointDescription:
+    """What a checkpoint says about how it was trained, beyond its spec: what ``evaluate`` needs to score it.
+
+    ``target_size`` / ``source_size``: the (width, height) target and source images were resized to in
+    training (the target size is also the size the ``evaluate`` stage scores at); ``source``: gta5 | synthia;
+    ``classes``: the class names of the output channels.
+    """
+
+    target_size: tuple[int, int]
+    source_size: tuple[int, int]
+    source: str
+    classes: tuple[str, ...] = CLASS_NAMES
+
+    @classmethod
+    def of_data(cls, data) -> CheckpointDescription:
+        """The description of a model trained on ``data`` (a ``data.loading.DataConfig`` or the params section)."""
+        return cls(target_size=tuple(data.target_size), source_size=tuple(data.source_size), source=data.source)
+
+    def entries(self) -> dict:
+        """The checkpoint keys: plain lists and strings, as weights-only loading accepts them."""
+        return {
+            INPUT_SIZE_KEY: [int(side) for side in self.target_size],
+            SOURCE_SIZE_KEY: [int(side) for side in self.source_size],
+            SOURCE_KEY: self.source,
+            CLASSES_KEY: list(self.classes),
+        }
+
+
+def save_checkpoint(path: Path, model: SegmentationModel, model_spec: dict, training: dict | None = None, *,
+                    description: CheckpointDescription) -> None:
+    """Write the weights, the ``build_model`` arguments, the input normalisation and ``description``;
+    atomic (temp file, rename). The one writer of every checkpoint this pipeline produces.
 
     ``training`` (optional, e.g. ``TrainState.checkpoint_parts()``): what the run kept beside the
     weights (``optimizer``, ``iteration``, ``discriminators``, ``optimizer_d``); stored in that layout,
     optimiser and iteration before the spec, discriminators after it.
-    ``target_size``: the (width, height) the target images were resized to in training, which
-    ``python -m globallocal evaluate`` then scores at by default.
     """
     training = dict(training or {})
     payload = {"model": model.state_dict()}
@@ -38,16 +85,22 @@ def save_checkpoint(path: Path, model: SegmentationModel, model_spec: dict, trai
             payload[key] = training.pop(key)
     payload["model_spec"] = model_spec
     payload["input_normalization"] = model.input_normalization
-    if target_size is not None:
-        payload[INPUT_SIZE_KEY] = [int(side) for side in target_size]
+    payload.update(description.entries())
     payload.update(training)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def save_model(path: Path, model: SegmentationModel, model_spec: dict, iteration: int = 0) -> None:
-    """Write a model that was not trained by a TrainState (AdaBN): weights and spec, no optimiser; atomic."""
-    save_checkpoint(path, model, model_spec, {"iteration": iteration})
+def training_parts(checkpoint: dict) -> dict:
+    """The training state a loaded checkpoint carries (optimiser, iteration, discriminators), to write it on."""
+    return {key: checkpoint[key] for key in TRAINING_KEYS if key in checkpoint}
+
+
+def copy_checkpoint(source: Path, out: Path, description: CheckpointDescription) -> None:
+    """Write ``source``'s network, weights and training state to ``out`` through ``save_checkpoint``, described
+    by ``description`` (a stage that passes its start model on, e.g. selftrain with 0 iterations)."""
+    model, checkpoint = model_from_checkpoint(source)
+    save_checkpoint(out, model, checkpoint["model_spec"], training_parts(checkpoint), description=description)
 
 
 def read_weights_file(path: Path, remedy: str = PIPELINE_REMEDY):

@@ -24,7 +24,7 @@ import torchvision
 import yaml
 from PIL import Image
 
-from globallocal.checkpoints import save_checkpoint
+from globallocal.checkpoints import CheckpointDescription, save_checkpoint
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.models import build_model
 from globallocal.stage_runner import USER_ERROR_STATUS, run_stage
@@ -64,7 +64,8 @@ def base(tmp_path_factory):
     state = build_train_state(build_model(**SPEC), train_config(optim=optim_config(iterations=1, max_iters=1)),
                               NUM_CLASSES)
     for name in ("pretrain", "source_only", "adapted", "oracle"):
-        save_checkpoint(root / f"models/{name}.pt", state.model, SPEC, state.checkpoint_parts())
+        save_checkpoint(root / f"models/{name}.pt", state.model, SPEC, state.checkpoint_parts(),
+                        description=CheckpointDescription(target_size=(64, 32), source_size=(64, 36), source="gta5"))
     (root / "models/pretrain.pt").rename(root / "pretrain_valid.pt")  # the pretrain stage's own output
     return root
 

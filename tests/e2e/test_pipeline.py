@@ -143,6 +143,22 @@ def test_evaluate_command_on_a_pipeline_checkpoint_gives_the_evaluate_stages_num
     assert json.loads((out / "metrics.json").read_text())["miou"] == stage_metrics["miou"]
 
 
+def test_evaluate_command_scores_every_checkpoint_the_pipeline_wrote_as_the_evaluate_stage_does(project, tmp_path):
+    """No --size: each models/*.pt says how it was trained and is scored at the stage's size and protocol."""
+    stage_metrics = json.loads((project / "reports/metrics.json").read_text())
+    checkpoints = sorted(path.stem for path in (project / "models").glob("*.pt"))
+    assert set(checkpoints) == set(stage_metrics) | {"pretrain"}  # pretrain.pt is the one the stage does not score
+    for name in checkpoints:
+        result = run([sys.executable, "-m", "globallocal", "evaluate", f"models/{name}.pt", "--target-root",
+                      "data/synthetic/cityscapes", "--split", "val", "--out", str(tmp_path / name),
+                      "--device", "cpu", "--no-official-check"], project)
+        assert result.stdout.splitlines()[0] == "note: scored at 64x32, the size it was trained at (--size to change)"
+        scored = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert scored["size"] == [64, 32], name
+        if name in stage_metrics:
+            assert {key: scored[key] for key in stage_metrics[name]} == stage_metrics[name], name
+
+
 def test_bad_param_stops_the_first_stage_with_one_clear_line(project, tmp_path):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["adapt"]["global_family"] = "cycada"
@@ -211,8 +227,14 @@ def test_selftrain_with_zero_iterations_writes_a_copy_of_the_adapted_model_and_t
     root = copy_of(project, tmp_path, iterations=0)
     run([sys.executable, "pipeline/selftrain.py"], root)
     run([sys.executable, "pipeline/selftrain.py", "--control"], root)
-    assert (root / "models/selftrained.pt").read_bytes() == (root / "models/adapted.pt").read_bytes()
-    assert (root / "models/selftrain_control.pt").read_bytes() == (root / "models/adapted.pt").read_bytes()
+    adapted = torch.load(root / "models/adapted.pt", weights_only=True)
+    for name in ("selftrained", "selftrain_control"):
+        copy = torch.load(root / f"models/{name}.pt", weights_only=True)
+        assert copy.keys() == adapted.keys(), name  # described like every checkpoint, training state kept
+        assert all(torch.equal(copy["model"][key], value) for key, value in adapted["model"].items()), name
+        assert (copy["target_size"], copy["iteration"]) == ([64, 32], adapted["iteration"]), name
+    for name in ("selftrained", "selftrain_control"):  # not empty, or every dvc command warns about it
+        assert [path.name for path in (root / f"reports/train/{name}").iterdir()] == ["NOT_TRAINED.txt"]
     run([sys.executable, "pipeline/report.py"], root)  # no training log of the two copies: curves leave them out
     assert (root / "reports/figures/training_curves.png").is_file()
 

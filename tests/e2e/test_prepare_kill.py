@@ -11,6 +11,7 @@ import signal
 import sys
 
 import pytest
+import yaml
 
 from globallocal.atomic import OLD_SUFFIX, TMP_SUFFIX
 from support.configs import synthetic_config
@@ -18,7 +19,7 @@ from support.tiny_project import copy_project, run
 
 BENCHMARK = "data/synthetic"
 #: The outputs of prepare; the benchmark first.
-OUTPUTS = (BENCHMARK, "data/lists", "reports/data")
+OUTPUTS = (BENCHMARK, "data/lists", "data/statistics")
 
 #: Runs prepare, sending itself SIGNAL as it is about to write its KILL_AT-th RGB image.
 KILL_DURING_GENERATION = """
@@ -153,3 +154,29 @@ def test_a_refused_folder_is_reported_before_anything_is_removed(tmp_path):
     with pytest.raises(UserError, match="did not write"):
         write_benchmark(out, synthetic_config(num_source=1, num_target_train=1, num_target_val=1))
     assert (out / "gta5" / "images" / "00001.png").read_bytes() == b"user data"
+
+
+def test_a_failed_prepare_leaves_the_committed_data_statistics_in_place(tmp_path):
+    """DVC removes a stage's outputs before it runs: reports/data/ is data_report's, which a failed prepare
+    never reaches, so the committed files stay (the statistics prepare writes are in data/statistics/)."""
+    root = tmp_path / "project"
+    root.mkdir()
+    copy_project(root)
+    run(["git", "init", "-q"], root)
+    run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    run([sys.executable, "-m", "dvc", "repro", "data_report"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], root)
+    committed = files_of(root / "reports/data")
+    assert sorted(committed) == ["class_frequencies.json", "findings.json", "summary.json"]
+    assert committed == files_of(root / "data/statistics")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["prepare"]["generate"] = False  # the roots are prepare's outputs: removed, so the data check fails
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    result = run([sys.executable, "-m", "dvc", "repro", "data_report"], root, check=False)
+
+    assert result.returncode != 0 and "error: " in result.stderr + result.stdout
+    assert "Running stage 'data_report'" not in result.stdout
+    assert files_of(root / "reports/data") == committed
+    assert run(["git", "status", "--porcelain", "reports"], root).stdout == ""

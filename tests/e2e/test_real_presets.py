@@ -63,7 +63,7 @@ def test_paper_gta5_preset_prepares_trains_and_scores_tiny_real_layouts(tmp_path
     params = (project / "params.yaml").read_text()
     assert "arch: deeplabv2_resnet101" in params and "local_window: 1" in params
 
-    for stage in ("fingerprint", "prepare", "pretrain", "adapt"):
+    for stage in ("fingerprint", "prepare", "data_report", "pretrain", "adapt"):
         run([sys.executable, f"pipeline/{stage}.py"], project)
     summary = json.loads((project / "reports/data/summary.json").read_text())
     assert summary["images"] == {"source": 4, "target_train": 4, "target_val": 3}

@@ -10,6 +10,7 @@ test_snapshots.py.
 
 import random
 import shutil
+import signal
 import sys
 
 import pytest
@@ -133,4 +134,40 @@ def test_sigkill_while_writing_a_snapshot_resumes_from_the_one_before(project):
     result = python(["pipeline/adapt.py"], project)
 
     assert f"resuming from snapshot snapshots/adapted/iter_{SNAPSHOT_EVERY:08d}" in result.stdout
+    assert_same_as_uninterrupted(project)
+
+
+#: Runs a stage script, sending itself SIGNAL in the middle of iteration AT (as a Ctrl-C in the terminal would).
+SIGNAL_DURING_ITERATION = """
+import os, runpy, signal, sys
+import globallocal.training.loop as training
+signum, at, script = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+step = training.train_step
+def signalling_step(state, *args, **kwargs):
+    stats = step(state, *args, **kwargs)
+    if state.iteration == at:
+        os.kill(os.getpid(), signum)
+    return stats
+training.train_step = signalling_step
+sys.argv = [script]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_prints_one_line_keeps_every_iteration_and_the_rerun_resumes_bit_identical(
+        project, signum):
+    at = 3  # between the periodic snapshots at 2 and 4: only the stop's own snapshot keeps iteration 3
+    (project / "models/adapted.pt").unlink(missing_ok=True)  # as DVC removes a stage's outputs before running it
+    result = python(["-c", SIGNAL_DURING_ITERATION, str(int(signum)), str(at), "pipeline/adapt.py"], project,
+                    check=False)
+
+    assert result.returncode == 128 + signum, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"adapted: stopped by {signal.Signals(signum).name} after iteration {at} of {ITERATIONS}; snapshot "
+        f"snapshots/adapted/iter_{at:08d} written; `dvc repro` resumes adapted from iteration {at}")
+    assert not (project / "models/adapted.pt").exists()  # no checkpoint of a run that did not finish
+    rerun = python(["pipeline/adapt.py"], project)
+    assert f"adapted: resuming from snapshot snapshots/adapted/iter_{at:08d} (iteration {at})" in rerun.stdout
     assert_same_as_uninterrupted(project)

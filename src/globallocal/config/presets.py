@@ -10,8 +10,11 @@ description.
 
 from __future__ import annotations
 
+import difflib
 import json
 import shlex
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +123,11 @@ def _set(document: CommentedMap, key: str, value: Any, origin: str) -> bool:
     for depth, part in enumerate(parents):
         if not isinstance(node, dict) or part not in node:
             raise UserError(f"{origin} sets '{key}', but params.yaml has no section "
-                            f"'{'.'.join(parents[:depth + 1])}'")
+                            f"'{'.'.join(parents[:depth + 1])}'{did_you_mean(key, document)}")
         node = node[part]
     if not isinstance(node, dict) or last not in node:
-        raise UserError(f"{origin} sets '{key}', which params.yaml does not have; a preset may only "
-                        "change existing keys (check the spelling against params.yaml)")
+        raise UserError(f"{origin} sets '{key}', which params.yaml does not have{did_you_mean(key, document)}; "
+                        "only keys params.yaml has can be set (check the spelling against params.yaml)")
     if isinstance(node[last], dict):
         raise UserError(f"{origin} sets '{key}', which is a whole section in params.yaml; set its keys")
     changed = _plain(node[last]) != value
@@ -132,6 +135,12 @@ def _set(document: CommentedMap, key: str, value: Any, origin: str) -> bool:
         node[last] = _as_yaml_node(value)
         _realign_comment(node, last, indent=2 * len(parents), value=value)
     return changed
+
+
+def did_you_mean(key: str, document: dict) -> str:
+    """", did you mean 'data.source_size'?" for the closest key params.yaml has ("" when none is close)."""
+    close = difflib.get_close_matches(key, list(flatten(json.loads(json.dumps(document)))), n=1, cutoff=0.8)
+    return f", did you mean '{close[0]}'?" if close else ""
 
 
 def _realign_comment(node: CommentedMap, key: str, indent: int, value: Any) -> None:
@@ -163,9 +172,24 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, list) else value
 
 
-def apply_settings(params_path: Path, settings: dict[str, Any], origin: str) -> list[str]:
-    """Write ``settings`` into params.yaml in place, keeping its comments; returns the changed keys.
+@dataclass(frozen=True)
+class Change:
+    """One key ``apply_settings`` changed: its value before and after, and whether a --set asked for it."""
 
+    key: str
+    old: Any
+    new: Any
+    from_override: bool
+
+    def __str__(self) -> str:
+        return f"{self.key}: {_shown(self.old)} -> {_shown(self.new)}"
+
+
+def apply_settings(params_path: Path, settings: dict[str, Any], origin: str,
+                   override_keys: Collection[str] = ()) -> list[Change]:
+    """Write ``settings`` into params.yaml in place, keeping its comments; returns the changes, in order.
+
+    ``override_keys``: the keys a --set gave (a misspelt one is blamed on --set, not on ``origin``).
     The result is validated (config.validate) before anything is written, so a preset or override
     that makes params.yaml invalid leaves it untouched.
     """
@@ -174,11 +198,47 @@ def apply_settings(params_path: Path, settings: dict[str, Any], origin: str) -> 
         raise UserError(f"{params_path} not found: run from the repository root, where params.yaml lives")
     yaml_rt = _round_trip()
     document = yaml_rt.load(params_path.read_text())
-    changed = [key for key, value in settings.items() if _set(document, key, value, origin)]
+    before = flatten(json.loads(json.dumps(document)))
+    changes = []
+    for key, value in settings.items():
+        from_override = key in override_keys
+        if _set(document, key, value, f"--set {key}=..." if from_override else origin):
+            changes.append(Change(key, before[key], value, from_override))
     config.validate(json.loads(json.dumps(document)))  # plain dicts, as the stages will read them
     with params_path.open("w") as stream:
         yaml_rt.dump(document, stream)
-    return changed
+    return changes
+
+
+def preset_values(presets_dir: Path = PRESETS_DIR) -> dict[str, list[Any]]:
+    """Every value any preset file gives each key: what a preset, not a user, may have written there."""
+    values: dict[str, list[Any]] = {}
+    for name in available_presets(presets_dir):
+        for key, value in flatten(load_preset(name, presets_dir)).items():
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def reverted(changes: list[Change], presets_dir: Path = PRESETS_DIR) -> list[Change]:
+    """The changes a preset (not a --set) made to a value no preset sets: an earlier --set or edit, undone."""
+    known = preset_values(presets_dir)
+    return [change for change in changes
+            if not change.from_override and _plain(change.old) not in known.get(change.key, [])]
+
+
+def revert_warnings(changes: list[Change], name: str, overrides: list[str], presets_dir: Path = PRESETS_DIR,
+                    ) -> list[str]:
+    """A warning per reverted value, and the command that applies the preset and keeps them all."""
+    undone = reverted(changes, presets_dir)
+    if not undone:
+        return []
+    lines = [f"warning: {change} reverts a value no preset sets (an earlier --set or edit)" for change in undone]
+    keep = [*overrides, *(f"{change.key}={_format_value(change.old)}" for change in undone)]
+    command = ["python", "-m", "globallocal", "preset", "apply", name]
+    for assignment in keep:
+        command += ["--set", assignment]
+    lines.append(f"warning: to keep them: {shell_line(command)}")
+    return lines
 
 
 def _format_value(value: Any) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -129,6 +130,13 @@ class SeededBatchSampler(Sampler[list[int]]):
         return full + (1 if rest and not self.drop_last else 0)
 
 
+def ignore_interrupts_in_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: a worker ignores SIGINT. Ctrl-C reaches the terminal's whole process
+    group; the training process decides when to stop (after the iteration, with a snapshot:
+    globallocal.training.interrupts) and needs its workers' batches until then. Workers still end with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def train_loader(
     dataset: Dataset, batch_size: int, seed: int, num_workers: int, pin_memory: bool = False,
     rank: int = 0, world_size: int = 1,
@@ -147,6 +155,7 @@ def train_loader(
         # Seeds the workers only (the dataset draws no random numbers); the order has its own generator.
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
+        worker_init_fn=ignore_interrupts_in_worker,
     )
 
 

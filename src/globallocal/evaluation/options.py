@@ -7,8 +7,8 @@ from pathlib import Path
 
 from globallocal.errors import UserError
 
-#: Input (width, height) for a checkpoint that does not record its training size (ADVENT's, or ours from
-#: before it was recorded): the paper's Cityscapes input.
+#: Input (width, height) for an ADVENT-layout state dict, which cannot record its training size: the paper's
+#: Cityscapes input (a checkpoint of ours without a recorded size is refused instead: scoring.scoring_size).
 DEFAULT_SIZE = (1024, 512)
 
 

@@ -10,6 +10,7 @@ in the paper's protocol.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from torch import nn
 
 from globallocal import atomic
 from globallocal.checkpoint_files import USER_FILE_REMEDY, check_checkpoint_file
-from globallocal.checkpoints import INPUT_SIZE_KEY, model_from_checkpoint, read_weights_file
+from globallocal.checkpoints import INPUT_SIZE_KEY, SOURCE_KEY, model_from_checkpoint, read_weights_file
 from globallocal.data.file_lists import list_cityscapes
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES, SYNTHIA_16_TRAIN_IDS
 from globallocal.data.loading import target_dataset
@@ -68,16 +69,38 @@ class MultiScaleFlip(nn.Module):
 _QUOTED_KEYS = 3
 
 
-def load_any_checkpoint(path: Path) -> tuple[SegmentationModel, int, list[str], tuple[int, int] | None]:
+@dataclass
+class LoadedCheckpoint:
+    """A model ready to score and what its file says about it.
+
+    ``trained_classes``: the classes it was trained on (16 for a SYNTHIA ADVENT model); ``size``: the target
+    (width, height) it was trained at, None where the file does not say; ``source``: gta5 | synthia where
+    recorded; ``advent``: an ADVENT-layout state dict (which cannot record a size); ``notes``: lines to print.
+    """
+
+    model: SegmentationModel
+    trained_classes: int
+    notes: list[str]
+    size: tuple[int, int] | None
+    source: str | None = None
+    advent: bool = False
+
+    @property
+    def synthia(self) -> bool:
+        """Whether it is scored on SYNTHIA's 16 / 13 classes too."""
+        return self.source == "synthia" or self.trained_classes == len(SYNTHIA_16_TRAIN_IDS)
+
+
+def load_any_checkpoint(path: Path) -> LoadedCheckpoint:
     """A model from one of our checkpoints or from an ADVENT-format DeepLab-v2 state dict (both read
-    with ``weights_only=True``); returns (model, number of classes it was trained on, notes, the target
-    (width, height) it was trained at or None where the file does not say)."""
+    with ``weights_only=True``)."""
     check_checkpoint_file(path)  # not a torch file at all: told apart before torch reads it
     payload = read_weights_file(path, USER_FILE_REMEDY)
     if isinstance(payload, dict) and "model_spec" in payload and "model" in payload:
         model, checkpoint = model_from_checkpoint(path, USER_FILE_REMEDY)
         size = checkpoint.get(INPUT_SIZE_KEY)
-        return model, NUM_CLASSES, [], tuple(size) if size is not None else None
+        return LoadedCheckpoint(model, NUM_CLASSES, [], tuple(size) if size is not None else None,
+                                source=checkpoint.get(SOURCE_KEY))
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not is_advent_state_dict(state):
         keys = list(state)[:_QUOTED_KEYS] if isinstance(state, dict) else []
@@ -93,25 +116,46 @@ def load_any_checkpoint(path: Path) -> tuple[SegmentationModel, int, list[str], 
     model.load_state_dict(mapped, strict=False)
     trained_classes = advent_num_classes(state)
     notes.insert(0, f"ADVENT-format DeepLab-v2 checkpoint ({trained_classes} classes), Caffe BGR-mean input")
-    return model, trained_classes, notes, None
+    return LoadedCheckpoint(model, trained_classes, notes, None, advent=True)
+
+
+def scoring_size(checkpoint: Path, loaded: LoadedCheckpoint, requested: tuple[int, int] | None,
+                 ) -> tuple[tuple[int, int], str | None]:
+    """The (width, height) to score at and the note that says why (None for an explicit --size).
+
+    Never a silent guess: a checkpoint of this pipeline that does not record its size (written before
+    checkpoints described themselves) is a UserError asking for --size; only an ADVENT-layout state
+    dict, which has nowhere to record one, falls back to DEFAULT_SIZE, with a note.
+    """
+    if requested is not None:
+        return requested, None
+    if loaded.size is not None:
+        width, height = loaded.size
+        return loaded.size, f"scored at {width}x{height}, the size it was trained at (--size to change)"
+    width, height = DEFAULT_SIZE
+    if loaded.advent:
+        return DEFAULT_SIZE, (f"{checkpoint} is an ADVENT-layout state dict, which cannot record the size it was "
+                              f"trained at: scored at {width}x{height}, the paper's Cityscapes input "
+                              "(pass --size WIDTHxHEIGHT to choose another)")
+    raise UserError(
+        f"checkpoint {checkpoint} does not record the size it was trained at (written before checkpoints "
+        "described themselves): pass --size WIDTHxHEIGHT, the data.target_size of the run that wrote it "
+        f"(192x96 for the embedded default, {width}x{height} for the paper presets), or re-run the stage "
+        "that writes it (dvc repro) to record it"
+    )
 
 
 def score_checkpoint(checkpoint: Path, options: EvaluateOptions, progress: bool = True) -> dict:
     """Score ``checkpoint`` on ``options.split`` of ``options.target_root``; write to ``options.out_dir``:
     metrics.json (mIoU in %), per_class_iou.json, confusion.npy, labelIds/ and color/ PNGs and, unless
     switched off, official_check.json (largest per-class difference to cityscapesscripts). Returns the
-    metrics."""
-    model, trained_classes, notes, trained_size = load_any_checkpoint(checkpoint)
-    size = options.size or trained_size
-    if size is None:
-        size = DEFAULT_SIZE
-        notes.append(f"{checkpoint} does not record the size it was trained at: scored at "
-                     f"{size[0]}x{size[1]} (pass --size WIDTHxHEIGHT to choose)")
-    elif options.size is None:
-        notes.append(f"scored at {size[0]}x{size[1]}, the size it was trained at (--size to change)")
-    for note in notes:
+    metrics. The size note (or the ADVENT fallback) is the first line printed."""
+    loaded = load_any_checkpoint(checkpoint)
+    size, size_note = scoring_size(checkpoint, loaded, options.size)
+    for note in ([size_note] if size_note else []) + loaded.notes:
         print(f"note: {note}")
-    synthia = options.synthia or trained_classes == len(SYNTHIA_16_TRAIN_IDS)
+    model = loaded.model
+    synthia = options.synthia or loaded.synthia
     if options.scales != (1.0,) or options.flip:
         model = MultiScaleFlip(model, options.scales, options.flip)
     names = list_cityscapes(options.target_root, options.split)

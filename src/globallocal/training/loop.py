@@ -31,8 +31,9 @@ from globallocal.alignment.aligners import AlignmentConfig  # noqa: F401  (re-ex
 from globallocal.alignment.representations import HeadOutputs
 from globallocal.data.labels import IGNORE_INDEX
 from globallocal.data.order import DataStream
-from globallocal.errors import UserError
+from globallocal.errors import Interrupted, UserError
 from globallocal.models.segmentation import upsample
+from globallocal.training.interrupts import deferred_stop, interrupted
 from globallocal.training.precision import autocast, grad_scaler
 from globallocal.training.running_means import NonFiniteLoss, RunningMeans
 from globallocal.training.snapshots import Snapshots, capture, restore
@@ -196,6 +197,26 @@ def stop_on_non_finite(bad: NonFiniteLoss | None, snapshots: Snapshots | None) -
     )
 
 
+def save_snapshot(snapshots: Snapshots, state: TrainState, streams: dict, running: RunningMeans,
+                  last: dict[str, float]) -> str:
+    """Write a snapshot of the run at ``state.iteration`` (never of a state a non-finite loss touched)."""
+    sums, counts, bad = running.read()
+    stop_on_non_finite(bad, snapshots)
+    logged = {"sums": sums, "counts": counts, "last": last}
+    return str(snapshots.save(state.iteration, capture(state, streams, logged)))
+
+
+def stop_here(run: RunOptions, signum: int, state: TrainState, streams: dict, running: RunningMeans,
+              last: dict[str, float], total: int) -> Interrupted:
+    """A stop asked by a signal: the snapshot of this iteration (unless one was just written) and the line."""
+    snapshot = None
+    if run.snapshots is not None:
+        newest = run.snapshots.existing()
+        just_written = newest and newest[0].name == run.snapshots.folder_name(state.iteration)
+        snapshot = str(newest[0]) if just_written else save_snapshot(run.snapshots, state, streams, running, last)
+    return interrupted(run.description, signum, state.iteration, total, snapshot)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How one run of the loop reports and persists, apart from what it computes.
@@ -224,7 +245,8 @@ def train(
 
     Returns the means of the last logging interval. The statistics are read on the host only at a log
     step or before a snapshot, which is also when a non-finite loss is caught (naming the iteration
-    where it happened; no snapshot is written after it).
+    where it happened; no snapshot is written after it). SIGINT / SIGTERM stop the run after the current
+    iteration with a snapshot there and ``Interrupted`` (globallocal.training.interrupts).
     """
     state.model.train()
     if state.aligners is not None:
@@ -243,25 +265,26 @@ def train(
         total=total, initial=state.iteration, desc=run.description, disable=not run.progress, dynamic_ncols=True,
         mininterval=PROGRESS_INTERVAL_S,
     )
-    while state.iteration < total:
-        stats = train_step(state, config, next(sources), next(targets) if targets else None, device)
-        running.add(stats, state.iteration)
-        if state.iteration % config.log_every == 0 or state.iteration == total:
-            sums, counts, bad = running.read()
-            stop_on_non_finite(bad, run.snapshots)
-            last = {key: sums[key] / counts[key] for key in sums}
-            if run.live is not None:
-                run.live.step = state.iteration  # x axis = training iteration, not the log-interval count
-                for key, value in last.items():
-                    run.live.log_metric(key, value)
-                run.live.next_step()
-            bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.startswith("loss")}, refresh=False)
-            running.clear()
-        if run.snapshots is not None and run.snapshots.due(state.iteration):
-            sums, counts, bad = running.read()
-            stop_on_non_finite(bad, run.snapshots)  # never snapshot a state a non-finite loss has touched
-            logged = {"sums": sums, "counts": counts, "last": last}
-            run.snapshots.save(state.iteration, capture(state, streams, logged))
-        bar.update(1)
+    with deferred_stop(enabled=not torch.distributed.is_initialized()) as stop:
+        while state.iteration < total:
+            stats = train_step(state, config, next(sources), next(targets) if targets else None, device)
+            running.add(stats, state.iteration)
+            if state.iteration % config.log_every == 0 or state.iteration == total:
+                sums, counts, bad = running.read()
+                stop_on_non_finite(bad, run.snapshots)
+                last = {key: sums[key] / counts[key] for key in sums}
+                if run.live is not None:
+                    run.live.step = state.iteration  # x axis = training iteration, not the log-interval count
+                    for key, value in last.items():
+                        run.live.log_metric(key, value)
+                    run.live.next_step()
+                bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.startswith("loss")}, refresh=False)
+                running.clear()
+            if run.snapshots is not None and run.snapshots.due(state.iteration):
+                save_snapshot(run.snapshots, state, streams, running, last)
+            bar.update(1)
+            if stop.requested and state.iteration < total:
+                bar.close()
+                raise stop_here(run, stop.signum, state, streams, running, last, total)
     bar.close()
     return last

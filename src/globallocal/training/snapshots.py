@@ -187,7 +187,8 @@ class Snapshots:
     def due(self, iteration: int) -> bool:
         return self.config.every > 0 and iteration % self.config.every == 0
 
-    def _name(self, iteration: int) -> str:
+    def folder_name(self, iteration: int) -> str:
+        """The name of snapshot ``iteration``'s folder."""
         return f"{PREFIX}{iteration:0{ITERATION_DIGITS}d}"
 
     def existing(self) -> list[Path]:
@@ -200,7 +201,7 @@ class Snapshots:
 
     def save(self, iteration: int, payload: dict) -> Path:
         """Write snapshot ``iteration`` whole (built beside, renamed), then drop all but the newest ``keep``."""
-        path = self.folder / self._name(iteration)
+        path = self.folder / self.folder_name(iteration)
         with atomic.atomic_dir(path) as staging:
             torch.save({**payload, "fingerprint": self.fingerprint}, staging / STATE_FILE)
             for name, source in self.attachments.items():

@@ -14,7 +14,7 @@ from pathlib import Path
 from dvclive import Live
 
 from globallocal import atomic
-from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
+from globallocal.checkpoints import CheckpointDescription, model_from_checkpoint, save_checkpoint
 from globallocal.data.file_lists import SOURCE_LIST, TARGET_TRAIN_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import DataConfig, resolve_num_workers, source_dataset, target_dataset
@@ -149,7 +149,9 @@ def training_stage(
                 self_training.attach(state, train_config, device)
             last = train(
                 state, train_config, source_loader, target_loader, device,
-                RunOptions(live=live, progress=context.is_main, description=stage, snapshots=snapshots, resume=resume),
+                # Titled by the run (adapted, source_only, ...), as the resume and Ctrl-C lines are.
+                RunOptions(live=live, progress=context.is_main, description=log_dir.name, snapshots=snapshots,
+                           resume=resume),
             )
     except BaseException:
         if context.is_main:
@@ -158,7 +160,8 @@ def training_stage(
         raise
     context.finish(state.model)
     if context.is_main:
-        save_checkpoint(checkpoint_out, state.model, model_spec, state.checkpoint_parts(), data.target_size)
+        save_checkpoint(checkpoint_out, state.model, model_spec, state.checkpoint_parts(),
+                        description=CheckpointDescription.of_data(data))
     if snapshots is not None:
         snapshots.clear()
     return last
