@@ -136,7 +136,7 @@ class Params:
     def stage_config(self, stage: str, aligned: bool = False) -> StageConfig:
         """Everything a training stage runs with (``training_stage``'s input), built here once."""
         return StageConfig(
-            stage=stage, launch=self.launch_config(), device=self.device, seed=self.seed,
+            launch=self.launch_config(), device=self.device, seed=self.seed,
             num_workers=self.num_workers, batch_size=self.train.batch_size,
             train=self.train_config(stage, aligned=aligned), model_spec=self.model.spec(NUM_CLASSES),
             data=self.data_config(), snapshots=self.snapshot_config(),

@@ -43,7 +43,6 @@ class StageConfig:
     ``build_model``'s arguments (a stage that starts from a checkpoint takes the checkpoint's instead).
     """
 
-    stage: str
     launch: LaunchConfig
     device: str
     seed: int
@@ -85,7 +84,7 @@ def training_stage(
     set and attaches its term before the one ``train`` call (no snapshots: its labels and teacher are not in
     them; the stage is short).
     """
-    launch, stage = config.launch, config.stage
+    launch = config.launch
     distributed.relaunch_under_torchrun(launch)  # returns in each torchrun worker, or at once for one process
     context = distributed.start(launch, resolve_device(config.device))
     data, seed, train_config, model_spec = config.data, config.seed, config.train, config.model_spec
