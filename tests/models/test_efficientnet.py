@@ -16,7 +16,7 @@ from torch import nn
 
 import globallocal.models.efficientnet_weights as weights
 from globallocal.__main__ import main
-from globallocal.checkpoints import save_checkpoint
+from globallocal.checkpoints import CheckpointDescription, save_checkpoint
 from globallocal.config.sections import ModelSection
 from globallocal.data.file_lists import list_cityscapes
 from globallocal.data.labels import NUM_CLASSES
@@ -300,7 +300,8 @@ def test_a_checkpoint_of_the_arch_scores_through_evaluate_as_the_model_it_was_sa
         for head in (model.aux_head, model.main_head):
             for branch in head.branches:
                 branch.weight.normal_(0.0, 0.05)
-    save_checkpoint(tmp_path / "model.pt", model, spec, {"iteration": 1}, target_size=(64, 32))
+    save_checkpoint(tmp_path / "model.pt", model, spec, {"iteration": 1},
+                    description=CheckpointDescription(target_size=(64, 32), source_size=(64, 36), source="gta5"))
     main(["evaluate", str(tmp_path / "model.pt"), "--target-root", str(root), "--out", str(tmp_path / "out"),
           "--device", "cpu", "--no-official-check"])
 
