@@ -166,13 +166,32 @@ class Params:
             target_size=prepare.target_size, shift=prepare.shift, shift_severity=prepare.shift_severity,
         )
 
+    def training_sizes(self) -> dict[str, tuple[int, int]]:
+        """The (width, height) of the maps each domain trains at, by the params key that sets it:
+        ``data.train_crop`` for both when set, else each domain's resized size."""
+        data = self.data
+        if data.train_crop is not None:
+            return {"data.train_crop": data.train_crop}
+        return {"data.source_size": data.source_size, "data.target_size": data.target_size}
+
+    def check_train_crop(self) -> None:
+        """``data.train_crop`` must fit inside both resized sizes (it crops, never pads)."""
+        crop, data = self.data.train_crop, self.data
+        if crop is None:
+            return
+        for key, (width, height) in (("data.source_size", data.source_size), ("data.target_size", data.target_size)):
+            if crop[0] > width or crop[1] > height:
+                raise UserError(
+                    f"params key 'data.train_crop' is [{crop[0]}, {crop[1]}] but {key} is [{width}, {height}]: "
+                    f"the crop must fit inside both domains' sizes; lower data.train_crop (or set it to null)"
+                )
+
     def check_global_discriminator_fits(self) -> None:
         """D_g must see a map of at least GLOBAL_MIN_INPUT x GLOBAL_MIN_INPUT positions in both domains."""
         if not FAMILIES[self.adapt.global_family].has_discriminator:
             return
         pool = self.adapt.global_d_pool
-        for key, (width, height) in (("data.source_size", self.data.source_size),
-                                     ("data.target_size", self.data.target_size)):
+        for key, (width, height) in self.training_sizes().items():
             seen = (math.ceil(width / pool), math.ceil(height / pool))
             if min(seen) < GLOBAL_MIN_INPUT:
                 raise UserError(
@@ -197,6 +216,7 @@ def parse(params: dict) -> Params:
     for stage in TRAINING_STAGES:
         tree.train_config(stage, aligned=stage == "adapt")
     tree.selftrain_config()
+    tree.check_train_crop()
     tree.check_global_discriminator_fits()
     tree.synthetic_config()
     return tree

@@ -46,6 +46,9 @@ class DataSection:
     lists_dir: Path = path()
     source_size: tuple[int, int] = size()
     target_size: tuple[int, int] = size()
+    #: [width, height] every training image (both domains, labels with them) is randomly cropped to, from its
+    #: resized size, in every training stage; None = no crop (docs/fair_game.md). Evaluation keeps full images.
+    train_crop: tuple[int, int] | None = size(nullable=True)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dvclive import Live
 from globallocal import atomic
 from globallocal.checkpoints import model_from_checkpoint, save_checkpoint
 from globallocal.config import Params
+from globallocal.data.crops import training_crops
 from globallocal.data.file_lists import SOURCE_LIST, TARGET_TRAIN_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import resolve_num_workers, source_dataset, target_dataset
@@ -86,15 +87,15 @@ def training_stage(
         )
     batch = params.train.batch_size
     workers = resolve_num_workers(params.num_workers, launch.nproc_per_node, device)
-    source_loader = context.loader(supervised, batch, seed, workers)
+    source_loader = context.loader(training_crops(supervised, data.train_crop), batch, seed, workers)
     target_loader = None
     if aligned or target_stream:
         unlabelled = target_dataset(
             data.target_root, "train", read_list(lists / TARGET_TRAIN_LIST), data.target_size, norm, with_labels=False
         )
         if self_training is not None:
-            unlabelled = self_training.wrap_target(unlabelled)
-        target_loader = context.loader(unlabelled, batch, seed + 1, workers)
+            unlabelled = self_training.wrap_target(unlabelled)  # pseudo-labels at full size, cropped with the image
+        target_loader = context.loader(training_crops(unlabelled, data.train_crop), batch, seed + 1, workers)
 
     if context.is_main:  # rank 0 alone writes
         atomic.check_writable(checkpoint_out)
