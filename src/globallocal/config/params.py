@@ -113,11 +113,22 @@ class Params:
             lr_d_local=a.lr_d_local, local=local,
         )
 
+    def bn_stats(self, stage: str, aligned: bool) -> str:
+        """The BatchNorm statistics a training stage's model keeps: ``adapt.bn_stats`` for the adapt run,
+        ``selftrain.bn_stats`` for self-training and its control (the stages that forward target batches);
+        mixed elsewhere (pretrain, source_only, oracle see one domain: nothing to separate or re-estimate)."""
+        if stage == "adapt" and aligned:
+            return self.adapt.bn_stats
+        if stage == "selftrain":
+            return self.selftrain.bn_stats
+        return "mixed"
+
     def train_config(self, stage: str, aligned: bool) -> TrainConfig:
         """The full configuration of a training stage; ``aligned`` switches the adapt stage's alignment terms on."""
         train = self.train
         alignment = self.alignment_config() if aligned else None
         return TrainConfig(
+            bn_stats=self.bn_stats(stage, aligned),
             optim=self.optim_config(stage), lambda_seg_aux=train.lambda_seg_aux, multi_level=train.multi_level,
             alignment=alignment, log_every=train.log_every,
             precision=train.precision, channels_last=train.channels_last, log_grad_norms=train.log_grad_norms,

@@ -29,7 +29,7 @@ from globallocal.config.values import (
 )
 from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS
 from globallocal.errors import UserError
-from globallocal.models.normalization import BN_PROTOCOLS, NORMS
+from globallocal.models.normalization import BN_PROTOCOLS, BN_STATS, NORMS
 from globallocal.training.precision import PRECISIONS
 from globallocal.training.selftraining import STARTS, TEACHERS, THRESHOLD_RULES
 
@@ -164,6 +164,9 @@ class AdaptSection(ScheduleSection):
     local_context: int = integer(minimum=1, odd=True)
     #: Train ids of the classes named in params.yaml.
     local_background_classes: tuple[int, ...] = class_names()
+    #: The BatchNorm running statistics the adapted model keeps: mixed | domain_specific | reestimate
+    #: (models/normalization.py, docs/fair_game.md).
+    bn_stats: str = choice(*BN_STATS)
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,8 @@ class SelfTrainSection:
     teacher: str = choice(*TEACHERS)
     ema_momentum: float = fraction()
     ema_conf_threshold: float = fraction()
+    #: The BatchNorm running statistics the self-trained model (and its control) keeps, as adapt.bn_stats.
+    bn_stats: str = choice(*BN_STATS)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+import torch
 from dvclive import Live
 
 from globallocal import atomic
@@ -21,6 +22,7 @@ from globallocal.data.loading import resolve_num_workers, source_dataset, target
 from globallocal.models import build_model
 from globallocal.runtime import resolve_device, seed_everything
 from globallocal.training import distributed
+from globallocal.training.adabn import adapt_batchnorm
 from globallocal.training.loop import RunOptions, build_train_state, train
 from globallocal.training.precision import check_precision
 from globallocal.training.snapshots import SNAPSHOT_ROOT, Snapshots, code_digest, file_digest, fingerprint
@@ -53,6 +55,10 @@ def training_stage(
     aligned: the adapt stage — global + local alignment on the target train images (implies target_stream).
     target_stream: forward unlabelled target train batches in training mode (BatchNorm sees them; the
     aligners and the self-training term act on them); selftrain and its control.
+    The trained model keeps the BatchNorm statistics ``train_config.bn_stats`` says (``Params.bn_stats``):
+    ``domain_specific`` is the loop's (the target's set), ``reestimate`` AdaBN on target train here, after
+    the last step (with ``adabn.batch_size``, as the adabn stage), so the model saved is AdaBN's statistics
+    on the trained weights.
     self_training: a ``selftraining.SelfTraining`` that pseudo-labels the target stream: it wraps the target
     set and attaches its term before the one ``train`` call (no snapshots: its labels and teacher are not in
     them; the stage is short).
@@ -131,6 +137,12 @@ def training_stage(
         print(file=sys.stderr)  # end the progress bar's line, so that an error message stands on its own
         raise
     context.finish(state.model)
+    if train_config.bn_stats == "reestimate":
+        # In the memory format the adabn stage's model has (a checkpoint loads contiguous): the very same numbers.
+        state.model.to(memory_format=torch.contiguous_format)
+        batches = adapt_batchnorm(state.model, data, params.adabn.batch_size, device)
+        if context.is_main:
+            print(f"{stage}: bn_stats reestimate: BatchNorm statistics re-estimated on {batches} target train batches")
     if context.is_main:
         save_checkpoint(checkpoint_out, state.model, model_spec, state.checkpoint_parts(), data.target_size)
     if snapshots is not None:
