@@ -37,6 +37,7 @@ from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
 from globallocal.errors import UserError
+from globallocal.evaluation.probe import ProbeConfig
 from globallocal.training.distributed import LaunchConfig
 from globallocal.training.selftraining import SelfTrainingConfig
 from globallocal.training.snapshots import SnapshotConfig
@@ -145,6 +146,12 @@ class Params:
             lambda_pseudo=st.lambda_pseudo, threshold_rule=st.threshold_rule, top_p=st.top_p, rounds=st.rounds,
             teacher=st.teacher, ema_momentum=st.ema_momentum, ema_conf_threshold=st.ema_conf_threshold,
         )
+
+    def probe_config(self) -> ProbeConfig:
+        """The evaluate stage's domain probe: ``evaluate.probe_*``, D_g's pooling, the run's seed."""
+        e = self.evaluate
+        return ProbeConfig(steps=e.probe_steps, batch_size=e.probe_batch_size, width=e.probe_width, lr=e.probe_lr,
+                           pool=self.adapt.global_d_pool, seed=self.seed)
 
     def snapshot_config(self) -> SnapshotConfig:
         """How often training stages snapshot (``train.snapshot_every``, 0 = never) and how many they keep."""

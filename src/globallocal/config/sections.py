@@ -198,4 +198,9 @@ class AdabnSection:
 @dataclass(frozen=True)
 class EvaluateSection:
     num_qualitative: int = integer()
+    #: The domain probe (evaluation/probe.py): Adam steps, maps per domain per step, D_g width, lr.
+    probe_steps: int = integer(minimum=1)
+    probe_batch_size: int = integer(minimum=1)
+    probe_width: int = integer(minimum=1)
+    probe_lr: float = number(strict=True)
 
