@@ -106,3 +106,12 @@ def test_a_crop_that_does_not_fit_both_sizes_is_refused():
     assert parse(params_with(train_crop=None)).data.train_crop is None
     with pytest.raises(UserError, match="or null"):
         parse(params_with(train_crop=[192]))
+
+
+def test_the_domain_probe_must_fit_its_map_whatever_the_family():
+    params = params_with(train_crop=[96, 48])
+    params["adapt"].update(global_family="minent", global_d_pool=3)  # no D_g, but the probe: a 32x16 map
+    with pytest.raises(UserError, match=r"data.train_crop.*adapt.global_d_pool.*domain probe"):
+        parse(params)
+    params["adapt"]["global_d_pool"] = 1
+    assert parse(params).data.train_crop == (96, 48)

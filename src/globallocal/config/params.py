@@ -37,7 +37,7 @@ from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
 from globallocal.errors import UserError
-from globallocal.evaluation.probe import ProbeConfig
+from globallocal.evaluation.probe import ProbeConfig, common_size
 from globallocal.training.distributed import LaunchConfig
 from globallocal.training.selftraining import SelfTrainingConfig
 from globallocal.training.snapshots import SnapshotConfig
@@ -205,16 +205,22 @@ class Params:
                 )
 
     def check_global_discriminator_fits(self) -> None:
-        """D_g must see a map of at least GLOBAL_MIN_INPUT x GLOBAL_MIN_INPUT positions in both domains."""
-        if not FAMILIES[self.adapt.global_family].has_discriminator:
-            return
+        """D_g must see a map of at least GLOBAL_MIN_INPUT x GLOBAL_MIN_INPUT positions in both domains, and so
+        must the evaluate stage's domain probe (D_g's architecture, whatever the family) at its map size."""
+        data = self.data
+        probe_size = common_size([data.source_size, data.target_size], data.train_crop)
+        self._check_d_input({"data.train_crop" if data.train_crop else "data.target_size": probe_size})
+        if FAMILIES[self.adapt.global_family].has_discriminator:
+            self._check_d_input(self.training_sizes())
+
+    def _check_d_input(self, sizes: dict[str, tuple[int, int]]) -> None:
         pool = self.adapt.global_d_pool
-        for key, (width, height) in self.training_sizes().items():
+        for key, (width, height) in sizes.items():
             seen = (math.ceil(width / pool), math.ceil(height / pool))
             if min(seen) < GLOBAL_MIN_INPUT:
                 raise UserError(
-                    f"params keys '{key}' ({width}x{height}) and 'adapt.global_d_pool' ({pool}): D_g would see "
-                    f"a {seen[0]}x{seen[1]} map, but its five stride-2 convolutions need at least "
+                    f"params keys '{key}' ({width}x{height}) and 'adapt.global_d_pool' ({pool}): D_g (and the "
+                    f"domain probe) would see a {seen[0]}x{seen[1]} map, but its five stride-2 convolutions need at least "
                     f"{GLOBAL_MIN_INPUT}x{GLOBAL_MIN_INPUT}; lower adapt.global_d_pool or raise {key}"
                 )
 
