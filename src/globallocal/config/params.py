@@ -220,8 +220,8 @@ class Params:
             if min(seen) < GLOBAL_MIN_INPUT:
                 raise UserError(
                     f"params keys '{key}' ({width}x{height}) and 'adapt.global_d_pool' ({pool}): D_g (and the "
-                    f"domain probe) would see a {seen[0]}x{seen[1]} map, but its five stride-2 convolutions need at least "
-                    f"{GLOBAL_MIN_INPUT}x{GLOBAL_MIN_INPUT}; lower adapt.global_d_pool or raise {key}"
+                    f"domain probe) would see a {seen[0]}x{seen[1]} map, but its five stride-2 convolutions need at "
+                    f"least {GLOBAL_MIN_INPUT}x{GLOBAL_MIN_INPUT}; lower adapt.global_d_pool or raise {key}"
                 )
 
 
