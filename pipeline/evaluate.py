@@ -9,6 +9,8 @@ Cityscapes result names, the official evaluation's input) and predictions/<model
 scores the exported labelId PNGs with cityscapesscripts and records the largest per-class difference
 to our own numbers in reports/eval/official_check.json. reports/eval/local_diagnostics.json holds, per
 model, the precision on dev of the pseudo-classes the local term's target filter keeps (not a DVC metric).
+reports/probe_auc.json holds, per model, the domain probe's held-out ROC AUC: a fresh discriminator trained
+on the model's source-train vs target-dev outputs (globallocal.evaluation.probe; docs/fair_game.md).
 
 Whole or absent: predictions/ and reports/eval/ are built beside their place and swapped in at the
 end, then the JSON files are renamed into place, so a kill leaves the previous complete ones or none.
@@ -18,6 +20,7 @@ row per split and one column per model: the headline numbers, in a width a termi
 """
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +28,13 @@ import numpy as np
 from globallocal import atomic, config
 from globallocal.checkpoints import model_from_checkpoint
 from globallocal.config.sections import DataSection
-from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_VAL_LIST, read_list
+from globallocal.data.file_lists import SOURCE_LIST, TARGET_DEV_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
-from globallocal.data.loading import target_dataset
+from globallocal.data.loading import source_dataset, target_dataset
 from globallocal.data.transforms import to_display_rgb
 from globallocal.evaluation.local_diagnostics import local_filter_precision
 from globallocal.evaluation.metrics import evaluate, official_cityscapes_evaluation
+from globallocal.evaluation.probe import ProbeConfig, common_size, domain_probe, output_maps
 from globallocal.runtime import resolve_device
 from globallocal.stage_runner import run_stage
 
@@ -47,6 +51,7 @@ EVAL_DIR = Path("reports/eval")
 METRICS = Path("reports/metrics.json")
 METRICS_DEV = Path("reports/metrics_dev.json")
 PER_CLASS_IOU = Path("reports/per_class_iou.json")
+PROBE_AUC = Path("reports/probe_auc.json")
 IMAGE_SUFFIX = "_leftImg8bit.png"
 
 
@@ -72,6 +77,10 @@ def main() -> None:
     dev_names = read_list(data.lists_dir / TARGET_DEV_LIST)
     synthia = data.source == "synthia"
     local = params.alignment_config().local
+    probe_config = params.probe_config()
+    probe_names = read_list(data.lists_dir / SOURCE_LIST)[:len(dev_names)]
+    probe_size = common_size([data.source_size, data.target_size], data.train_crop)
+    probes, probe_seconds = {}, 0.0
     predictions, eval_dir = atomic.staging_dir(PREDICTIONS), atomic.staging_dir(EVAL_DIR)
 
     metrics, dev_metrics, per_class, official, qualitative, diagnostics = {}, {}, {}, {}, {}, {}
@@ -113,7 +122,11 @@ def main() -> None:
         diagnostics[model_name] = local_filter_precision(
             model, dev_train_size, device, local.window, local.conf_threshold, local.min_purity, NUM_CLASSES
         ).to_dict(CLASS_NAMES)
-        print(f"{model_name}: mIoU val {metrics[model_name]['miou']}, dev {dev_metrics[model_name]['miou']}")
+        started = time.perf_counter()
+        probes[model_name] = probe_model(model, probe_names, dev_names, probe_size, probe_config, data, device)
+        probe_seconds += time.perf_counter() - started
+        print(f"{model_name}: mIoU val {metrics[model_name]['miou']}, dev {dev_metrics[model_name]['miou']}, "
+              f"domain probe AUC {probes[model_name]['auc']:.3f}")
 
     atomic.write_json(eval_dir / "official_check.json", {"max_abs_per_class_iou_difference": official})
     atomic.write_json(eval_dir / "local_diagnostics.json", {
@@ -123,9 +136,28 @@ def main() -> None:
     save_qualitative(eval_dir / "qualitative.npz", qualitative, data, names[:num_keep])
     atomic.replace_dir(predictions, PREDICTIONS)
     atomic.replace_dir(eval_dir, EVAL_DIR)
+    print(f"evaluate: the domain probes took {probe_seconds:.1f} s")
+    atomic.write_json(PROBE_AUC, {
+        "what": "held-out ROC AUC of a fresh discriminator telling the model's source-train outputs from its "
+                "target-dev outputs (0.5: indistinguishable)",
+        "head": "main", "representation": "softmax", "map_size": list(probe_size), "pool": probe_config.pool,
+        "images_per_domain": len(dev_names), "steps": probe_config.steps, "width": probe_config.width,
+        "models": probes,
+    })
     atomic.write_json(PER_CLASS_IOU, per_class)
     atomic.write_json(METRICS_DEV, dev_metrics)
     atomic.write_json(METRICS, metrics)
+
+
+def probe_model(model, source_names: list[str], dev_names: list[str], size_wh: tuple[int, int],
+                config: ProbeConfig, data: DataSection, device) -> dict:
+    """The domain probe on ``model``: its source-train and target-dev maps, cut to ``size_wh``, two folds."""
+    norm = model.input_normalization
+    source = source_dataset(data.source, data.source_root, source_names, data.source_size, norm)
+    dev = target_dataset(data.target_root, "train", dev_names, data.target_size, norm, with_labels=False)
+    source_maps = output_maps(model, source, size_wh, config.pool, device)
+    target_maps = output_maps(model, dev, size_wh, config.pool, device)
+    return domain_probe(source_maps, target_maps, config)
 
 
 def save_qualitative(path: Path, qualitative: dict, data: DataSection, names: list[str]) -> None:

@@ -37,7 +37,7 @@ def test_adabn_reads_exactly_the_target_train_list(tmp_path, monkeypatch):
         return made[-1]
 
     monkeypatch.setattr(adabn, "target_dataset", recording_dataset)
-    data = DataConfig("gta5", Path("src"), Path("tgt"), lists, (8, 4), (4, 4))
+    data = DataConfig("gta5", Path("src"), Path("tgt"), lists, (8, 4), (4, 4), None)
     model = nn.Sequential(nn.BatchNorm2d(3))
     model.input_normalization = "imagenet"
 
@@ -58,6 +58,6 @@ def test_a_model_without_running_statistics_comes_back_unchanged(tmp_path):
     model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.GroupNorm(2, 8))
     model.input_normalization = "imagenet"
     before = {name: value.clone() for name, value in model.state_dict().items()}
-    data = DataConfig("gta5", Path("src"), Path("missing"), lists, (8, 4), (4, 4))
+    data = DataConfig("gta5", Path("src"), Path("missing"), lists, (8, 4), (4, 4), None)
     assert adabn.adapt_batchnorm(model, data, batch_size=2) == 0
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())

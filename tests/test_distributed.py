@@ -112,7 +112,7 @@ def tiny_params(root: Path) -> dict:
     params["device"] = "cpu"
     params["prepare"].update({"num_source": 4, "num_target_train": 4, "num_target_val": 1,
                               "source_size": [64, 36], "target_size": [64, 32]})
-    params["data"].update({"source_size": [64, 36], "target_size": [64, 32]})
+    params["data"].update({"source_size": [64, 36], "target_size": [64, 32], "train_crop": [64, 32]})
     for key in ("source_root", "target_root", "lists_dir"):
         params["data"][key] = str(root / params["data"][key])
     params["prepare"]["out_dir"] = str(root / params["prepare"]["out_dir"])

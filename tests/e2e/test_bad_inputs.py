@@ -269,7 +269,7 @@ CATALOGUE = [
     Entry("unknown choice", "prepare", set_param("adapt.global_family", "cycada"),
           "params key 'adapt.global_family' is 'cycada'; allowed values: adaptsegnet, advent, minent, none"),
     Entry("D_g pooling larger than the map allows", "prepare", set_param("adapt.global_d_pool", 64),
-          "and 'adapt.global_d_pool' (64): D_g would see a"),
+          "and 'adapt.global_d_pool' (64): D_g (and the domain probe) would see a"),
     Entry("missing key", "prepare", set_param("train.momentum", DELETE),
           "params key 'train.momentum' is missing from params.yaml"),
     Entry("keep no snapshot", "prepare", set_param("train.keep_snapshots", 0),

@@ -46,6 +46,15 @@ def test_repro_writes_val_and_dev_miou_and_per_class_iou_for_every_model(project
         assert 0 <= dev[model]["miou"] <= 100
 
 
+def test_the_domain_probe_scores_every_evaluated_model(project):
+    probe = json.loads((project / "reports/probe_auc.json").read_text())
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert list(probe["models"]) == list(metrics) and probe["map_size"] == [64, 32]
+    for result in probe["models"].values():
+        assert 0 <= result["auc"] <= 1 and len(result["folds"]) == 2
+        assert result["auc"] == pytest.approx(sum(f["auc"] for f in result["folds"]) / 2)
+
+
 def test_adabn_differs_from_source_only_in_batchnorm_statistics_only(project):
     source = torch.load(project / "models/source_only.pt", weights_only=True)
     adabn = torch.load(project / "models/adabn.pt", weights_only=True)

@@ -29,7 +29,8 @@ LAUNCH = dict(nproc_per_node=1, nnodes=1, rdzv_endpoint="localhost:29500")
 SYNTHETIC = dict(seed=0, num_source=300, num_target_train=300, num_target_val=100, source_size=(384, 212),
                  target_size=(512, 256), shift="none", shift_severity=1)
 TRAIN = dict(lambda_seg_aux=0.1, multi_level=True, alignment=None, log_every=10, precision="fp32",
-             channels_last=False, log_grad_norms=True, cudnn_benchmark=True, fused_optimizer=True, compile=False)
+             channels_last=False, log_grad_norms=True, cudnn_benchmark=True, fused_optimizer=True, compile=False,
+             bn_stats="mixed")
 
 
 def local_config(**changes) -> LocalAlignmentConfig:

@@ -49,3 +49,21 @@ def batches(seed: int = 0, num_classes: int = K, ignored_rows: int = 4):
     source["label"][:, :ignored_rows] = 255
     target = {"image": torch.randn(2, 3, 32, 32, generator=g) + 1}
     return source, target
+
+
+class TinyBatchNormSegmenter(TinySegmenter):
+    """TinySegmenter with a BatchNorm (momentum 0.1) after its backbone convolution: running statistics to
+    study (``adapt.bn_stats``)."""
+
+    def __init__(self, num_classes: int = K):
+        super().__init__(num_classes)
+        self.norm = nn.BatchNorm2d(8, momentum=0.1)
+
+    def forward(self, x):
+        features = torch.relu(self.norm(self.backbone(x)))
+        return self.aux_head(features), self.main_head(features)
+
+    def param_groups(self, base_lr):
+        groups = super().param_groups(base_lr)
+        groups[0]["params"] += list(self.norm.parameters())
+        return groups

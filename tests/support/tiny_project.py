@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "prepare": {"num_source": 6, "num_target_train": 6, "num_target_val": 3, "dev_size": 2,
                 "source_size": [96, 53], "target_size": [96, 48]},
-    "data": {"source_size": [64, 36], "target_size": [64, 32]},
+    "data": {"source_size": [64, 36], "target_size": [64, 32], "train_crop": [64, 32]},
     "pretrain": {"iterations": 3, "max_iters": 3},
     "adapt": {"iterations": 2, "max_iters": 2, "global_d_pool": 1},  # D_g needs a 32x32 map at 64x32
     "oracle": {"iterations": 2, "max_iters": 2},

@@ -102,18 +102,21 @@ class GlobalAlignment(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D_g's loss on detached outputs, each domain's half weighted 0.5 (ADVENT).
 
-        Returns the loss and, for logging, D_g's mean 'target' output on each domain (``d_out/<domain>``)
-        and its accuracy on each domain (``d_acc/<domain>``: the share of positions it puts on the
-        right side of 0.5), as detached 0-dim tensors.
+        Returns the loss and, for logging, as detached 0-dim tensors per domain: D_g's loss on that domain
+        (``d_loss/<domain>``: log 2 = chance, 0 = perfect), its mean P(target) (``d_out/<domain>``) and its
+        accuracy (``d_acc/<domain>``: the share of output positions on the right side of 0.5). Read the
+        loss and P(target) first: an accuracy of 1.0 holds for outputs of 0.500 against 0.501 too.
         """
         d_source = self._discriminate(as_outputs(source).detach())
         d_target = self._discriminate(as_outputs(target).detach())
-        loss = 0.5 * gan_loss(d_source, SOURCE_LABEL, self.gan_loss_kind) + 0.5 * gan_loss(
-            d_target, TARGET_LABEL, self.gan_loss_kind
-        )
+        loss_source = gan_loss(d_source, SOURCE_LABEL, self.gan_loss_kind)
+        loss_target = gan_loss(d_target, TARGET_LABEL, self.gan_loss_kind)
+        loss = 0.5 * loss_source + 0.5 * loss_target
         p_source = domain_probability(d_source, self.gan_loss_kind)
         p_target = domain_probability(d_target, self.gan_loss_kind)
         stats = {
+            "d_loss/source": loss_source.detach(),
+            "d_loss/target": loss_target.detach(),
             "d_out/source": p_source.detach().mean(),
             "d_out/target": p_target.detach().mean(),
             "d_acc/source": (p_source < DECISION_THRESHOLD).float().mean(),

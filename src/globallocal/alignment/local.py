@@ -177,10 +177,11 @@ class LocalAlignment(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D_l's loss on detached outputs: source categories -> 0, target pseudo-categories -> 1, halved each.
 
-        Returns the loss and, for logging, D_l's mean 'target' output (``d_out/<domain>``) and its accuracy
-        (``d_acc/<domain>``) on each domain, and the fraction of local outputs kept on each domain
-        (``local_kept/<domain>``), as detached 0-dim tensors; D_l's output and accuracy on a domain where
-        no local output was kept are NaN (undefined, and left out of the logged means).
+        Returns the loss and, for logging, per domain: D_l's class-balanced loss (``d_loss/<domain>``: log 2 =
+        chance), its mean P(target) (``d_out/<domain>``), its accuracy at 0.5 (``d_acc/<domain>``) and the
+        fraction of local outputs kept (``local_kept/<domain>``), as detached 0-dim tensors; D_l's loss,
+        output and accuracy on a domain where no local output was kept are NaN (undefined, and left out of
+        the logged means).
         """
         source, target = as_outputs(source).detach(), as_outputs(target).detach()
         source_cat = self.source_categories(source_labels, source)
@@ -190,6 +191,8 @@ class LocalAlignment(nn.Module):
         kind = self.config.gan_loss
         p_source, p_target = domain_probability(picked_s, kind), domain_probability(picked_t, kind)
         stats = {
+            "d_loss/source": _defined_or_nan(loss_s, picked_s),
+            "d_loss/target": _defined_or_nan(loss_t, picked_t),
             "d_out/source": _mean_or_nan(p_source),
             "d_out/target": _mean_or_nan(p_target),
             "d_acc/source": _mean_or_nan((p_source < DECISION_THRESHOLD).float()),
@@ -198,6 +201,12 @@ class LocalAlignment(nn.Module):
             "local_kept/target": (target_cat != DROPPED).float().mean(),
         }
         return 0.5 * loss_s + 0.5 * loss_t, stats
+
+
+def _defined_or_nan(loss: torch.Tensor, picked: torch.Tensor) -> torch.Tensor:
+    """A domain's detached loss; NaN when none of its local outputs was kept (the loss is then a 0)."""
+    loss = loss.detach().float()
+    return loss if picked.numel() else loss.new_full((), float("nan"))
 
 
 def _mean_or_nan(x: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,7 @@ from globallocal.data.synthetic import SOURCE_DIR as SYNTHETIC_SOURCE_DIR
 from globallocal.data.synthetic import TARGET_DIR as SYNTHETIC_TARGET_DIR
 from globallocal.data.synthetic import SyntheticConfig
 from globallocal.errors import UserError
+from globallocal.evaluation.probe import ProbeConfig, common_size
 from globallocal.training.distributed import LaunchConfig
 from globallocal.training.selftraining import SelfTrainingConfig
 from globallocal.training.snapshots import SnapshotConfig
@@ -116,11 +117,22 @@ class Params:
             lr_d_local=a.lr_d_local, local=local,
         )
 
+    def bn_stats(self, stage: str, aligned: bool) -> str:
+        """The BatchNorm statistics a training stage's model keeps: ``adapt.bn_stats`` for the adapt run,
+        ``selftrain.bn_stats`` for self-training and its control (the stages that forward target batches);
+        mixed elsewhere (pretrain, source_only, oracle see one domain: nothing to separate or re-estimate)."""
+        if stage == "adapt" and aligned:
+            return self.adapt.bn_stats
+        if stage == "selftrain":
+            return self.selftrain.bn_stats
+        return "mixed"
+
     def train_config(self, stage: str, aligned: bool) -> TrainConfig:
         """The full configuration of a training stage; ``aligned`` switches the adapt stage's alignment terms on."""
         train = self.train
         alignment = self.alignment_config() if aligned else None
         return TrainConfig(
+            bn_stats=self.bn_stats(stage, aligned),
             optim=self.optim_config(stage), lambda_seg_aux=train.lambda_seg_aux, multi_level=train.multi_level,
             alignment=alignment, log_every=train.log_every,
             precision=train.precision, channels_last=train.channels_last, log_grad_norms=train.log_grad_norms,
@@ -131,7 +143,8 @@ class Params:
         """Where the datasets are and the sizes their images are resized to for training."""
         d = self.data
         return DataConfig(source=d.source, source_root=d.source_root, target_root=d.target_root,
-                          lists_dir=d.lists_dir, source_size=d.source_size, target_size=d.target_size)
+                          lists_dir=d.lists_dir, source_size=d.source_size, target_size=d.target_size,
+                          train_crop=d.train_crop)
 
     def stage_config(self, stage: str, aligned: bool = False) -> StageConfig:
         """Everything a training stage runs with (``training_stage``'s input), built here once."""
@@ -139,7 +152,7 @@ class Params:
             launch=self.launch_config(), device=self.device, seed=self.seed,
             num_workers=self.num_workers, batch_size=self.train.batch_size,
             train=self.train_config(stage, aligned=aligned), model_spec=self.model.spec(NUM_CLASSES),
-            data=self.data_config(), snapshots=self.snapshot_config(),
+            data=self.data_config(), snapshots=self.snapshot_config(), adabn_batch_size=self.adabn.batch_size,
         )
 
     def selftrain_config(self) -> SelfTrainingConfig:
@@ -152,6 +165,12 @@ class Params:
             lambda_pseudo=st.lambda_pseudo, threshold_rule=st.threshold_rule, top_p=st.top_p, rounds=st.rounds,
             teacher=st.teacher, ema_momentum=st.ema_momentum, ema_conf_threshold=st.ema_conf_threshold,
         )
+
+    def probe_config(self) -> ProbeConfig:
+        """The evaluate stage's domain probe: ``evaluate.probe_*``, D_g's pooling, the run's seed."""
+        e = self.evaluate
+        return ProbeConfig(steps=e.probe_steps, batch_size=e.probe_batch_size, width=e.probe_width, lr=e.probe_lr,
+                           pool=self.adapt.global_d_pool, seed=self.seed)
 
     def snapshot_config(self) -> SnapshotConfig:
         """How often training stages snapshot (``train.snapshot_every``, 0 = never) and how many they keep."""
@@ -184,19 +203,44 @@ class Params:
             target_size=prepare.target_size, shift=prepare.shift, shift_severity=prepare.shift_severity,
         )
 
-    def check_global_discriminator_fits(self) -> None:
-        """D_g must see a map of at least GLOBAL_MIN_INPUT x GLOBAL_MIN_INPUT positions in both domains."""
-        if not FAMILIES[self.adapt.global_family].has_discriminator:
+    def training_sizes(self) -> dict[str, tuple[int, int]]:
+        """The (width, height) of the maps each domain trains at, by the params key that sets it:
+        ``data.train_crop`` for both when set, else each domain's resized size."""
+        data = self.data
+        if data.train_crop is not None:
+            return {"data.train_crop": data.train_crop}
+        return {"data.source_size": data.source_size, "data.target_size": data.target_size}
+
+    def check_train_crop(self) -> None:
+        """``data.train_crop`` must fit inside both resized sizes (it crops, never pads)."""
+        crop, data = self.data.train_crop, self.data
+        if crop is None:
             return
+        for key, (width, height) in (("data.source_size", data.source_size), ("data.target_size", data.target_size)):
+            if crop[0] > width or crop[1] > height:
+                raise UserError(
+                    f"params key 'data.train_crop' is [{crop[0]}, {crop[1]}] but {key} is [{width}, {height}]: "
+                    f"the crop must fit inside both domains' sizes; lower data.train_crop (or set it to null)"
+                )
+
+    def check_global_discriminator_fits(self) -> None:
+        """D_g must see a map of at least GLOBAL_MIN_INPUT x GLOBAL_MIN_INPUT positions in both domains, and so
+        must the evaluate stage's domain probe (D_g's architecture, whatever the family) at its map size."""
+        data = self.data
+        probe_size = common_size([data.source_size, data.target_size], data.train_crop)
+        self._check_d_input({"data.train_crop" if data.train_crop else "data.target_size": probe_size})
+        if FAMILIES[self.adapt.global_family].has_discriminator:
+            self._check_d_input(self.training_sizes())
+
+    def _check_d_input(self, sizes: dict[str, tuple[int, int]]) -> None:
         pool = self.adapt.global_d_pool
-        for key, (width, height) in (("data.source_size", self.data.source_size),
-                                     ("data.target_size", self.data.target_size)):
+        for key, (width, height) in sizes.items():
             seen = (math.ceil(width / pool), math.ceil(height / pool))
             if min(seen) < GLOBAL_MIN_INPUT:
                 raise UserError(
-                    f"params keys '{key}' ({width}x{height}) and 'adapt.global_d_pool' ({pool}): D_g would see "
-                    f"a {seen[0]}x{seen[1]} map, but its five stride-2 convolutions need at least "
-                    f"{GLOBAL_MIN_INPUT}x{GLOBAL_MIN_INPUT}; lower adapt.global_d_pool or raise {key}"
+                    f"params keys '{key}' ({width}x{height}) and 'adapt.global_d_pool' ({pool}): D_g (and the "
+                    f"domain probe) would see a {seen[0]}x{seen[1]} map, but its five stride-2 convolutions need at "
+                    f"least {GLOBAL_MIN_INPUT}x{GLOBAL_MIN_INPUT}; lower adapt.global_d_pool or raise {key}"
                 )
 
 
@@ -216,6 +260,7 @@ def parse(params: dict) -> Params:
     for stage in TRAINING_STAGES:
         tree.train_config(stage, aligned=stage == "adapt")
     tree.selftrain_config()
+    tree.check_train_crop()
     tree.check_global_discriminator_fits()
     tree.synthetic_config()
     return tree

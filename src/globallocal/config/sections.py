@@ -30,7 +30,7 @@ from globallocal.config.values import (
 from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS
 from globallocal.errors import UserError
 from globallocal.models.efficientnet_weights import PACKAGED_WEIGHTS
-from globallocal.models.normalization import BN_PROTOCOLS, NORMS
+from globallocal.models.normalization import BN_PROTOCOLS, BN_STATS, NORMS
 from globallocal.training.precision import PRECISIONS
 from globallocal.training.selftraining import STARTS, TEACHERS, THRESHOLD_RULES
 
@@ -47,6 +47,9 @@ class DataSection:
     lists_dir: Path = path()
     source_size: tuple[int, int] = size()
     target_size: tuple[int, int] = size()
+    #: [width, height] every training image (both domains, labels with them) is randomly cropped to, from its
+    #: resized size, in every training stage; None = no crop (docs/fair_game.md). Evaluation keeps full images.
+    train_crop: tuple[int, int] | None = size(nullable=True)
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,9 @@ class AdaptSection(ScheduleSection):
     local_context: int = integer(minimum=1, odd=True)
     #: Train ids of the classes named in params.yaml.
     local_background_classes: tuple[int, ...] = class_names()
+    #: The BatchNorm running statistics the adapted model keeps: mixed | domain_specific | reestimate
+    #: (models/normalization.py, docs/fair_game.md).
+    bn_stats: str = choice(*BN_STATS)
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,8 @@ class SelfTrainSection:
     teacher: str = choice(*TEACHERS)
     ema_momentum: float = fraction()
     ema_conf_threshold: float = fraction()
+    #: The BatchNorm running statistics the self-trained model (and its control) keeps, as adapt.bn_stats.
+    bn_stats: str = choice(*BN_STATS)
 
 
 @dataclass(frozen=True)
@@ -199,4 +207,9 @@ class AdabnSection:
 @dataclass(frozen=True)
 class EvaluateSection:
     num_qualitative: int = integer()
+    #: The domain probe (evaluation/probe.py): Adam steps, maps per domain per step, D_g width, lr.
+    probe_steps: int = integer(minimum=1)
+    probe_batch_size: int = integer(minimum=1)
+    probe_width: int = integer(minimum=1)
+    probe_lr: float = number(strict=True)
 

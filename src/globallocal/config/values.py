@@ -116,15 +116,18 @@ def flag() -> Any:
     return declared(check)
 
 
-def size() -> Any:
-    """[width, height], two positive integers -> (width, height)."""
+def size(nullable: bool = False) -> Any:
+    """[width, height], two positive integers -> (width, height); None allowed when nullable."""
     def check(value, key):
+        if value is None and nullable:
+            return None
         if (
             not isinstance(value, (list, tuple))
             or len(value) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
         ):
-            raise UserError(f"params key '{key}' is {value!r}; expected [width, height], two positive integers")
+            also = " or null" if nullable else ""
+            raise UserError(f"params key '{key}' is {value!r}; expected [width, height], two positive integers{also}")
         return int(value[0]), int(value[1])
     return declared(check)
 

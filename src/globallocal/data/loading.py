@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from globallocal.data.cityscapes import CityscapesDataset
+from globallocal.data.crops import SEED_BOUND
 from globallocal.data.gta5 import GTA5Dataset
 from globallocal.data.segmentation_dataset import SegmentationDataset
 from globallocal.data.synthia import SynthiaDataset
@@ -31,6 +32,8 @@ class DataConfig:
     lists_dir: Path
     source_size: tuple[int, int]
     target_size: tuple[int, int]
+    #: (width, height) both domains' training images are randomly cropped to (data.crops); None = no crop.
+    train_crop: tuple[int, int] | None
 
 
 def source_dataset(
@@ -86,9 +89,15 @@ class SeededBatchSampler(Sampler[list[int]]):
     Resumable (``data.order.DataStream``): ``pass_start_state`` is the generator state at the start of the
     current pass, and ``restart_at(state, consumed)`` makes the next pass the one that began at ``state``,
     without its first ``consumed`` batches (skipped as index lists: no image is decoded twice).
+
+    ``sample_seeds``: each pass then also draws one seed per item (after the draws above), and a batch is
+    a list of ``(index, seed)`` pairs: what ``data.crops.SeededCrops`` reads to crop an item
+    reproducibly. The seeds are fixed by the pass's start state, so a resumed pass draws them again.
+    Without it nothing more is drawn (the order of a run without crops is unchanged).
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int, drop_last: bool, rank: int = 0, world_size: int = 1):
+    def __init__(self, size: int, batch_size: int, seed: int, drop_last: bool, rank: int = 0, world_size: int = 1,
+                 sample_seeds: bool = False):
         if world_size > 1 and size < batch_size:
             raise UserError(
                 f"a dataset of {size} images cannot give {world_size} ranks a share of a batch of {batch_size}: "
@@ -96,6 +105,7 @@ class SeededBatchSampler(Sampler[list[int]]):
             )
         self.size, self.batch_size, self.drop_last = size, batch_size, drop_last
         self.rank, self.world_size = rank, world_size
+        self.sample_seeds = sample_seeds
         self.generator = torch.Generator().manual_seed(seed)
         self.pass_start_state: torch.Tensor | None = None
         self._restart: tuple[torch.Tensor, int] | None = None
@@ -118,6 +128,9 @@ class SeededBatchSampler(Sampler[list[int]]):
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         order = torch.randperm(self.size, generator=self.generator).tolist()
         torch.randperm(self.size, generator=self.generator)
+        if self.sample_seeds:
+            seeds = torch.randint(SEED_BOUND, (self.size,), generator=self.generator).tolist()
+            order = [(index, seeds[index]) for index in order]
         share = self.batch_size // self.world_size
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
@@ -144,12 +157,14 @@ def train_loader(
     """Shuffled with a seeded generator, full batches only (a batch of 1 would change BN statistics).
 
     ``batch_size`` is the global batch; with ``world_size`` ranks this rank loads its slice of it. The
-    order is the same for any ``num_workers``; workers persist across passes.
+    order is the same for any ``num_workers``; workers persist across passes. A dataset with
+    ``takes_sample_seed`` (``data.crops.SeededCrops``) is read with ``(index, seed)`` keys drawn per pass.
     """
     drop_last = len(dataset) >= batch_size
+    sample_seeds = getattr(dataset, "takes_sample_seed", False)
     return DataLoader(
         dataset,
-        batch_sampler=SeededBatchSampler(len(dataset), batch_size, seed, drop_last, rank, world_size),
+        batch_sampler=SeededBatchSampler(len(dataset), batch_size, seed, drop_last, rank, world_size, sample_seeds),
         num_workers=num_workers,
         pin_memory=pin_memory,
         # Seeds the workers only (the dataset draws no random numbers); the order has its own generator.

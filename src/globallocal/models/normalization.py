@@ -15,6 +15,17 @@ a control in which target batches cannot change the network except through gradi
 
 ``reestimate_batchnorm`` is AdaBN (Li et al., 2016): the running statistics of every BatchNorm
 recomputed on target images, no gradient step, no parameter changed.
+
+The statistics an adapted (or self-trained) model is evaluated with (``adapt.bn_stats``,
+``selftrain.bn_stats``; docs/fair_game.md). In training mode each domain's batch is normalised by its own
+batch statistics whatever the setting, so the forward, the losses and every weight are the same in all
+three; only the running statistics evaluation uses differ:
+
+* ``mixed``: one set of running statistics, an exponential mix of the alternating source and target
+  batches (ADVENT's and AdaptSegNet's code; the paper presets).
+* ``domain_specific``: a source set and a target set (``DomainStatistics``; DSBN's statistics, Chang et
+  al., CVPR 2019, with the affine shared); the model is evaluated with the target's.
+* ``reestimate``: the mixed statistics replaced after training by AdaBN's on target train.
 """
 
 from __future__ import annotations
@@ -29,6 +40,9 @@ from torchvision.ops import FrozenBatchNorm2d as _TorchvisionFrozenBatchNorm2d
 from globallocal.errors import UserError
 
 BN_PROTOCOLS = ("learned", "reference", "frozen")
+#: ``adapt.bn_stats`` / ``selftrain.bn_stats``: the running statistics an adapted model is evaluated with.
+BN_STATS = ("mixed", "domain_specific", "reestimate")
+DOMAINS = ("source", "target")
 #: ``model.norm``: BatchNorm, or GroupNorm (no running statistics: a control with no statistics channel).
 NORMS = ("batch", "group")
 #: GroupNorm groups: every MobileNetV3 channel count is a multiple of 8 (torchvision's _make_divisible).
@@ -141,3 +155,50 @@ def reestimate_batchnorm(
     if count == 0:
         raise UserError("AdaBN: no target image to re-estimate BatchNorm statistics on (empty target train list?)")
     return count
+
+
+class DomainStatistics:
+    """Separate source and target running statistics for every BatchNorm layer of ``model`` (DSBN's
+    statistics with a shared affine): ``use(domain)`` before a domain's forward in train mode makes its
+    running mean / var / count the ones that batch updates.
+
+    Between training steps the model holds the target's statistics (the last forward of a step is the
+    target's; a checkpoint or an evaluation therefore sees them) and this object the source's. Both start
+    as the model's statistics when built (the pretrained source model's). Swaps copy in place, so the
+    layers' buffers stay the same tensors (optimisers, DDP and torch.compile keep their references).
+    """
+
+    def __init__(self, model: nn.Module):
+        self.layers = batchnorm_layers(model)
+        self.active = "target"
+        self.stored = [self._buffers(layer, clone=True) for layer in self.layers]
+
+    @staticmethod
+    def _buffers(layer: nn.modules.batchnorm._BatchNorm, clone: bool = False) -> list[torch.Tensor]:
+        buffers = [layer.running_mean, layer.running_var, layer.num_batches_tracked]
+        return [b.detach().clone() for b in buffers] if clone else buffers
+
+    @torch.no_grad()
+    def use(self, domain: str) -> None:
+        """Make ``domain``'s statistics the layers' own (the other domain's kept here)."""
+        if domain not in DOMAINS:
+            raise ValueError(f"domain {domain!r}; expected one of {DOMAINS}")
+        if domain == self.active:
+            return
+        for layer, stored in zip(self.layers, self.stored):
+            for live, kept in zip(self._buffers(layer), stored):
+                held = live.clone()
+                live.copy_(kept)
+                kept.copy_(held)
+        self.active = domain
+
+    def state_dict(self) -> dict:
+        """The statistics held here (the inactive domain's) and which domain the model holds."""
+        return {"active": self.active, "stored": [[t.clone() for t in buffers] for buffers in self.stored]}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        self.active = state["active"]
+        for kept, saved in zip(self.stored, state["stored"]):
+            for tensor, value in zip(kept, saved):
+                tensor.copy_(value)

@@ -120,6 +120,7 @@ def train_step(
 
     images = _to_device(source["image"], device, config.channels_last)
     labels = source["label"].to(device, non_blocking=True)
+    use_statistics(state, "source")
     src = _forward(model, images, config.multi_level, device, config.precision)
     loss_seg = segmentation_loss(src["main"], labels)
     log["loss_seg/main"] = loss_seg.detach()
@@ -136,6 +137,7 @@ def train_step(
         if aligners is not None:
             set_requires_grad(aligners, False)
         target_images = _to_device(target["image"], device, config.channels_last)
+        use_statistics(state, "target")
         tgt_logits = _forward(model, target_images, config.multi_level, device, config.precision)
         tgt = {head: HeadOutputs(logits) for head, logits in tgt_logits.items()}
         terms = {}
@@ -157,12 +159,19 @@ def train_step(
         if state.optimizer_d is not None:
             _discriminator_step(state, config, src, labels, tgt, device, log)
 
+    use_statistics(state, "target")  # between steps the model holds the target's statistics (a no-op after a target)
     scaler.step(state.optimizer)
     scaler.update()
     state.iteration += 1
     for term in state.target_terms:
         term.after_step(model, state.iteration)
     return log
+
+
+def use_statistics(state: TrainState, domain: str) -> None:
+    """``bn_stats: domain_specific``: the next forward updates ``domain``'s running statistics."""
+    if state.domain_statistics is not None:
+        state.domain_statistics.use(domain)
 
 
 def _discriminator_step(

@@ -1,7 +1,8 @@
 """Snapshots of a training stage, so that a killed run resumes exactly where it was.
 
 Every ``every`` iterations a stage writes ``<folder>/iter_NNNNNNNN/`` holding ``state.pt`` (weights,
-both optimisers, discriminators, iteration, every RNG state, the data streams' positions, the partial
+both optimisers, discriminators, the source's BatchNorm statistics under ``bn_stats: domain_specific``,
+iteration, every RNG state, the data streams' positions, the partial
 logging sums and the fingerprint) and copies of its attachments (the dvclive log: DVC deletes a stage's
 declared outputs before re-running it, so the log is restored from the snapshot). The folder is built
 as ``.tmp`` and renamed, so a kill during a write leaves the earlier snapshots whole; the newest
@@ -150,6 +151,8 @@ def capture(state: TrainState, streams: dict[str, DataStream | None], extra: dic
         payload["discriminators"] = state.aligners.state_dict()
     if state.optimizer_d is not None:
         payload["optimizer_d"] = state.optimizer_d.state_dict()
+    if state.domain_statistics is not None:
+        payload["domain_statistics"] = state.domain_statistics.state_dict()
     return payload
 
 
@@ -161,6 +164,8 @@ def restore(payload: dict, state: TrainState, streams: dict[str, DataStream | No
         state.aligners.load_state_dict(payload["discriminators"])
     if state.optimizer_d is not None:
         state.optimizer_d.load_state_dict(payload["optimizer_d"])
+    if state.domain_statistics is not None:
+        state.domain_statistics.load_state_dict(payload["domain_statistics"])
     for name, stream in streams.items():
         if stream is not None:
             stream.restore(payload["streams"][name])

@@ -11,16 +11,19 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from dvclive import Live
 
 from globallocal import atomic
 from globallocal.checkpoints import CheckpointDescription, model_from_checkpoint, save_checkpoint
+from globallocal.data.crops import training_crops
 from globallocal.data.file_lists import SOURCE_LIST, TARGET_TRAIN_LIST, read_list
 from globallocal.data.labels import NUM_CLASSES
 from globallocal.data.loading import DataConfig, resolve_num_workers, source_dataset, target_dataset
 from globallocal.models import build_model
 from globallocal.runtime import resolve_device, seed_everything
 from globallocal.training import distributed
+from globallocal.training.adabn import adapt_batchnorm
 from globallocal.training.distributed import LaunchConfig
 from globallocal.training.loop import RunOptions, build_train_state, train
 from globallocal.training.precision import check_precision
@@ -52,6 +55,8 @@ class StageConfig:
     model_spec: dict
     data: DataConfig
     snapshots: SnapshotConfig
+    #: Images per batch when ``train.bn_stats`` is ``reestimate`` (the adabn stage's batch size).
+    adabn_batch_size: int
 
 
 def open_live(log_dir: Path, resume: bool = False) -> Live:
@@ -80,6 +85,10 @@ def training_stage(
     (implies target_stream).
     target_stream: forward unlabelled target train batches in training mode (BatchNorm sees them; the
     aligners and the self-training term act on them); selftrain and its control.
+    The trained model keeps the BatchNorm statistics ``train_config.bn_stats`` says (``Params.bn_stats``):
+    ``domain_specific`` is the loop's (the target's set), ``reestimate`` AdaBN on target train here, after
+    the last step (with ``adabn.batch_size``, as the adabn stage), so the model saved is AdaBN's statistics
+    on the trained weights.
     self_training: a ``selftraining.SelfTraining`` that pseudo-labels the target stream: it wraps the target
     set and attaches its term before the one ``train`` call (no snapshots: its labels and teacher are not in
     them; the stage is short).
@@ -112,15 +121,15 @@ def training_stage(
         )
     batch = config.batch_size
     workers = resolve_num_workers(config.num_workers, launch.nproc_per_node, device)
-    source_loader = context.loader(supervised, batch, seed, workers)
+    source_loader = context.loader(training_crops(supervised, data.train_crop), batch, seed, workers)
     target_loader = None
     if aligned or target_stream:
         unlabelled = target_dataset(
             data.target_root, "train", read_list(lists / TARGET_TRAIN_LIST), data.target_size, norm, with_labels=False
         )
         if self_training is not None:
-            unlabelled = self_training.wrap_target(unlabelled)
-        target_loader = context.loader(unlabelled, batch, seed + 1, workers)
+            unlabelled = self_training.wrap_target(unlabelled)  # pseudo-labels at full size, cropped with the image
+        target_loader = context.loader(training_crops(unlabelled, data.train_crop), batch, seed + 1, workers)
 
     if context.is_main:  # rank 0 alone writes
         atomic.check_writable(checkpoint_out)
@@ -158,6 +167,13 @@ def training_stage(
         print(file=sys.stderr)  # end the progress bar's line, so that an error message stands on its own
         raise
     context.finish(state.model)
+    if train_config.bn_stats == "reestimate":
+        # In the memory format the adabn stage's model has (a checkpoint loads contiguous): the very same numbers.
+        state.model.to(memory_format=torch.contiguous_format)
+        batches = adapt_batchnorm(state.model, data, config.adabn_batch_size, device)
+        if context.is_main:
+            print(f"{log_dir.name}: bn_stats reestimate: BatchNorm statistics re-estimated on {batches} target "
+                  "train batches")
     if context.is_main:
         save_checkpoint(checkpoint_out, state.model, model_spec, state.checkpoint_parts(),
                         description=CheckpointDescription.of_data(data))

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from globallocal.alignment.aligners import Aligners, AlignmentConfig
+from globallocal.models.normalization import DomainStatistics, batchnorm_layers
 from globallocal.training.acceleration import configure_backends, maybe_compile, optimizer_options
 from globallocal.training.precision import grad_scaler
 
@@ -52,6 +53,9 @@ class TrainConfig:
     cudnn_benchmark: bool
     fused_optimizer: bool
     compile: bool
+    #: The running BatchNorm statistics the trained model keeps: mixed | domain_specific | reestimate
+    #: (models/normalization.py); anything but mixed only where target batches are forwarded.
+    bn_stats: str
 
 
 @dataclass
@@ -69,6 +73,8 @@ class TrainState:
     #: objects with ``generator_terms(batch, target_outputs) -> ({name_<head>: loss}, {stat: 0-dim tensor})`` and
     #: ``after_step(model, iteration)`` (e.g. an EMA teacher's update). Not saved in checkpoints.
     target_terms: list = field(default_factory=list)
+    #: ``bn_stats: domain_specific``: the source's running statistics, swapped in for source forwards.
+    domain_statistics: DomainStatistics | None = None
 
     def checkpoint_parts(self) -> dict:
         """What a final checkpoint keeps of the training beside the weights (``save_checkpoint``)."""
@@ -93,6 +99,8 @@ def build_train_state(model: nn.Module, config: TrainConfig, num_classes: int) -
     model.to(memory_format=memory_format)
     maybe_compile(model, config.compile)
     state = TrainState(model=model, optimizer=optimizer, scaler=grad_scaler(device, config.precision))
+    if config.bn_stats == "domain_specific" and batchnorm_layers(model):
+        state.domain_statistics = DomainStatistics(model)
     if config.alignment is not None:
         heads = HEADS if config.multi_level else ("main",)
         aligners = Aligners(config.alignment, num_classes, heads).to(device, memory_format=memory_format)

@@ -14,7 +14,7 @@ from globallocal.errors import UserError
 MIN_WIDTH_PX = 64
 MIN_HEIGHT_PX = 32
 #: The target shifts of the shift grid and their severities (what each does: the shifts module).
-SHIFTS = ("none", "fog", "lowlight", "season", "carpaint", "scale", "layout")
+SHIFTS = ("none", "fog", "lowlight", "season", "carpaint", "scale", "layout", "swap")
 SEVERITIES = (1, 2, 3)
 
 

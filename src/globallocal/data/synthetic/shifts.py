@@ -14,6 +14,10 @@ here varies across the image or by class, so no per-channel affine change undoes
 * ``scale``: a wide-angle camera mounted higher (a van): shorter focal length, higher viewpoint.
 * ``layout``: a label-prior stress test: a pedestrian zone with few vehicles and many people and bicycles,
   same appearance; output-space alignment is expected to fail here (it pulls towards the source prior).
+* ``swap``: the positive control (docs/positive_control.md): road and sky exchange their appearance (each
+  class's per-image colour mean and spread moved towards the other's), layout and labels unchanged. What
+  tells road from sky in the target is then where it is (sky above the horizon, road below): information
+  in the output layout and nowhere else, which output-space alignment can use and AdaBN cannot.
 
 A shift applies to the target domain only (train, dev and val alike); ``none`` is the benchmark as it
 was before shifts existed, byte for byte. A shift's own random draws come from a separate generator
@@ -87,6 +91,15 @@ SCALE = {1: (2.0, 0.85), 2: (2.6, 0.7), 3: (3.2, 0.55)}
 #: (vehicle count factor, people and bicycle count factor) per severity.
 LAYOUT = {1: (0.5, 2.0), 2: (0.25, 3.0), 3: (0.1, 4.0)}
 
+# ---- swap (the positive control) ------------------------------------------------------------------
+#: The two classes whose appearance is exchanged: their layouts differ most (above / below the horizon).
+SWAPPED_CLASSES = (ROAD, SKY)
+#: How far each class's colour moves to the other's per severity: 0.5 = both look alike (the mean of the
+#: two), 1 = fully exchanged.
+SWAP_SHARE = {1: 0.5, 2: 0.75, 3: 1.0}
+#: Below this per-channel spread a class counts as flat (its deviations are not rescaled by it).
+SWAP_MIN_STD = 1e-3
+
 
 @dataclass(frozen=True)
 class TargetShift:
@@ -133,9 +146,11 @@ def shift_rng(seed: int, split_stream: int, index: int) -> Rng:
 
 
 def in_scene(rgb: np.ndarray, scene: Scene, shift: TargetShift) -> np.ndarray:
-    """Before the camera's lighting: fog. rgb (H, W, 3) float32 in about [0, 1]."""
+    """Before the camera's lighting: fog, or the road / sky appearance swap. rgb (H, W, 3) float32 in about [0, 1]."""
     if shift.name == "fog":
         return apply_fog(rgb, depth_map(scene), FOG_VISIBILITY_M[shift.severity], FOG_AIRLIGHT_RGB)
+    if shift.name == "swap":
+        return swap_appearance(rgb, scene.canvas, *SWAPPED_CLASSES, SWAP_SHARE[shift.severity])
     return rgb
 
 
@@ -269,3 +284,27 @@ def dusk(rgb: np.ndarray, lit_before: np.ndarray, scene: Scene, severity: int, r
     halo *= GLARE_PEAK * 2 * math.pi * sigma**2 / max(math.pi * radius**2, 1.0)
     halo = np.maximum(halo, sources)  # the lamp itself is saturated
     return out + np.minimum(halo, 1.0)[..., None] * np.asarray(GLARE_RGB, dtype=np.float32)
+
+
+# ---- swap (the positive control) ------------------------------------------------------------------
+
+
+def swap_appearance(rgb: np.ndarray, codes: np.ndarray, first: int, second: int, share: float) -> np.ndarray:
+    """Exchange two classes' appearance in one image, their pixels (the layout) untouched.
+
+    rgb (H, W, 3) float32; codes (H, W) canvas codes. Each class's pixels get the other's per-channel colour
+    mean and spread (x -> mean_other + (x - mean_own) * std_other / std_own: texture, markings and shading
+    kept as deviations), blended with their own colour by ``share``. An image lacking either class is
+    returned as it is (no appearance to exchange). No random number is drawn: every other pixel stays
+    byte-identical.
+    """
+    masks = [codes == first, codes == second]
+    if not all(mask.any() for mask in masks):
+        return rgb
+    moments = [(rgb[mask].mean(axis=0), rgb[mask].std(axis=0)) for mask in masks]
+    out = rgb.copy()
+    for (mask, (mean, std)), (other_mean, other_std) in zip(zip(masks, moments), moments[::-1]):
+        scale = np.where(std > SWAP_MIN_STD, other_std / np.maximum(std, SWAP_MIN_STD), 1.0)
+        exchanged = other_mean + (rgb[mask] - mean) * scale
+        out[mask] = ((1 - share) * rgb[mask] + share * exchanged).astype(np.float32)
+    return out
