@@ -29,9 +29,11 @@ METRICS_FILE = "reports/metrics.json"
 METRICS_DEV_FILE = "reports/metrics_dev.json"
 #: The code an experiment's metrics depend on besides its params: everything the stages up to
 #: `evaluate` run (the report's drawing code does not change a number).
-CODE_PATHS = ("src", "pipeline", ":(exclude)src/globallocal/reporting",
-              ":(exclude)src/globallocal/experiments/runner.py",
-              ":(exclude)src/globallocal/experiments/queue.py", ":(exclude)src/globallocal/experiments/main_table.py",
+#: The runner's own files are excluded under today's paths (the experiments/ package) and under those they had
+#: before the package layout (so experiments of older commits still compare with ``--code-at``).
+CODE_PATHS = ("src", "pipeline", ":(exclude)src/globallocal/reporting", ":(exclude)src/globallocal/experiments",
+              ":(exclude)src/globallocal/experiments.py", ":(exclude)src/globallocal/experiment_queue.py",
+              ":(exclude)src/globallocal/main_table.py", ":(exclude)src/globallocal/experiment_files.py",
               ":(exclude)pipeline/report.py")
 POLL_S = 20
 
