@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from support.tiny_project import REPO, run, tiny_params
+from support.tiny_project import copy_code, run, tiny_params
 
 
 def python(args, cwd):
@@ -28,8 +28,7 @@ def adapted_with(root, bn_stats: str) -> dict:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("bn_stats")
-    for name in ("pipeline", "src"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    copy_code(root)
     params = tiny_params()
     params["adapt"].update(iterations=3, max_iters=3)
     params["adabn"]["batch_size"] = 2  # two batches of the 4 target train images (6 less 2 dev)

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from support.tiny_project import REPO, run, tiny_params
+from support.tiny_project import copy_code, run, tiny_params
 
 ITERATIONS = 5
 SNAPSHOT_EVERY = 2
@@ -74,8 +74,7 @@ def python(args, cwd, check=True):
 def project(tmp_path_factory):
     """Tiny data, a pretrained model, and the reference: an uninterrupted adapt run's model and logs."""
     root = tmp_path_factory.mktemp("resume")
-    for name in ("pipeline", "src"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    copy_code(root)
     params = tiny_params()
     params["adapt"].update(iterations=ITERATIONS, max_iters=ITERATIONS)
     params["train"].update(snapshot_every=SNAPSHOT_EVERY, keep_snapshots=2, log_every=LOG_EVERY)

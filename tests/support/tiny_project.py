@@ -31,14 +31,19 @@ def tiny_params() -> dict:
     return params
 
 
-def copy_project(root: Path) -> None:
-    """The files a stage needs (dvc.yaml, pipeline/, src/, .gitignore) copied into ``root``, with tiny params."""
-    for name in ("dvc.yaml", "pipeline", "src", ".gitignore"):
+def copy_code(root: Path, names=("pipeline", "src")) -> None:
+    """The repository's ``names`` (folders or files) copied into ``root``, without caches."""
+    for name in names:
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(source, root / name)
+
+
+def copy_project(root: Path) -> None:
+    """The files a stage needs (dvc.yaml, pipeline/, src/, .gitignore) copied into ``root``, with tiny params."""
+    copy_code(root, ("dvc.yaml", "pipeline", "src", ".gitignore"))
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
 
 
