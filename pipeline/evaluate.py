@@ -20,6 +20,7 @@ row per split and one column per model: the headline numbers, in a width a termi
 """
 
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -85,12 +86,23 @@ def main() -> None:
 
     metrics, dev_metrics, per_class, official, qualitative, diagnostics = {}, {}, {}, {}, {}, {}
     models = dict(MODELS)
+    copies = {}
     if params.selftrain.iterations == 0:
-        # Both self-training stages then copy the adapted model: `selftrained` stays in the table as the
-        # fourth model, its control (the very same weights) is not scored twice, which keeps
-        # `dvc metrics show` within a terminal's width.
+        # Both self-training stages then copy their start model (selftrain.start: adapted or source_only, the
+        # very same weights): `selftrained` stays in the table with the start model's scores, taken over
+        # rather than computed a second time; its control is left out, which keeps `dvc metrics show` within
+        # a terminal's width.
         del models["selftrain_control"]
+        copies["selftrained"] = params.selftrain.start
     for model_name, checkpoint in models.items():
+        if model_name in copies:
+            start = copies[model_name]
+            for scores in (metrics, dev_metrics, per_class, official, qualitative, diagnostics, probes):
+                scores[model_name] = scores[start]
+            np.save(eval_dir / f"confusion_{model_name}.npy", np.load(eval_dir / f"confusion_{start}.npy"))
+            shutil.copytree(predictions / start, predictions / model_name)
+            print(f"{model_name}: a copy of {start} (selftrain.iterations 0), its scores taken over")
+            continue
         model, _ = model_from_checkpoint(checkpoint)
         dataset = target_dataset(
             data.target_root, "val", names, data.target_size, model.input_normalization,

@@ -23,7 +23,7 @@ from globallocal.reporting import (
     selftrain_table,
     write_report,
 )
-from globallocal.reporting.ablation import ABLATION_FILE, cell_name, read_ablation, rows_of_cell
+from globallocal.reporting.ablation import ABLATION_FILE, backbone_name, cell_name, read_ablation, rows_of_cell
 from globallocal.stage_runner import run_stage
 
 REPORTS = Path("reports")
@@ -96,7 +96,9 @@ def main() -> None:
     metrics = {m: {**headline[m], "per_class_iou": per_class[m]} for m in SHOWN}
     cell = cell_name(params.prepare.shift, params.prepare.shift_severity)
     all_rows = read_ablation(ABLATION_FILE)
-    cell_rows = rows_of_cell(all_rows, cell, params.model.bn_protocol)
+    # Today's cell in today's regime: rows of other statistics settings or backbones are other experiments.
+    cell_rows = rows_of_cell(all_rows, cell, params.model.bn_protocol, stats=params.adapt.bn_stats,
+                             backbone=backbone_name(params.model.arch, params.model.backbone_weights))
     # The weight-0 run and AdaBN are reference rows of the alignment table, not global families.
     family_rows = [row for row in cell_rows if not row["selftrain"] and row["family"] not in ("none", "adabn")]
     figures = draw_figures(params, metrics, family_rows)

@@ -15,8 +15,9 @@ CELL = {"prepare.shift": "scale", "prepare.shift_severity": 1}
 def committed(tmp_path, monkeypatch):
     """A workspace whose params.yaml has the keys the main table reads (selftrain.iterations 0, as committed)."""
     monkeypatch.chdir(tmp_path)
-    params = {"prepare": {"shift": "none", "shift_severity": 1}, "model": {"bn_protocol": "learned"},
-              "selftrain": {"iterations": 0, "max_iters": 150}}
+    params = {"prepare": {"shift": "none", "shift_severity": 1},
+              "model": {"bn_protocol": "learned", "arch": "efficientnet_lite0", "backbone_weights": "imagenet"},
+              "adapt": {"bn_stats": "reestimate"}, "selftrain": {"iterations": 0, "max_iters": 150}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
@@ -39,6 +40,22 @@ def test_a_self_training_run_is_named_apart_and_runs_the_committed_schedule(comm
                                        "seed": 0}
     assert runs[("source_only", 0, 0)][1] == {**CELL, "selftrain.start": "source_only", "seed": 0,
                                               "selftrain.iterations": 150}
+
+
+def test_only_the_local_run_of_a_family_self_trains_when_asked(committed):
+    runs = main_table.ablation_runs([0], CELL, True, ("advent",), ("advent",), selftrain_locals=(1,))
+    assert runs[("advent", 1, 0)][0] == "ablation-scale-1-learned-advent-local1-st-s0"
+    assert runs[("advent", 1, 0)][1]["selftrain.iterations"] == 150
+    assert runs[("advent", 0, 0)][0] == "ablation-scale-1-learned-advent-local0-s0"
+    assert "selftrain.iterations" not in runs[("advent", 0, 0)][1]
+
+
+def test_a_rows_cell_names_its_statistics_setting_and_backbone(committed):
+    assert main_table.cell_of({}) == {"bn": "learned", "shift": "none", "stats": "reestimate",
+                                      "backbone": "efficientnet_lite0/imagenet"}
+    other = main_table.cell_of({"model.arch": "mobilenetv3_small", "model.backbone_weights": None,
+                                "adapt.bn_stats": "mixed", **CELL})
+    assert other == {"bn": "learned", "shift": "scale-1", "stats": "mixed", "backbone": "mobilenetv3_small/random"}
 
 
 def test_an_adapt_only_run_switches_self_training_off_when_the_committed_params_self_train(committed):
@@ -102,6 +119,10 @@ def test_the_table_takes_baselines_from_the_weight_0_run_and_keeps_other_setting
                 "ablation-scale-1-learned-x100-advent-local0-s0": _metrics(15.0),
                 "ablation-scale-1-learned-x100-advent-local1-s0": _metrics(15.5)}
     monkeypatch.setattr(main_table, "finished_experiments", lambda: finished)
+    monkeypatch.setattr(main_table, "experiment_refs", lambda: {name: f"refs/exps/{name}" for name in finished})
+    probe = b'{"models": {"adapted": {"auc": 0.75}, "source_only": {"auc": 0.9}}}'
+    monkeypatch.setattr(main_table, "committed_file",
+                        lambda ref, path: probe if ref.endswith("none-local0-s0") else None)
     main_table.ablation([0], 1, True, sets=CELL, selftrain_families=("advent",), families=("advent",))
     main_table.ablation([0], 1, True, selftrain=False, sets=CELL, families=("advent",),
                         family_sets={"advent": {"adapt.lambda_adv_main": 0.1}}, tag="x100")
@@ -114,6 +135,12 @@ def test_the_table_takes_baselines_from_the_weight_0_run_and_keeps_other_setting
     assert rows[("x100", "none", "0", "0")]["dev_miou"] == "13.5"
     assert rows[("x100", "oracle", "0", "0")]["val_miou"] == "21.0"
     assert {r["shift"] for r in rows.values()} == {"scale-1"}
+    assert {(r["stats"], r["backbone"]) for r in rows.values()} == {("reestimate", "efficientnet_lite0/imagenet")}
+    # the probe's AUC of the row's own model, from the run's reports/probe_auc.json; none written: empty
+    assert rows[("committed", "none", "0", "0")]["probe_auc"] == "0.75"
+    assert rows[("committed", "source_only", "0", "0")]["probe_auc"] == "0.9"
+    assert rows[("committed", "oracle", "0", "0")]["probe_auc"] == ""
+    assert rows[("committed", "advent", "1", "0")]["probe_auc"] == ""
     assert (committed / "reports" / "ablation_scale-1_learned_x100.md").read_text().startswith(
         "Cell: shift scale-1, bn learned, setting x100; seeds [0]. Per-family overrides: advent: "
         "`adapt.lambda_adv_main=0.1`.")
@@ -124,7 +151,9 @@ def test_rows_written_before_the_setting_column_read_as_the_committed_setting(tm
     path.write_text("family,local,seed,val_miou,dev_miou\nadvent,1,0,15.0,16.0\n")
     from globallocal.reporting.ablation import read_ablation
 
-    assert read_ablation(path)[0]["setting"] == "committed"
+    old = read_ablation(path)[0]
+    assert (old["setting"], old["stats"], old["backbone"], old["probe_auc"]) == (
+        "committed", "mixed", "mobilenetv3_small/random", None)
 
 
 def test_the_report_shows_only_the_committed_setting_of_its_own_cell(tmp_path):
@@ -137,3 +166,17 @@ def test_the_report_shows_only_the_committed_setting_of_its_own_cell(tmp_path):
                     "advent,1,0,13.0,14.0,learned,scale-1,committed\n")
     shown = rows_of_cell(read_ablation(path), "none", "learned")
     assert [(row["val_miou"], row["setting"]) for row in shown] == [(15.0, "committed")]
+
+
+def test_the_report_can_ask_for_one_statistics_setting_and_backbone(tmp_path):
+    from globallocal.reporting.ablation import read_ablation, rows_of_cell
+
+    path = tmp_path / "ablation.csv"
+    path.write_text("family,local,seed,val_miou,dev_miou,bn,shift,setting,stats,backbone\n"
+                    "advent,1,0,15.0,16.0,learned,none,committed,,\n"  # written before the two columns
+                    "advent,1,0,17.0,18.0,learned,none,committed,reestimate,efficientnet_lite0/imagenet\n")
+    rows = read_ablation(path)
+    assert [r["val_miou"] for r in rows_of_cell(rows, "none", "learned")] == [15.0, 17.0]
+    assert [r["val_miou"] for r in rows_of_cell(rows, "none", "learned", stats="mixed",
+                                                backbone="mobilenetv3_small/random")] == [15.0]
+    assert [r["val_miou"] for r in rows_of_cell(rows, "none", "learned", stats="reestimate")] == [17.0]

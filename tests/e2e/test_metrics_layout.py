@@ -51,3 +51,15 @@ def test_per_class_iou_and_timings_are_files_to_ask_for_by_name_not_declared_met
     assert declared == ["reports/metrics.json", "reports/metrics_dev.json"]
     by_name = dvc("metrics", "show", "reports/per_class_iou.json").splitlines()[0].split()
     assert "adapted.road" in by_name
+
+
+def test_the_selftrained_copy_carries_its_start_models_scores_at_zero_iterations():
+    # selftrain.iterations 0: `selftrained` is the start model's copy; evaluate takes its scores over
+    params = yaml.safe_load((REPO / "params.yaml").read_text())["selftrain"]
+    assert params["iterations"] == 0
+    start = params["start"]
+    probe = json.loads((REPO / "reports/probe_auc.json").read_text())["models"]
+    for name in ("reports/metrics.json", "reports/metrics_dev.json", "reports/per_class_iou.json"):
+        scores = json.loads((REPO / name).read_text())
+        assert scores["selftrained"] == scores[start], name
+    assert probe["selftrained"] == probe[start]

@@ -63,6 +63,13 @@ def output_file(ref: str, out: str, relpath: str | None = None) -> bytes | None:
     return None
 
 
+def committed_file(ref: str, path: str) -> bytes | None:
+    """The bytes of a file the experiment at ``ref`` committed to git (an output with ``cache: false``, such as
+    reports/probe_auc.json); None when that commit has no such file."""
+    shown = subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True)
+    return shown.stdout if shown.returncode == 0 else None
+
+
 def logged_series(ref: str, log_dir: str, metric: str) -> list[float]:
     """The values a dvclive log of the experiment recorded for ``metric`` (e.g. ``d_acc/local_main_target``),
     one per log interval; empty when it was never logged."""

@@ -10,21 +10,24 @@ from pathlib import Path
 import yaml
 
 from globallocal.alignment.global_alignment import ALIGNING_FAMILIES as FAMILIES
-from globallocal.experiments.finished_runs import experiment_refs, logged_series, output_file
+from globallocal.experiments.finished_runs import committed_file, experiment_refs, logged_series, output_file
 from globallocal.experiments.queue import finished_experiments, run_all, run_name, write_csv
 from globallocal.reporting import alignment_table, diagnostics_table, selftrain_table
-from globallocal.reporting.ablation import ABLATION_FILE, COMMITTED_SETTING, cell_name, read_ablation
+from globallocal.reporting.ablation import ABLATION_FILE, COMMITTED_SETTING, backbone_name, cell_name, read_ablation
 
 
 def ablation_row(result: dict, family: str, local: int, seed: int, model: str, selftrain: int,
-                 cell: dict) -> dict:
+                 cell: dict, probes: dict | None = None) -> dict:
     """One row of reports/ablation.csv: ``model``'s scores in ``result``; the control's for a self-trained one.
 
-    ``cell``: the ``bn`` protocol and the benchmark ``shift`` cell (``none`` = today's benchmark) of the run.
+    ``cell``: the ``bn`` protocol, the benchmark ``shift`` cell (``none`` = today's benchmark), the ``stats``
+    setting and the ``backbone`` of the run. ``probes``: the run's reports/probe_auc.json ``models`` (None:
+    the run wrote none; the row's ``probe_auc`` is then empty).
     """
+    auc = (probes or {}).get(model, {}).get("auc", "")
     row = {"family": family, "local": local, "selftrain": selftrain, "seed": seed,
            "val_miou": result[model]["miou"], "dev_miou": result["dev"][model]["miou"],
-           "control_val_miou": "", "control_dev_miou": "", **cell}
+           "control_val_miou": "", "control_dev_miou": "", **cell, "probe_auc": auc}
     if selftrain:
         row["control_val_miou"] = result["selftrain_control"]["miou"]
         row["control_dev_miou"] = result["dev"]["selftrain_control"]["miou"]
@@ -32,14 +35,16 @@ def ablation_row(result: dict, family: str, local: int, seed: int, model: str, s
 
 
 def cell_of(overrides: dict) -> dict:
-    """The ``bn`` and ``shift`` columns of a run: its overrides on top of the committed params.yaml."""
+    """The ``bn``, ``shift``, ``stats`` and ``backbone`` columns of a run: its overrides on top of the
+    committed params.yaml."""
     committed = yaml.safe_load(Path("params.yaml").read_text())
     def value(key: str):
         section, name = key.split(".")
         return overrides.get(key, committed[section][name])
     shift = value("prepare.shift")
     return {"bn": value("model.bn_protocol"),
-            "shift": cell_name(shift, value("prepare.shift_severity"))}
+            "shift": cell_name(shift, value("prepare.shift_severity")), "stats": value("adapt.bn_stats"),
+            "backbone": backbone_name(value("model.arch"), value("model.backbone_weights"))}
 
 
 def ablation_prefix(sets: dict) -> str:
@@ -52,7 +57,8 @@ def ablation_prefix(sets: dict) -> str:
 
 def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_families: tuple[str, ...],
                   families: tuple[str, ...], family_sets: dict[str, dict] | None = None,
-                  tag: str | None = None) -> dict[tuple[str, int, int], tuple[str, dict]]:
+                  tag: str | None = None, selftrain_locals: tuple[int, ...] = (0, 1),
+                  ) -> dict[tuple[str, int, int], tuple[str, dict]]:
     """{(family, local, seed): (experiment name, params overrides)} of the main table on one cell.
 
     A run that self-trains sets ``selftrain.iterations`` to the committed ``selftrain.max_iters`` (params.yaml
@@ -61,7 +67,8 @@ def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_famil
     nothing of the self-training params (its rows do not depend on them) unless the committed ones
     self-train. ``family_sets``: overrides for one family's runs only (e.g. its weights); those runs are
     named with ``tag``. The weight-0 run and the source-only self-training run do not depend on them and
-    keep the cell's names.
+    keep the cell's names. ``selftrain_locals``: which of a self-training family's runs self-train (``1``:
+    only the one with the local term, the committed start; the other stays adapt-only).
     """
     family_sets = family_sets or {}
     if family_sets and not tag:
@@ -81,7 +88,8 @@ def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_famil
             elif family == "none" or not local:
                 overrides["adapt.lambda_adv_local"] = 0
             overrides.update(family_sets.get(family, {}))
-            selftrains = selftrain and family in selftrain_families
+            selftrains = selftrain and family in selftrain_families and (
+                family == "source_only" or local in selftrain_locals)
             if selftrains:
                 overrides["selftrain.iterations"] = selftrain_iterations
             elif committed["selftrain"]["iterations"]:  # adapt-only: skip the self-training the committed params run
@@ -95,7 +103,7 @@ def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_famil
 def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, sets: dict | None = None,
              selftrain_families: tuple[str, ...] = FAMILIES + ("source_only",),
              families: tuple[str, ...] = FAMILIES, family_sets: dict[str, dict] | None = None,
-             tag: str | None = None) -> None:
+             tag: str | None = None, selftrain_locals: tuple[int, ...] = (0, 1)) -> None:
     """The main table on one benchmark cell: every family with and without the local term, the weight-0
     run, AdaBN, source-only and oracle (and, with ``selftrain``, each self-trained beside its control).
 
@@ -107,29 +115,36 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
     default family's rows first.
     ``family_sets`` / ``tag``: per-family overrides (their weights, say) and the name of that setting, the
     rows' ``setting`` column (``committed`` without them).
+    ``selftrain_locals``: see ``ablation_runs``.
     """
     sets = dict(sets or {})
     setting = tag or COMMITTED_SETTING
     cell = {**cell_of(sets), "setting": setting}
-    runs = ablation_runs(seeds, sets, selftrain, selftrain_families, families, family_sets, tag)
+    runs = ablation_runs(seeds, sets, selftrain, selftrain_families, families, family_sets, tag, selftrain_locals)
     names = {key: name for key, (name, _) in runs.items()}
+    selftrained = {name for name, overrides in runs.values() if overrides.get("selftrain.iterations")}
     metrics = finished_experiments() if no_run else run_all(dict(runs.values()), jobs)
+    refs = experiment_refs()
+    probes = {name: probe_aucs(refs[name]) for name in metrics if name in refs and name in dict(runs.values())}
     rows = []
     for (family, local, seed), name in names.items():
         if name in metrics and family != "source_only":
-            rows.append(ablation_row(metrics[name], family, local, seed, "adapted", 0, cell))
+            rows.append(ablation_row(metrics[name], family, local, seed, "adapted", 0, cell, probes.get(name)))
     # source_only, AdaBN and oracle do not depend on the family: take them from each seed's weight-0 run.
     for model in ("source_only", "adabn", "oracle"):
         for seed in seeds:
-            result = metrics.get(names[("none", 0, seed)])
+            name = names[("none", 0, seed)]
+            result = metrics.get(name)
             if result is not None and model in result:
-                rows.append(ablation_row(result, model, 0, seed, model, 0, cell))
+                rows.append(ablation_row(result, model, 0, seed, model, 0, cell, probes.get(name)))
     if selftrain:
         for (family, local, seed), name in names.items():
-            if name in metrics and family in selftrain_families + ("source_only",) and "selftrained" in metrics[name]:
-                rows.append(ablation_row(metrics[name], family, local, seed, "selftrained", 1, cell))
-    kept = [row for row in read_ablation(ABLATION_FILE) if (row["shift"], row["bn"], row["setting"])
-            != (cell["shift"], cell["bn"], setting)]
+            if name in metrics and name in selftrained and "selftrained" in metrics[name]:
+                rows.append(ablation_row(metrics[name], family, local, seed, "selftrained", 1, cell,
+                                         probes.get(name)))
+    here = (cell["shift"], cell["bn"], setting, cell["stats"], cell["backbone"])
+    kept = [row for row in read_ablation(ABLATION_FILE)
+            if (row["shift"], row["bn"], row["setting"], row["stats"], row["backbone"]) != here]
     write_csv(ABLATION_FILE, kept + rows)
     table = alignment_table([row for row in rows if not row["selftrain"]], FAMILIES)
     if selftrain:
@@ -143,6 +158,12 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
         header += " Per-family overrides: " + "; ".join(overrides) + "."
     out.write_text(header + "\n\n" + table + "\n")
     print(table)
+
+
+def probe_aucs(ref: str) -> dict | None:
+    """{model: {"auc": ...}} of an experiment's domain probe (reports/probe_auc.json); None before the probe."""
+    raw = committed_file(ref, "reports/probe_auc.json")
+    return json.loads(raw)["models"] if raw else None
 
 
 #: The local term's training statistics (dvclive, one mean per log interval) the diagnostics table reads.

@@ -117,6 +117,9 @@ def main() -> None:
     parser.add_argument("--selftrain-families", nargs="+", default=[*FAMILIES, "source_only"], metavar="FAMILY",
                         help="ablation: the families whose runs also self-train; source_only: also self-train "
                              "the source-only model (default: all)")
+    parser.add_argument("--selftrain-local", nargs="+", type=int, default=[0, 1], choices=(0, 1), metavar="L",
+                        help="ablation: which runs of a self-training family self-train: 1 = only the one with the "
+                             "local term (the committed start), the other stays adapt-only (default: 0 1)")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES, metavar="FAMILY",
                         help="ablation: the global families to run beside the weight-0 run (default: all)")
     parser.add_argument("--family-set", action="append", default=[], metavar="FAMILY:KEY=VALUE",
@@ -147,6 +150,6 @@ def main() -> None:
     elif args.what == "ablation":
         ablation(args.seeds, args.jobs, args.no_run, selftrain=not args.no_selftrain, sets=sets,
                  selftrain_families=tuple(args.selftrain_families), families=tuple(args.families),
-                 family_sets=family_sets, tag=args.tag)
+                 family_sets=family_sets, tag=args.tag, selftrain_locals=tuple(args.selftrain_local))
     else:
         sweep(Path(args.what), args.jobs, args.no_run)

@@ -1,8 +1,12 @@
 """The one reader of reports/ablation.csv (written by ``python -m globallocal.experiments ablation``).
 
 One row per model and run: ``family, local, selftrain, seed, val_miou, dev_miou, control_val_miou,
-control_dev_miou, bn, shift, setting``. Rows of files older than a column get today's meaning of it
-(``selftrain`` 0, learned BatchNorm, no shift, the committed setting).
+control_dev_miou, bn, shift, setting, stats, backbone, probe_auc``. ``stats``: the BatchNorm statistics the
+adapted model was scored with (``adapt.bn_stats``); ``backbone``: ``<model.arch>/<weights>`` (``random``,
+``imagenet`` or ``file``, ``backbone_name``); ``probe_auc``: the domain probe's held-out AUC of the row's model
+(reports/probe_auc.json; empty where the run did not write one). Rows of files older than a column get the
+meaning it had then (``selftrain`` 0, learned BatchNorm, no shift, the committed setting, ``mixed``
+statistics, MobileNetV3-small from random init, no probe).
 """
 
 from __future__ import annotations
@@ -13,6 +17,15 @@ from pathlib import Path
 ABLATION_FILE = Path("reports/ablation.csv")
 #: The ``setting`` of rows run at the committed alignment weights (no ``--family-set``).
 COMMITTED_SETTING = "committed"
+#: What rows written before the ``stats`` and ``backbone`` columns ran: ADVENT's mixed statistics, the
+#: embedded default's backbone of then.
+OLD_STATS, OLD_BACKBONE = "mixed", "mobilenetv3_small/random"
+
+
+def backbone_name(arch: str, weights: str | None) -> str:
+    """The ``backbone`` column: the architecture and where its weights came from (``random`` init, the
+    packaged ``imagenet`` weights, or a weights ``file``)."""
+    return f"{arch}/{'random' if weights is None else 'imagenet' if weights == 'imagenet' else 'file'}"
 
 
 def _score(text: str | None) -> float | None:
@@ -31,7 +44,8 @@ def read_ablation(path: Path = ABLATION_FILE) -> list[dict]:
              "control_val_miou": _score(row.get("control_val_miou")),
              "control_dev_miou": _score(row.get("control_dev_miou")),
              "bn": row.get("bn") or "learned", "shift": row.get("shift") or "none",
-             "setting": row.get("setting") or COMMITTED_SETTING}
+             "setting": row.get("setting") or COMMITTED_SETTING, "stats": row.get("stats") or OLD_STATS,
+             "backbone": row.get("backbone") or OLD_BACKBONE, "probe_auc": _score(row.get("probe_auc"))}
             for row in csv.DictReader(handle)
         ]
 
@@ -41,6 +55,9 @@ def cell_name(shift: str, severity: int) -> str:
     return "none" if shift == "none" else f"{shift}-{severity}"
 
 
-def rows_of_cell(rows: list[dict], shift: str, bn: str, setting: str = COMMITTED_SETTING) -> list[dict]:
-    """The rows of one benchmark cell (``shift`` column), BatchNorm protocol and setting."""
-    return [row for row in rows if (row["shift"], row["bn"], row["setting"]) == (shift, bn, setting)]
+def rows_of_cell(rows: list[dict], shift: str, bn: str, setting: str = COMMITTED_SETTING,
+                 stats: str | None = None, backbone: str | None = None) -> list[dict]:
+    """The rows of one benchmark cell (``shift`` column), BatchNorm protocol and setting; of one statistics
+    setting and backbone where they are given (None: any)."""
+    return [row for row in rows if (row["shift"], row["bn"], row["setting"]) == (shift, bn, setting)
+            and stats in (None, row["stats"]) and backbone in (None, row["backbone"])]

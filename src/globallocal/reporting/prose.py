@@ -130,8 +130,9 @@ def ablation_note(cell_rows: list[dict], all_rows: list[dict], cell: str, bn: st
         if not all_rows:
             return f"`{ABLATION_FILE}` holds no runs yet: {command} writes it."
         return (f"`{ABLATION_FILE}` holds no rows for this cell (shift `{cell}`, BatchNorm `{bn}`, committed "
-                f"weights); its {len(all_rows)} rows of other cells and settings are tabulated in "
-                f"`reports/ablation_*.md`. {command} with this params.yaml adds this cell's.")
+                f"weights, today's statistics setting and backbone); its {len(all_rows)} rows of other cells "
+                f"and settings are tabulated in `reports/ablation_*.md`. {command} with this params.yaml adds "
+                "this cell's.")
     seeds = sorted({row["seed"] for row in cell_rows})
     return (
         f"Adapted mIoU (%) over training seeds {seeds}, from `{ABLATION_FILE}` (one row per run), measured by "

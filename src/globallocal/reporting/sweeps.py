@@ -16,7 +16,7 @@ from globallocal.reporting.figures import (
     save_png,
 )
 from globallocal.reporting.inputs import MISSING_VALUE
-from globallocal.reporting.tables import markdown_table, mean_std, pm, signed
+from globallocal.reporting.tables import interval, markdown_table, mean_std, pm, signed
 
 SWEEP_FIGURE_PX = (1100, 520)
 ABLATION_FIGURE_PX = (900, 500)
@@ -153,17 +153,21 @@ def diagnostics_table(rows: list[dict], cell: dict) -> str:
 
 
 def alignment_table(rows: list[dict], families: tuple[str, ...]) -> str:
-    """Markdown: val and dev mean ± std of every model of one cell, and the per-seed paired val difference
-    of each family against the weight-0 run (``none``) and of each ``+ local`` against its family."""
+    """Markdown: val and dev mean ± std and the domain probe's AUC of every model of one cell; the per-seed
+    paired val difference of each family against the weight-0 run (``none``) and of each ``+ local`` against
+    its family, with its mean and 95% t-interval on val and dev; and each adapted model against AdaBN (the
+    no-training baseline) per seed."""
     def scores(family: str, local: int, key: str) -> dict[int, float]:
-        return {int(r["seed"]): float(r[key]) for r in rows if r["family"] == family and int(r["local"]) == local}
+        return {int(r["seed"]): float(r[key]) for r in rows if r["family"] == family and int(r["local"]) == local
+                and r.get(key) not in (None, "")}
 
     seeds = sorted({int(r["seed"]) for r in rows})
     head = ", ".join(f"s{s}" for s in seeds)
-    header = ["model", "val mIoU", "dev mIoU", "compared with", f"val paired diff ({head})", "val diff mean ± std",
-              "dev diff mean ± std"]
+    header = ["model", "val mIoU", "dev mIoU", "probe AUC", "compared with", f"val paired diff ({head})",
+              "val diff, 95% CI", "dev diff, 95% CI", f"val diff vs AdaBN ({head})"]
     body = []
     zero_val, zero_dev = scores("none", 0, "val_miou"), scores("none", 0, "dev_miou")
+    adabn_val = scores("adabn", 0, "val_miou")
     labels = {"source_only": "source-only", "adabn": "AdaBN (source-only + target statistics)",
               "none": "adapt, every alignment weight 0", "oracle": "oracle (target labels)"}
     order = [("source_only", 0), ("adabn", 0), ("none", 0)]
@@ -180,6 +184,9 @@ def alignment_table(rows: list[dict], families: tuple[str, ...]) -> str:
             base_dev = scores(family, 0, "dev_miou") if local else zero_dev
         diff = [val[s] - base_val[s] for s in seeds if s in val and s in base_val]
         diff_dev = [dev[s] - base_dev[s] for s in seeds if s in dev and s in base_dev]
-        body.append([name, pm(list(val.values())), pm(list(dev.values())), against, signed(diff), pm(diff),
-                     pm(diff_dev)])
-    return markdown_table(header, "lrrllrr", body)
+        adapted = family in families or family == "none"
+        vs_adabn = [val[s] - adabn_val[s] for s in seeds if s in val and s in adabn_val] if adapted else []
+        body.append([name, pm(list(val.values())), pm(list(dev.values())),
+                     pm(list(scores(family, local, "probe_auc").values()), digits=3), against, signed(diff),
+                     interval(diff), interval(diff_dev), signed(vs_adabn)])
+    return markdown_table(header, "lrrrllrrl", body)
