@@ -6,6 +6,7 @@ library (``python -m globallocal.experiments``), not among the speed benchmarks.
     python -m globallocal.experiments sweeps/local_dev.yaml --jobs 2        # a sweep file
     python -m globallocal.experiments ablation --seeds 0 1 2 --jobs 2       # the main table
     python -m globallocal.experiments ablation --seeds 0 1 2 --no-run       # tables only
+    python -m globallocal.experiments goals                                  # the fair game's goals, per seed
 
 A sweep file names variants (params overrides on top of the committed params.yaml) and seeds, and may name
 `models` (keys of reports/metrics.json: source_only, oracle, ...; default the adapted model): whose dev and
@@ -46,9 +47,11 @@ from pathlib import Path
 import yaml
 
 from globallocal.alignment.global_alignment import ALIGNING_FAMILIES as FAMILIES
-from globallocal.experiments.main_table import ablation, local_diagnostics
+from globallocal.experiments.main_table import ablation, cell_of, local_diagnostics
 from globallocal.experiments.queue import CODE_REF, finished_experiments, run_all, run_name, write_csv
 from globallocal.reporting import plot_sweep, sweep_table
+from globallocal.reporting.ablation import ABLATION_FILE, read_ablation, rows_of_cell
+from globallocal.reporting.goals import GOALS, goals_table
 
 #: The model whose scores a sweep tabulates unless its file names others under ``models``.
 DEFAULT_SWEEP_MODELS = ("adapted",)
@@ -103,10 +106,26 @@ def sweep(spec_path: Path, jobs: int, no_run: bool) -> None:
     print(table)
 
 
+def goals(sets: dict) -> None:
+    """The fair game's goals (reporting.goals) on reports/ablation.csv's rows of the committed setting, BatchNorm
+    protocol, statistics setting and backbone (params.yaml with ``sets`` on top); writes reports/study_goals.md."""
+    cell = cell_of(sets)
+    rows = read_ablation(ABLATION_FILE)
+    cells = {shift for goal in GOALS for shift in goal.cells}
+    by_cell = {shift: rows_of_cell(rows, shift, cell["bn"], stats=cell["stats"], backbone=cell["backbone"])
+               for shift in cells}
+    table = goals_table(by_cell)
+    header = (f"The fair game's goals (docs/fair_game.md, section 5) on `{ABLATION_FILE}`: BatchNorm {cell['bn']}, "
+              f"statistics `{cell['stats']}`, backbone `{cell['backbone']}`, committed weights.")
+    out = Path("reports/study_goals.md")
+    out.write_text(header + "\n\n" + table + "\n")
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", help="a sweep file (YAML), 'ablation', or 'diagnostics' (the local term's, of a "
-                                     "cell's ablation runs)")
+    parser.add_argument("what", help="a sweep file (YAML), 'ablation', 'diagnostics' (the local term's, of a "
+                                     "cell's ablation runs) or 'goals' (the fair game's, on reports/ablation.csv)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds")
     parser.add_argument("--jobs", type=int, default=2, help="experiments run side by side")
     parser.add_argument("--no-run", action="store_true", help="only tabulate what has been run")
@@ -145,7 +164,9 @@ def main() -> None:
         family_sets.setdefault(family, {})[key] = yaml.safe_load(value)
     if family_sets and not args.tag:
         parser.error("--family-set needs --tag (a name for that setting's runs and rows)")
-    if args.what == "diagnostics":
+    if args.what == "goals":
+        goals(sets)
+    elif args.what == "diagnostics":
         local_diagnostics(args.seeds, sets)
     elif args.what == "ablation":
         ablation(args.seeds, args.jobs, args.no_run, selftrain=not args.no_selftrain, sets=sets,
