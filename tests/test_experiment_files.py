@@ -125,7 +125,7 @@ def test_the_backbone_sweep_names_valid_params_and_the_models_its_rule_reads():
     from globallocal import config
 
     spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "sweeps/backbone_dev.yaml").read_text())
-    assert spec["models"] == ["source_only", "oracle"] and spec["variants"]["mobilenet_default"] == {}
+    assert spec["models"][:2] == ["source_only", "oracle"] and spec["variants"]["mobilenet_default"] == {}
     base = config.load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     for name, overrides in spec["variants"].items():
         params = yaml.safe_load(yaml.safe_dump(base))
