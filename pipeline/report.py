@@ -120,6 +120,8 @@ def main() -> None:
            "the pseudo-label loss):\n\n" + selftrain_table(selftrain_rows) if selftrain_rows else ""),
         "global families with and without local alignment": prose.ablation_note(
             family_rows, all_rows, cell, params.model.bn_protocol),
+        "fair game goals": prose.goals_note(all_rows, params.model.bn_protocol, params.adapt.bn_stats,
+                                            backbone_name(params.model.arch, params.model.backbone_weights)),
         "Data statistics": "Share of labelled pixels per class (`prepare` counts them; counts and findings in "
                            "`reports/data/`):\n\n"
                            + class_frequency_table(read_json(REPORTS / "data/class_frequencies.json")),

@@ -61,6 +61,19 @@ def test_the_ablation_note_tells_rows_of_other_cells_from_an_empty_file(tmp_path
     assert "seeds [0]" in prose.ablation_note(rows_of_cell(rows, "scale-1", "learned"), rows, "scale-1", "learned")
 
 
+def test_the_goals_note_reads_every_cell_of_this_regime_and_says_when_none_ran(tmp_path):
+    path = tmp_path / "ablation.csv"
+    path.write_text("family,local,seed,val_miou,dev_miou,bn,shift,setting,stats,backbone\n"
+                    "adabn,0,0,13.0,14.0,learned,swap-3,committed,reestimate,mobilenetv3_small/random\n"
+                    "advent,1,0,13.5,14.0,learned,swap-3,committed,reestimate,mobilenetv3_small/random\n"
+                    "advent,1,0,10.0,14.0,learned,swap-3,committed,mixed,mobilenetv3_small/random\n")
+    rows = read_ablation(path)
+    note = prose.goals_note(rows, "learned", "reestimate", "mobilenetv3_small/random")
+    assert "| adapted (AdvEnt + local) >= AdaBN, val | swap-3 | s0 +0.50 | — | met (1/1 seeds) |" in note
+    assert "| adapted (AdvEnt + local) >= AdaBN, val | none | — | — | not run |" in note
+    assert "holds no study rows" in prose.goals_note(rows, "learned", "domain_specific", "mobilenetv3_small/random")
+
+
 def test_the_ablation_figure_exists_without_a_row_of_this_cell(tmp_path):
     out = tmp_path / "ablation.png"
     plot_ablation([], out)

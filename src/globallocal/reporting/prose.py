@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from globallocal.reporting.ablation import ABLATION_FILE
+from globallocal.reporting.ablation import ABLATION_FILE, rows_of_cell
+from globallocal.reporting.goals import GOALS, goals_table
 from globallocal.reporting.inputs import MISSING_VALUE
 from globallocal.reporting.sweeps import ablation_table
 from globallocal.reporting.tables import markdown_table
@@ -141,6 +142,20 @@ def ablation_note(cell_rows: list[dict], all_rows: list[dict], cell: str, bn: st
         "local settings, `global only` the same run with `adapt.lambda_adv_local=0`; the paired difference is "
         "per seed.\n\n" + ablation_table(cell_rows)
     )
+
+
+def goals_note(all_rows: list[dict], bn: str, stats: str, backbone: str) -> str:
+    """The fair game's goals, seed by seed, on the rows of every cell the goals name that ran with this
+    BatchNorm protocol, statistics setting and backbone at the committed weights."""
+    cells = dict.fromkeys(shift for goal in GOALS for shift in goal.cells)
+    by_cell = {cell: rows_of_cell(all_rows, cell, bn, stats=stats, backbone=backbone) for cell in cells}
+    regime = f"BatchNorm `{bn}`, statistics `{stats}`, backbone `{backbone}`"
+    if not any(by_cell.values()):
+        return (f"`{ABLATION_FILE}` holds no study rows for {regime}: `python -m globallocal.experiments ablation` "
+                "on the default cell, `swap-3` and `scale-1` (docs/fair_game.md, section 5) writes them.")
+    return (f"The goals of docs/fair_game.md (section 5), fixed before the study ran, checked on every seed of "
+            f"`{ABLATION_FILE}` ({regime}, committed weights); model - baseline in val mIoU points (the probe: "
+            "AUC), its mean and 95% t-interval over seeds:\n\n" + goals_table(by_cell))
 
 
 def with_control(scores: Mapping, start: str) -> dict:
