@@ -78,5 +78,5 @@ def goals_table(rows_by_cell: dict[str, list[dict]]) -> str:
             per_seed = ", ".join(f"s{s} {d:+.{digits}f}" for s, d in zip(result["seeds"], result["diffs"]))
             held = sum(result["met"])
             verdict = ("met" if held == len(result["met"]) else "not met") + f" ({held}/{len(result['met'])} seeds)"
-            body.append([goal.text, cell, per_seed, interval(result["diffs"]), verdict])
+            body.append([goal.text, cell, per_seed, interval(result["diffs"], digits), verdict])
     return markdown_table(["goal", "cell", "model - baseline per seed", "mean [95% CI]", "verdict"], "lllrl", body)

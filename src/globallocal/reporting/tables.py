@@ -58,9 +58,9 @@ def ci95(values: Sequence[float]) -> tuple[float, float] | None:
     return mean - half, mean + half
 
 
-def interval(values: Sequence[float]) -> str:
-    """``mean [low, high]`` (95% t-interval) of paired differences; ``—`` under two values."""
+def interval(values: Sequence[float], digits: int = 2) -> str:
+    """``mean [low, high]`` (95% t-interval) of paired differences, ``digits`` decimals; ``—`` under two values."""
     bounds = ci95(values)
     if bounds is None:
         return MISSING_VALUE
-    return f"{np.mean(values):+.2f} [{bounds[0]:+.2f}, {bounds[1]:+.2f}]"
+    return f"{np.mean(values):+.{digits}f} [{bounds[0]:+.{digits}f}, {bounds[1]:+.{digits}f}]"
