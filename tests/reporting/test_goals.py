@@ -1,6 +1,6 @@
 """The fair game's goals read off hand-made rows of reports/ablation.csv (reporting.goals)."""
 
-from globallocal.reporting.goals import GOALS, check, goals_table
+from globallocal.reporting.goals import GOALS, check, goals_by_setting, goals_table
 
 
 def row(family, local, seed, val, selftrain=0, control=None, probe=None):
@@ -35,3 +35,17 @@ def test_the_table_says_per_cell_what_was_not_run_and_how_many_seeds_meet_a_goal
     assert "| adapted (AdvEnt + local) >= AdaBN, val | none | s0 +0.50, s1 -1.00 | -0.25 [" in lines[2]
     assert lines[2].endswith("| not met (1/2 seeds) |")
     assert lines[3] == "| adapted (AdvEnt + local) >= AdaBN, val | swap-3 | — | — | not run |"
+
+
+def test_another_setting_gets_the_goals_its_rows_can_be_checked_on_after_the_committed_table():
+    def cell(r, shift, setting):
+        return {**r, "shift": shift, "setting": setting}
+
+    rows = [cell(row("none", 0, 0, 10.0), "swap-3", "committed"), cell(row("adaptsegnet", 0, 0, 10.1), "swap-3",
+            "committed"), cell(row("none", 0, 0, 10.0), "swap-3", "x100"), cell(row("adaptsegnet", 0, 0, 12.5),
+            "swap-3", "x100")]
+    committed, other = goals_by_setting(rows).split("Setting `x100`")
+    assert "| AdaptSegNet >= weight 0 + 2.0, val | swap-3 | s0 +0.10 | — | not met (0/1 seeds) |" in committed
+    assert "| AdvEnt >= weight 0 + 1.0, val | none | — | — | not run |" in committed
+    assert "| AdaptSegNet >= weight 0 + 2.0, val | swap-3 | s0 +2.50 | — | met (1/1 seeds) |" in other
+    assert "not run" not in other

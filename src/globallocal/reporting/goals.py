@@ -64,15 +64,16 @@ def check(goal: Goal, rows: list[dict]) -> dict:
     return {"seeds": seeds, "diffs": diffs, "met": met}
 
 
-def goals_table(rows_by_cell: dict[str, list[dict]]) -> str:
-    """Markdown: one line per (goal, cell) that has rows: per-seed differences, their mean and 95% interval,
-    and on how many seeds the goal holds."""
+def goals_table(rows_by_cell: dict[str, list[dict]], show_missing: bool = True) -> str:
+    """Markdown: one line per (goal, cell): per-seed differences, their mean and 95% interval, and on how many
+    seeds the goal holds; a (goal, cell) without rows says ``not run`` (left out without ``show_missing``)."""
     body = []
     for goal in GOALS:
         for cell in goal.cells:
             result = check(goal, rows_by_cell.get(cell, []))
             if not result["seeds"]:
-                body.append([goal.text, cell, MISSING_VALUE, MISSING_VALUE, "not run"])
+                if show_missing:
+                    body.append([goal.text, cell, MISSING_VALUE, MISSING_VALUE, "not run"])
                 continue
             digits = 3 if goal.key == "probe_auc" else 2
             per_seed = ", ".join(f"s{s} {d:+.{digits}f}" for s, d in zip(result["seeds"], result["diffs"]))
@@ -80,3 +81,21 @@ def goals_table(rows_by_cell: dict[str, list[dict]]) -> str:
             verdict = ("met" if held == len(result["met"]) else "not met") + f" ({held}/{len(result['met'])} seeds)"
             body.append([goal.text, cell, per_seed, interval(result["diffs"], digits), verdict])
     return markdown_table(["goal", "cell", "model - baseline per seed", "mean [95% CI]", "verdict"], "lllrl", body)
+
+
+def goals_by_setting(rows: list[dict]) -> str:
+    """The goals on one regime's rows: the committed weights' table in full, then, for each other setting
+    (say ``dev-weights``: a family's dev-chosen weights), the goals its rows can be checked on."""
+    from globallocal.reporting.ablation import COMMITTED_SETTING
+
+    cells = dict.fromkeys(shift for goal in GOALS for shift in goal.cells)
+    settings = [COMMITTED_SETTING] + sorted({row["setting"] for row in rows} - {COMMITTED_SETTING})
+    parts = []
+    for setting in settings:
+        by_cell = {cell: [row for row in rows if (row["shift"], row["setting"]) == (cell, setting)] for cell in cells}
+        if setting == COMMITTED_SETTING:
+            parts.append(goals_table(by_cell))
+        elif any(check(goal, by_cell.get(cell, []))["seeds"] for goal in GOALS for cell in goal.cells):
+            parts.append(f"Setting `{setting}` (its own weights; its weight-0, AdaBN and oracle rows are the same "
+                         f"runs as the committed table's):\n\n" + goals_table(by_cell, show_missing=False))
+    return "\n\n".join(parts)

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from globallocal.reporting.ablation import ABLATION_FILE, rows_of_cell
-from globallocal.reporting.goals import GOALS, goals_table
+from globallocal.reporting.ablation import ABLATION_FILE
+from globallocal.reporting.goals import GOALS, goals_by_setting
 from globallocal.reporting.inputs import MISSING_VALUE
 from globallocal.reporting.sweeps import ablation_table
 from globallocal.reporting.tables import markdown_table
@@ -146,16 +146,16 @@ def ablation_note(cell_rows: list[dict], all_rows: list[dict], cell: str, bn: st
 
 def goals_note(all_rows: list[dict], bn: str, stats: str, backbone: str) -> str:
     """The fair game's goals, seed by seed, on the rows of every cell the goals name that ran with this
-    BatchNorm protocol, statistics setting and backbone at the committed weights."""
-    cells = dict.fromkeys(shift for goal in GOALS for shift in goal.cells)
-    by_cell = {cell: rows_of_cell(all_rows, cell, bn, stats=stats, backbone=backbone) for cell in cells}
+    BatchNorm protocol, statistics setting and backbone: the committed weights', then other settings'."""
+    rows = [row for row in all_rows if (row["bn"], row["stats"], row["backbone"]) == (bn, stats, backbone)]
     regime = f"BatchNorm `{bn}`, statistics `{stats}`, backbone `{backbone}`"
-    if not any(by_cell.values()):
+    cells = {shift for goal in GOALS for shift in goal.cells}
+    if not any(row["shift"] in cells for row in rows):
         return (f"`{ABLATION_FILE}` holds no study rows for {regime}: `python -m globallocal.experiments ablation` "
                 "on the default cell, `swap-3` and `scale-1` (docs/fair_game.md, section 5) writes them.")
     return (f"The goals of docs/fair_game.md (section 5), fixed before the study ran, checked on every seed of "
-            f"`{ABLATION_FILE}` ({regime}, committed weights); model - baseline in val mIoU points (the probe: "
-            "AUC), its mean and 95% t-interval over seeds:\n\n" + goals_table(by_cell))
+            f"`{ABLATION_FILE}` ({regime}); model - baseline in val mIoU points (the probe: AUC), its mean and 95% "
+            "t-interval over seeds:\n\n" + goals_by_setting(rows))
 
 
 def with_control(scores: Mapping, start: str) -> dict:
