@@ -23,6 +23,7 @@ from globallocal.evaluation.metrics import (
     mean_iou,
     official_cityscapes_evaluation,
     predict,
+    same_size_batches,
 )
 
 # 2x3 image, 3 classes, one ignored pixel (its prediction, 2, must not count as a false positive).
@@ -213,6 +214,31 @@ def test_evaluate_accumulates_the_confusion_over_images():
     assert result.iou[0] == pytest.approx(2 / 3)
     assert result.iou[CLASS_NAMES.index("bicycle")] == pytest.approx(1 / 2)
     assert result.iou[CLASS_NAMES.index("sky")] == pytest.approx(1 / 2)
+
+
+def test_same_size_batches_keep_the_order_and_start_a_new_batch_where_the_size_changes():
+    sizes = [(4, 8), (4, 8), (4, 8), (6, 8), (4, 8)]
+    dataset = [{"image": torch.zeros(3, h, w), "name": str(i)} for i, (h, w) in enumerate(sizes)]
+    batches = [[item["name"] for item in batch] for batch in same_size_batches(dataset, batch_size=2)]
+    assert batches == [["0", "1"], ["2"], ["3"], ["4"]]
+
+
+def test_evaluate_in_batches_scores_each_image_against_its_own_label_as_one_image_at_a_time_does():
+    # Images of two sizes (two batches) with labels at other resolutions than their images; a model whose
+    # outputs do not depend on the batch, so the batched confusion must equal the per-image sum exactly.
+    generator = torch.Generator().manual_seed(0)
+    dataset = []
+    for index, (image_hw, label_hw) in enumerate([((16, 24), (32, 48)), ((16, 24), (16, 24)), ((24, 16), (48, 32))]):
+        codes = torch.randint(0, NUM_CLASSES, (1, image_hw[0] // 8, image_hw[1] // 8), generator=generator)
+        image = nn.functional.interpolate(codes[None].float(), size=image_hw)[0].expand(3, -1, -1).clone()
+        label = torch.randint(0, NUM_CLASSES, label_hw, generator=generator)
+        dataset.append({"image": image, "label": label, "name": f"c/c_0_{index}_x.png"})
+    model = PooledClassCodeModel(torch.zeros(NUM_CLASSES))
+    batched, kept = evaluate(model, dataset, torch.device("cpu"), NUM_CLASSES, num_keep=3)
+    singles = [evaluate(model, [item], torch.device("cpu"), NUM_CLASSES)[0].confusion for item in dataset]
+    np.testing.assert_array_equal(batched.confusion, sum(singles))
+    assert batched.confusion.sum() == 32 * 48 + 16 * 24 + 48 * 32
+    assert [sample["pred"].shape for sample in kept] == [(32, 48), (16, 24), (48, 32)]
 
 
 def test_evaluate_puts_the_model_in_eval_mode():

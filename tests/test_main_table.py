@@ -180,3 +180,17 @@ def test_the_report_can_ask_for_one_statistics_setting_and_backbone(tmp_path):
     assert [r["val_miou"] for r in rows_of_cell(rows, "none", "learned", stats="mixed",
                                                 backbone="mobilenetv3_small/random")] == [15.0]
     assert [r["val_miou"] for r in rows_of_cell(rows, "none", "learned", stats="reestimate")] == [17.0]
+
+
+def test_the_goals_read_one_regime_every_cell_and_setting(tmp_path):
+    from globallocal.reporting.ablation import read_ablation, rows_of_regime
+
+    path = tmp_path / "ablation.csv"
+    path.write_text("family,local,seed,val_miou,dev_miou,bn,shift,setting,stats,backbone\n"
+                    "advent,1,0,15.0,16.0,learned,none,committed,reestimate,mobilenetv3_small/random\n"
+                    "advent,1,0,16.0,17.0,learned,swap-3,dev-weights,reestimate,mobilenetv3_small/random\n"
+                    "advent,1,0,17.0,18.0,learned,none,committed,mixed,mobilenetv3_small/random\n"
+                    "advent,1,0,18.0,19.0,learned,none,committed,reestimate,efficientnet_lite0/imagenet\n"
+                    "advent,1,0,19.0,20.0,frozen,none,committed,reestimate,mobilenetv3_small/random\n")
+    rows = rows_of_regime(read_ablation(path), "learned", "reestimate", "mobilenetv3_small/random")
+    assert [row["val_miou"] for row in rows] == [15.0, 16.0]

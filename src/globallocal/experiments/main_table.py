@@ -125,7 +125,8 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
     selftrained = {name for name, overrides in runs.values() if overrides.get("selftrain.iterations")}
     metrics = finished_experiments() if no_run else run_all(dict(runs.values()), jobs)
     refs = experiment_refs()
-    probes = {name: probe_aucs(refs[name]) for name in metrics if name in refs and name in dict(runs.values())}
+    wanted = set(names.values())
+    probes = {name: probe_aucs(refs[name]) for name in metrics if name in refs and name in wanted}
     rows = []
     for (family, local, seed), name in names.items():
         if name in metrics and family != "source_only":

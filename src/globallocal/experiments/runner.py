@@ -50,7 +50,7 @@ from globallocal.alignment.global_alignment import ALIGNING_FAMILIES as FAMILIES
 from globallocal.experiments.main_table import ablation, cell_of, local_diagnostics
 from globallocal.experiments.queue import CODE_REF, finished_experiments, run_all, run_name, write_csv
 from globallocal.reporting import plot_sweep, sweep_table
-from globallocal.reporting.ablation import ABLATION_FILE, read_ablation
+from globallocal.reporting.ablation import ABLATION_FILE, read_ablation, rows_of_regime
 from globallocal.reporting.goals import goals_by_setting
 
 #: The model whose scores a sweep tabulates unless its file names others under ``models``.
@@ -111,8 +111,7 @@ def goals(sets: dict) -> None:
     statistics setting and backbone of params.yaml (with ``sets`` on top), the committed weights' first and
     then any other setting's; writes reports/study_goals.md."""
     cell = cell_of(sets)
-    rows = [row for row in read_ablation(ABLATION_FILE)
-            if (row["bn"], row["stats"], row["backbone"]) == (cell["bn"], cell["stats"], cell["backbone"])]
+    rows = rows_of_regime(read_ablation(ABLATION_FILE), cell["bn"], cell["stats"], cell["backbone"])
     table = goals_by_setting(rows)
     header = (f"The fair game's goals (docs/fair_game.md, section 5) on `{ABLATION_FILE}`: BatchNorm {cell['bn']}, "
               f"statistics `{cell['stats']}`, backbone `{cell['backbone']}`.")

@@ -61,3 +61,8 @@ def rows_of_cell(rows: list[dict], shift: str, bn: str, setting: str = COMMITTED
     setting and backbone where they are given (None: any)."""
     return [row for row in rows if (row["shift"], row["bn"], row["setting"]) == (shift, bn, setting)
             and stats in (None, row["stats"]) and backbone in (None, row["backbone"])]
+
+
+def rows_of_regime(rows: list[dict], bn: str, stats: str, backbone: str) -> list[dict]:
+    """The rows of one BatchNorm protocol, statistics setting and backbone: every cell, every setting."""
+    return [row for row in rows if (row["bn"], row["stats"], row["backbone"]) == (bn, stats, backbone)]

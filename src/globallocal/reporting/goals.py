@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from globallocal.reporting.ablation import COMMITTED_SETTING
 from globallocal.reporting.inputs import MISSING_VALUE
 from globallocal.reporting.tables import interval, markdown_table
 
@@ -86,8 +87,6 @@ def goals_table(rows_by_cell: dict[str, list[dict]], show_missing: bool = True) 
 def goals_by_setting(rows: list[dict]) -> str:
     """The goals on one regime's rows: the committed weights' table in full, then, for each other setting
     (say ``dev-weights``: a family's dev-chosen weights), the goals its rows can be checked on."""
-    from globallocal.reporting.ablation import COMMITTED_SETTING
-
     cells = dict.fromkeys(shift for goal in GOALS for shift in goal.cells)
     settings = [COMMITTED_SETTING] + sorted({row["setting"] for row in rows} - {COMMITTED_SETTING})
     parts = []

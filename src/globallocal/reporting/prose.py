@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from globallocal.reporting.ablation import ABLATION_FILE
+from globallocal.reporting.ablation import ABLATION_FILE, rows_of_regime
 from globallocal.reporting.goals import GOALS, goals_by_setting
 from globallocal.reporting.inputs import MISSING_VALUE
 from globallocal.reporting.sweeps import ablation_table
@@ -147,7 +147,7 @@ def ablation_note(cell_rows: list[dict], all_rows: list[dict], cell: str, bn: st
 def goals_note(all_rows: list[dict], bn: str, stats: str, backbone: str) -> str:
     """The fair game's goals, seed by seed, on the rows of every cell the goals name that ran with this
     BatchNorm protocol, statistics setting and backbone: the committed weights', then other settings'."""
-    rows = [row for row in all_rows if (row["bn"], row["stats"], row["backbone"]) == (bn, stats, backbone)]
+    rows = rows_of_regime(all_rows, bn, stats, backbone)
     regime = f"BatchNorm `{bn}`, statistics `{stats}`, backbone `{backbone}`"
     cells = {shift for goal in GOALS for shift in goal.cells}
     if not any(row["shift"] in cells for row in rows):
