@@ -58,6 +58,20 @@ def test_a_rows_cell_names_its_statistics_setting_and_backbone(committed):
     assert other == {"bn": "learned", "shift": "scale-1", "stats": "mixed", "backbone": "mobilenetv3_small/random"}
 
 
+def test_a_cell_run_with_another_backbone_is_named_apart(committed):
+    """The committed params' backbone is efficientnet_lite0/imagenet here: a MobileNet run of the same cell must
+    not share its experiment names (a name found finished would be taken as this run's results)."""
+    mobilenet = {**CELL, "model.arch": "mobilenetv3_small", "model.backbone_weights": None}
+    assert main_table.backbone_label(CELL) == ""
+    assert main_table.backbone_label(mobilenet) == "mobilenetv3_small-random"
+    assert main_table.ablation_prefix(CELL) == "ablation-scale-1-learned"
+    assert main_table.ablation_prefix(mobilenet) == "ablation-scale-1-learned-mobilenetv3_small-random"
+    names = {name for name, _ in main_table.ablation_runs([0], mobilenet, False, (), ("advent",)).values()}
+    assert names == {"ablation-scale-1-learned-mobilenetv3-small-random-none-local0-s0",
+                     "ablation-scale-1-learned-mobilenetv3-small-random-advent-local0-s0",
+                     "ablation-scale-1-learned-mobilenetv3-small-random-advent-local1-s0"}
+
+
 def test_an_adapt_only_run_switches_self_training_off_when_the_committed_params_self_train(committed):
     params = yaml.safe_load((committed / "params.yaml").read_text())
     params["selftrain"]["iterations"] = 40

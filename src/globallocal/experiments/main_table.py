@@ -47,10 +47,20 @@ def cell_of(overrides: dict) -> dict:
             "backbone": backbone_name(value("model.arch"), value("model.backbone_weights"))}
 
 
+def backbone_label(sets: dict) -> str:
+    """``""`` for the committed backbone, else ``<arch>-<weights>`` (``efficientnet_lite0-imagenet``): a cell
+    run with another backbone never shares experiment names or table files with the committed one's runs."""
+    backbone = cell_of(sets)["backbone"]
+    return "" if backbone == cell_of({})["backbone"] else backbone.replace("/", "-")
+
+
 def ablation_prefix(sets: dict) -> str:
     """The name prefix of a cell's ablation experiments (``ablation`` for today's cell, committed params)."""
     cell = cell_of(sets)
-    return "ablation" if cell == cell_of({}) and not sets else f"ablation-{cell['shift']}-{cell['bn']}"
+    if cell == cell_of({}) and not sets:
+        return "ablation"
+    other = backbone_label(sets)
+    return f"ablation-{cell['shift']}-{cell['bn']}" + (f"-{other}" if other else "")
 
 
 
@@ -151,7 +161,8 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
     if selftrain:
         table += "\n\n" + selftrain_table(rows)
     out = Path("reports/ablation.md") if ablation_prefix(sets) == "ablation" and not tag else Path(
-        f"reports/ablation_{cell['shift']}_{cell['bn']}" + (f"_{tag}" if tag else "") + ".md")
+        f"reports/ablation_{cell['shift']}_{cell['bn']}" + (f"_{backbone_label(sets)}" if backbone_label(sets) else "")
+        + (f"_{tag}" if tag else "") + ".md")
     header = f"Cell: shift {cell['shift']}, bn {cell['bn']}, setting {setting}; seeds {seeds}."
     if family_sets:
         overrides = (f"{family}: " + ", ".join(f"`{k}={v}`" for k, v in values.items())
