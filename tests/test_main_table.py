@@ -160,6 +160,27 @@ def test_the_table_takes_baselines_from_the_weight_0_run_and_keeps_other_setting
         "`adapt.lambda_adv_main=0.1`.")
 
 
+def test_a_cell_scored_again_keeps_the_rows_of_runs_it_did_not_score_and_replaces_its_own(committed, monkeypatch):
+    # seed 0's experiments were lost with their machine (DVC keeps experiments in local refs); seed 1 runs now
+    # and its weight-0 run is scored again with another result: seed 0's rows stay, seed 1's old row goes
+    earlier = {"ablation-scale-1-learned-none-local0-s0": _metrics(13.0),
+               "ablation-scale-1-learned-none-local0-s1": _metrics(14.0)}
+    now = {"ablation-scale-1-learned-none-local0-s1": _metrics(14.5),
+           "ablation-scale-1-learned-minent-local0-s1": _metrics(15.0)}
+    monkeypatch.setattr(main_table, "experiment_refs", lambda: {})
+    monkeypatch.setattr(main_table, "finished_experiments", lambda: earlier)
+    main_table.ablation([0, 1], 1, True, selftrain=False, sets=CELL, families=())
+    monkeypatch.setattr(main_table, "finished_experiments", lambda: now)
+    main_table.ablation([1], 1, True, selftrain=False, sets=CELL, families=("minent",))
+    with open("reports/ablation.csv", newline="") as handle:
+        rows = sorted((r["family"], r["seed"], r["val_miou"]) for r in csv.DictReader(handle))
+    assert rows == [("adabn", "0", "12.0"), ("adabn", "1", "12.0"), ("minent", "1", "15.0"), ("none", "0", "13.0"),
+                    ("none", "1", "14.5"), ("oracle", "0", "21.0"), ("oracle", "1", "21.0"),
+                    ("source_only", "0", "9.0"), ("source_only", "1", "9.0")]
+    table = (committed / "reports" / "ablation_scale-1_learned.md").read_text()
+    assert table.startswith("Cell: shift scale-1, bn learned, setting committed; seeds [0, 1].")
+
+
 def test_rows_written_before_the_setting_column_read_as_the_committed_setting(tmp_path):
     path = tmp_path / "ablation.csv"
     path.write_text("family,local,seed,val_miou,dev_miou\nadvent,1,0,15.0,16.0\n")

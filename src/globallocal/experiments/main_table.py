@@ -153,10 +153,18 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
             if name in metrics and name in selftrained and "selftrained" in metrics[name]:
                 rows.append(ablation_row(metrics[name], family, local, seed, "selftrained", 1, cell,
                                          probes.get(name)))
+    # A row this call did not score again stays, even of this cell: experiments lost with a machine (DVC's refs
+    # are local) or seeds run in an earlier call keep their committed rows; a row scored again replaces its own.
     here = (cell["shift"], cell["bn"], setting, cell["stats"], cell["backbone"])
-    kept = [row for row in read_ablation(ABLATION_FILE)
-            if (row["shift"], row["bn"], row["setting"], row["stats"], row["backbone"]) != here]
-    write_csv(ABLATION_FILE, kept + rows)
+    def run_key(row: dict) -> tuple:
+        return str(row["family"]), int(row["local"]), int(row["selftrain"]), int(row["seed"])
+    scored = {run_key(row) for row in rows}
+    earlier = [row for row in read_ablation(ABLATION_FILE) if run_key(row) not in scored or (
+        row["shift"], row["bn"], row["setting"], row["stats"], row["backbone"]) != here]
+    write_csv(ABLATION_FILE, earlier + rows)
+    rows = [row for row in earlier if (row["shift"], row["bn"], row["setting"], row["stats"], row["backbone"])
+            == here] + rows
+    seeds = sorted({int(row["seed"]) for row in rows})
     table = alignment_table([row for row in rows if not row["selftrain"]], FAMILIES)
     if selftrain:
         table += "\n\n" + selftrain_table(rows)
