@@ -166,7 +166,7 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
             == here] + rows
     seeds = sorted({int(row["seed"]) for row in rows})
     table = alignment_table([row for row in rows if not row["selftrain"]], FAMILIES)
-    if selftrain:
+    if any(row["selftrain"] for row in rows):  # this call's or kept from an earlier one
         table += "\n\n" + selftrain_table(rows)
     out = Path("reports/ablation.md") if ablation_prefix(sets) == "ablation" and not tag else Path(
         f"reports/ablation_{cell['shift']}_{cell['bn']}" + (f"_{backbone_label(sets)}" if backbone_label(sets) else "")
