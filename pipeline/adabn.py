@@ -8,7 +8,7 @@ from pathlib import Path
 
 from globallocal import config
 from globallocal.checkpoints import CheckpointDescription, model_from_checkpoint, save_checkpoint
-from globallocal.runtime import resolve_device
+from globallocal.runtime import resolve_device, use_cpu_threads
 from globallocal.stage_runner import run_stage
 from globallocal.training.adabn import adapt_batchnorm
 
@@ -18,6 +18,7 @@ ADABN = Path("models/adabn.pt")
 
 def main() -> None:
     params = config.load_validated_params()
+    use_cpu_threads(params.train.cpu_threads)
     model, checkpoint = model_from_checkpoint(SOURCE_ONLY)
     batches = adapt_batchnorm(
         model, params.data_config(), params.adabn.batch_size, resolve_device(params.device)

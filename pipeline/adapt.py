@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from globallocal.config import load_validated_params
+from globallocal.runtime import use_cpu_threads
 from globallocal.stage_runner import run_stage
 from globallocal.training.stage import training_stage
 
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("--source-only", action="store_true", help="same schedule, no alignment")
     args = parser.parse_args()
     params = load_validated_params()
+    use_cpu_threads(params.train.cpu_threads)
     name = "source_only" if args.source_only else "adapted"
     training_stage(
         params.stage_config("adapt", aligned=not args.source_only),

@@ -36,7 +36,7 @@ from globallocal.data.transforms import to_display_rgb
 from globallocal.evaluation.local_diagnostics import local_filter_precision
 from globallocal.evaluation.metrics import evaluate, official_cityscapes_evaluation
 from globallocal.evaluation.probe import ProbeConfig, common_size, domain_probe, output_maps
-from globallocal.runtime import resolve_device
+from globallocal.runtime import resolve_device, use_cpu_threads
 from globallocal.stage_runner import run_stage
 
 MODELS = {
@@ -71,6 +71,7 @@ def official_difference(ours: dict, official: dict) -> float:
 
 def main() -> None:
     params = config.load_validated_params()
+    use_cpu_threads(params.train.cpu_threads)
     data = params.data
     device = resolve_device(params.device)
     num_keep = params.evaluate.num_qualitative

@@ -21,7 +21,7 @@ from globallocal.checkpoints import CheckpointDescription, copy_checkpoint, mode
 from globallocal.data.file_lists import TARGET_DEV_LIST, TARGET_TRAIN_LIST, TARGET_VAL_LIST, read_list
 from globallocal.data.labels import CLASS_NAMES, NUM_CLASSES
 from globallocal.data.loading import target_dataset
-from globallocal.runtime import resolve_device
+from globallocal.runtime import resolve_device, use_cpu_threads
 from globallocal.stage_runner import run_stage
 from globallocal.training import selftraining
 from globallocal.training.stage import training_stage
@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--control", action="store_true", help="same schedule, no pseudo-label loss")
     args = parser.parse_args()
     params = config.load_validated_params()
+    use_cpu_threads(params.train.cpu_threads)
     st = params.selftrain_config()
     start = Path(f"models/{params.selftrain.start}.pt")
     name = "selftrain_control" if args.control else "selftrained"

@@ -63,6 +63,8 @@ def test_default_adapt_is_advent_plus_local_on_the_main_head(params):
         ("data.source_root", "elsewhere/gta5", "data.source_root"),
         ("prepare.shift", "snow", "prepare.shift"),
         ("prepare.shift_severity", 0, "prepare.shift_severity"),
+        ("train.cpu_threads", 0, "train.cpu_threads"),
+        ("train.cpu_threads", "all", "train.cpu_threads"),
     ],
 )
 def test_bad_value_fails_naming_the_key(params, key, value, message):

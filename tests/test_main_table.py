@@ -126,6 +126,21 @@ def _metrics(adapted: float, selftrained: float | None = None) -> dict:
     return {**val, "dev": {model: {"miou": value + 0.5} for model, value in models.items()}}
 
 
+def test_every_queued_experiment_runs_one_torch_thread_as_a_param(monkeypatch):
+    # a param, not only OMP_NUM_THREADS: DVC's run cache keys stages on params, so a 1-thread job's stages are
+    # never restored into a default `dvc repro` (whose numbers differ with the thread count)
+    commands = []
+    monkeypatch.setattr(experiment_queue, "check_no_repro_running", lambda: None)
+    monkeypatch.setattr(experiment_queue, "_queued_or_running", lambda: set())
+    monkeypatch.setattr(experiment_queue, "_queue_busy", lambda: False)
+    monkeypatch.setattr(experiment_queue, "finished_experiments",
+                        lambda: {"a-s0": {"adapted": {"miou": 1.0}}} if commands else {})
+    monkeypatch.setattr(experiment_queue.subprocess, "run", lambda args, **kwargs: commands.append(args))
+    experiment_queue.run_all({"a-s0": {"seed": 0}}, 1)
+    queued = commands[0]
+    assert queued[queued.index("--queue"):] == ["--queue", "-n", "a-s0", "-S", "train.cpu_threads=1", "-S", "seed=0"]
+
+
 def test_the_table_takes_baselines_from_the_weight_0_run_and_keeps_other_settings_rows(committed, monkeypatch):
     finished = {"ablation-scale-1-learned-none-local0-s0": _metrics(13.0),
                 "ablation-scale-1-learned-advent-local0-st-s0": _metrics(13.5, 12.0),

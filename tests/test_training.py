@@ -225,3 +225,17 @@ def test_a_non_finite_loss_between_log_steps_stops_training_naming_its_own_itera
     with pytest.raises(UserError, match=r"^training stopped at iteration 2: loss term 'loss_seg/main' is inf "):
         train(state, cfg, [None], None, torch.device("cpu"), RunOptions(live=live, progress=False))
     assert live.steps == []  # nothing of the interval is logged
+
+
+def test_cpu_threads_sets_torchs_thread_count_and_auto_leaves_it(monkeypatch):
+    import torch
+
+    from globallocal.runtime import use_cpu_threads
+    before = torch.get_num_threads()
+    try:
+        use_cpu_threads("auto")
+        assert torch.get_num_threads() == before
+        use_cpu_threads(3)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

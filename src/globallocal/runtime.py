@@ -23,6 +23,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_cpu_threads(count: int | str) -> None:
+    """``train.cpu_threads``: torch's intra-op CPU threads for this process; ``auto`` leaves torch's default."""
+    if count != "auto":
+        torch.set_num_threads(count)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, numpy and torch; returns a CPU generator for data shuffling."""
     random.seed(seed)

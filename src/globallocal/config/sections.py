@@ -26,6 +26,7 @@ from globallocal.config.values import (
     number,
     path,
     size,
+    threads,
 )
 from globallocal.data.synthetic import SHIFT_SEVERITIES, SHIFTS
 from globallocal.errors import UserError
@@ -138,6 +139,7 @@ class TrainSection:
     rdzv_endpoint: str = endpoint()
     snapshot_every: int = integer()
     keep_snapshots: int = integer(minimum=1)
+    cpu_threads: int | str = threads()
 
 
 @dataclass(frozen=True)

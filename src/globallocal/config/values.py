@@ -176,6 +176,13 @@ def workers() -> Any:
     return declared(check)
 
 
+def threads() -> Any:
+    """A thread count (at least 1), or ``auto`` (torch's default: ``runtime.use_cpu_threads``)."""
+    def check(value, key):
+        return "auto" if value == "auto" else _number_value(value, key, 1, integer=True, strict=False)
+    return declared(check)
+
+
 def class_names() -> Any:
     """A list of Cityscapes class names -> their train ids."""
     def check(value, key):

@@ -24,6 +24,9 @@ DVC = [sys.executable, "-m", "dvc"]
 ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            PYTHONPATH=os.pathsep.join(filter(None, ("src", os.environ.get("PYTHONPATH")))),
            OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+#: Set on every queued experiment: one torch thread per job, as a param, so that DVC's run cache keys the job's
+#: stages apart from a default `dvc repro`'s (a CPU run's numbers depend on the thread count).
+JOB_PARAMS = {"train.cpu_threads": 1}
 METRICS_FILE = "reports/metrics.json"
 #: Target dev mIoU; experiments of older commits hold it under "dev" in METRICS_FILE instead.
 METRICS_DEV_FILE = "reports/metrics_dev.json"
@@ -141,7 +144,8 @@ def run_all(runs: dict[str, dict], jobs: int) -> dict[str, dict]:
                      f"run's. Remove it (`dvc exp remove {name}`) or give the run another name (ablation --tag)")
     missing = [name for name in runs if name not in done and name not in _queued_or_running()]
     for name in missing:
-        sets = [flag for key, value in runs[name].items() for flag in ("-S", f"{key}={json.dumps(value)}")]
+        overrides = {**JOB_PARAMS, **runs[name]}
+        sets = [flag for key, value in overrides.items() for flag in ("-S", f"{key}={json.dumps(value)}")]
         subprocess.run(DVC + ["exp", "run", "--queue", "-n", name, *sets], check=True, env=ENV,
                        stdout=subprocess.DEVNULL)
     if missing:
