@@ -155,23 +155,25 @@ def ablation(seeds: list[int], jobs: int, no_run: bool, selftrain: bool = True, 
                                          probes.get(name)))
     # A row this call did not score again stays, even of this cell: experiments lost with a machine (DVC's refs
     # are local) or seeds run in an earlier call keep their committed rows; a row scored again replaces its own.
-    here = (cell["shift"], cell["bn"], setting, cell["stats"], cell["backbone"])
+    def cell_key(row: dict) -> tuple:
+        return row["shift"], row["bn"], row["setting"], row["stats"], row["backbone"]
+
     def run_key(row: dict) -> tuple:
         return str(row["family"]), int(row["local"]), int(row["selftrain"]), int(row["seed"])
+    here = cell_key(cell)
     scored = {run_key(row) for row in rows}
-    earlier = [row for row in read_ablation(ABLATION_FILE) if run_key(row) not in scored or (
-        row["shift"], row["bn"], row["setting"], row["stats"], row["backbone"]) != here]
+    earlier = [row for row in read_ablation(ABLATION_FILE) if cell_key(row) != here or run_key(row) not in scored]
     write_csv(ABLATION_FILE, earlier + rows)
-    rows = [row for row in earlier if (row["shift"], row["bn"], row["setting"], row["stats"], row["backbone"])
-            == here] + rows
-    seeds = sorted({int(row["seed"]) for row in rows})
+    rows = [row for row in earlier if cell_key(row) == here] + rows
+    table_seeds = sorted({int(row["seed"]) for row in rows})
     table = alignment_table([row for row in rows if not row["selftrain"]], FAMILIES)
     if any(row["selftrain"] for row in rows):  # this call's or kept from an earlier one
         table += "\n\n" + selftrain_table(rows)
+    other = backbone_label(sets)
     out = Path("reports/ablation.md") if ablation_prefix(sets) == "ablation" and not tag else Path(
-        f"reports/ablation_{cell['shift']}_{cell['bn']}" + (f"_{backbone_label(sets)}" if backbone_label(sets) else "")
+        f"reports/ablation_{cell['shift']}_{cell['bn']}" + (f"_{other}" if other else "")
         + (f"_{tag}" if tag else "") + ".md")
-    header = f"Cell: shift {cell['shift']}, bn {cell['bn']}, setting {setting}; seeds {seeds}."
+    header = f"Cell: shift {cell['shift']}, bn {cell['bn']}, setting {setting}; seeds {table_seeds}."
     if family_sets:
         overrides = (f"{family}: " + ", ".join(f"`{k}={v}`" for k, v in values.items())
                      for family, values in family_sets.items())
