@@ -132,11 +132,12 @@ def apply_command(params_file, capsys, *sets) -> list[str]:
 def test_apply_prints_every_change_old_to_new(params_file, monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
     lines = apply_command(params_file, capsys, "data.source_root=/datasets/GTA5")
-    assert lines[0] == f"{params_file}: preset 'paper_gta5' applied, 26 keys changed:"
+    assert lines[0] == f"{params_file}: preset 'paper_gta5' applied, 27 keys changed:"
     assert "  data.source_root: data/synthetic/gta5 -> /datasets/GTA5" in lines
     assert "  pretrain.iterations: 300 -> 120000" in lines
     assert "  data.train_crop: [192, 96] -> null" in lines  # the paper sizes train uncropped, as ADVENT
     assert "  adapt.bn_stats: reestimate -> mixed" in lines  # the reference code's statistics at paper size
+    assert "  selftrain.bn_stats: reestimate -> mixed" in lines
     assert not any("reverts" in line for line in lines)  # a first apply undoes no --set
 
 
