@@ -95,6 +95,15 @@ def test_family_overrides_go_to_that_family_only_under_the_tag(committed):
         main_table.ablation_runs([2], CELL, False, (), ("advent",), weights)
 
 
+def test_a_family_override_of_the_local_weight_leaves_the_run_without_local_alignment_at_zero(committed):
+    local = {"adaptsegnet": {"adapt.lambda_adv_local": 0.1, "adapt.local_representation": "self_information"}}
+    runs = main_table.ablation_runs([0], CELL, False, (), ("adaptsegnet",), local, "dev-local")
+    assert runs[("adaptsegnet", 1, 0)][1]["adapt.lambda_adv_local"] == 0.1
+    assert runs[("adaptsegnet", 0, 0)][1]["adapt.lambda_adv_local"] == 0
+    assert runs[("adaptsegnet", 0, 0)][1]["adapt.local_representation"] == "self_information"
+    assert runs[("none", 0, 0)][1]["adapt.lambda_adv_local"] == 0
+
+
 def test_params_mismatch_names_each_override_a_finished_experiment_did_not_run():
     recorded = {"seed": 0, "adapt": {"global_family": "advent", "lambda_adv_local": 1.0},
                 "selftrain": {"iterations": 150}}

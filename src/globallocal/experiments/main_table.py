@@ -95,9 +95,9 @@ def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_famil
             overrides = {**sets, "adapt.global_family": family, "seed": seed}
             if family == "source_only":
                 overrides = {**sets, "selftrain.start": "source_only", "seed": seed}
-            elif family == "none" or not local:
-                overrides["adapt.lambda_adv_local"] = 0
             overrides.update(family_sets.get(family, {}))
+            if family != "source_only" and (family == "none" or not local):  # after the family's overrides:
+                overrides["adapt.lambda_adv_local"] = 0                       # `local = 0` never aligns locally
             selftrains = selftrain and family in selftrain_families and (
                 family == "source_only" or local in selftrain_locals)
             if selftrains:
