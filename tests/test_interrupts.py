@@ -19,9 +19,15 @@ class SigintHandlerOfTheWorker:
 
 
 def test_loader_workers_ignore_ctrl_c_so_that_the_training_process_decides_when_to_stop():
-    batch = next(iter(train_loader(SigintHandlerOfTheWorker(), 2, seed=0, num_workers=1)))
-    assert batch["ignores_sigint"].tolist() == [True, True]
-    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # the training process keeps its own
+    # Python's own Ctrl-C handler in the training process, whatever this test was started with (a shell that
+    # starts a command in the background hands it SIGINT already ignored, which the workers would inherit).
+    started_with = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        batch = next(iter(train_loader(SigintHandlerOfTheWorker(), 2, seed=0, num_workers=1)))
+        assert batch["ignores_sigint"].tolist() == [True, True]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the training process keeps its own
+    finally:
+        signal.signal(signal.SIGINT, started_with)
 
 
 def test_the_handlers_are_installed_only_while_enabled_and_restored_after():
