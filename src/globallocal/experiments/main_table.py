@@ -96,8 +96,8 @@ def ablation_runs(seeds: list[int], sets: dict, selftrain: bool, selftrain_famil
             if family == "source_only":
                 overrides = {**sets, "selftrain.start": "source_only", "seed": seed}
             overrides.update(family_sets.get(family, {}))
-            if family != "source_only" and (family == "none" or not local):  # after the family's overrides:
-                overrides["adapt.lambda_adv_local"] = 0                       # `local = 0` never aligns locally
+            if family != "source_only" and not local:  # after the family's overrides (weight 0 is keyed local 0):
+                overrides["adapt.lambda_adv_local"] = 0     # `local = 0` never aligns locally
             selftrains = selftrain and family in selftrain_families and (
                 family == "source_only" or local in selftrain_locals)
             if selftrains:
