@@ -81,6 +81,8 @@ def test_the_table_shows_the_host_syncs_per_step_with_their_sources():
 
 
 def test_the_sync_count_part_runs_on_the_cpu_in_a_dry_run(tmp_path):
-    result = gpu_check.part_syncs(gpu_check.Budget(600.0), tmp_path, dry_run=True)
+    # The dry run's own scale (as the script's --cpu-dry-run): the part's 40-s GPU cap timed out on a loaded CPU.
+    budget = gpu_check.Budget(1800.0, scale=gpu_check.DRY_RUN_BUDGET_S / gpu_check.GPU_BUDGET_S)
+    result = gpu_check.part_syncs(budget, tmp_path, dry_run=True)
     assert result["status"] == 0, result.get("output_tail")
     assert result["device"] == "cpu" and result["syncs_per_step"] == [0, 0, 0, 0]  # nothing synchronises on a CPU
