@@ -95,6 +95,6 @@ def goals_by_setting(rows: list[dict]) -> str:
         if setting == COMMITTED_SETTING:
             parts.append(goals_table(by_cell))
         elif any(check(goal, by_cell.get(cell, []))["seeds"] for goal in GOALS for cell in goal.cells):
-            parts.append(f"Setting `{setting}` (its own weights; its weight-0, AdaBN and oracle rows are the same "
-                         f"runs as the committed table's):\n\n" + goals_table(by_cell, show_missing=False))
+            parts.append(f"Setting `{setting}` (its own weights; each model paired with the weight-0, AdaBN and oracle "
+                         f"runs of its own setting and seed):\n\n" + goals_table(by_cell, show_missing=False))
     return "\n\n".join(parts)
